@@ -1,0 +1,184 @@
+//! voice-ua: the command line. Parses flags, loads the configuration, sets up
+//! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM)
+//! or `check` (validate and print the effective settings).
+
+mod config;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use config::{ConfigError, Overrides, PASSWORD_ENV};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use voice_ua_sip::{RegStatus, SipAgent};
+
+const EXAMPLES: &str = "\
+Examples:
+  voice-ua register --ext 9000 --pbx 192.168.1.10        (password from VOICE_UA_SIP_PASSWORD)
+  voice-ua register --config /etc/voice-ua/voice-ua.toml
+  voice-ua check --config conf/voice-ua.example.toml
+  RUST_LOG=debug voice-ua --log-format json register --ext 9000 --pbx ucm.lan:5060";
+
+#[derive(Parser, Debug)]
+#[command(name = "voice-ua", version, about = "An AI voice agent as a drop-in extension on a SIP PBX", after_help = EXAMPLES)]
+struct Cli {
+    /// Configuration file (default: ./voice-ua.toml, then /etc/voice-ua/voice-ua.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log filter, RUST_LOG syntax (RUST_LOG itself wins when set), e.g. "info" or "debug,rsipstack=info".
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Register as an extension on the PBX and stay registered until stopped.
+    #[command(after_help = EXAMPLES)]
+    Register(RegisterArgs),
+    /// Validate the configuration and print the effective settings (secrets masked).
+    Check(RegisterArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct RegisterArgs {
+    /// Extension to register as, e.g. 9000.
+    #[arg(long = "ext", value_name = "EXTENSION")]
+    ext: Option<String>,
+    /// The PBX (registrar): HOST or HOST:PORT.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pbx: Option<String>,
+    /// SIP password. Prefer VOICE_UA_SIP_PASSWORD or sip.password_file: argv is visible to other users.
+    #[arg(long, value_name = "P")]
+    password: Option<String>,
+    /// Authentication user, when it differs from the extension.
+    #[arg(long, value_name = "U")]
+    auth_user: Option<String>,
+    /// Only answer challenges for this realm.
+    #[arg(long, value_name = "R")]
+    realm: Option<String>,
+    /// Signalling transport: udp or tcp.
+    #[arg(long, value_name = "udp|tcp")]
+    transport: Option<String>,
+    /// Local address to listen on [default: 0.0.0.0:5060].
+    #[arg(long, value_name = "IP:PORT")]
+    bind: Option<String>,
+    /// Address to advertise in Contact/Via when it differs from the bound one.
+    #[arg(long, value_name = "IP")]
+    public_addr: Option<String>,
+    /// Registration lifetime to ask for, seconds [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    expires: Option<u32>,
+}
+
+impl RegisterArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            extension: self.ext.clone(),
+            pbx: self.pbx.clone(),
+            password: self.password.clone(),
+            auth_user: self.auth_user.clone(),
+            realm: self.realm.clone(),
+            transport: self.transport.clone(),
+            bind: self.bind.clone(),
+            public_addr: self.public_addr.clone(),
+            expires: self.expires,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("voice-ua: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (path, file) = config::load(cli.config.as_deref())?;
+    let args = match &cli.command {
+        Command::Register(a) | Command::Check(a) => a,
+    };
+    let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
+    match cli.command {
+        Command::Check(_) => {
+            print!("{}", config::describe(&settings, path.as_deref()));
+            println!("configuration OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Register(_) => {
+            let format = match cli.log_format {
+                Some(f) => f,
+                None => match file.log.format.as_deref() {
+                    None | Some("human") => LogFormat::Human,
+                    Some("json") => LogFormat::Json,
+                    Some(other) => {
+                        return Err(ConfigError::Invalid {
+                            key: "log.format",
+                            value: other.into(),
+                            why: "use human or json".into(),
+                        }
+                        .into())
+                    }
+                },
+            };
+            init_logging(format, cli.log.or(file.log.filter))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(register(settings))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    // rsipstack logs every packet at info: keep it at warn unless asked.
+    let default = filter.unwrap_or_else(|| "info".into());
+    let directives = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or(default);
+    let directives =
+        if directives.contains("rsipstack") { directives } else { format!("{directives},rsipstack=warn") };
+    let filter = EnvFilter::try_new(&directives).map_err(|e| {
+        anyhow::anyhow!("log filter \"{directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
+    })?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn register(settings: voice_ua_sip::SipSettings) -> anyhow::Result<ExitCode> {
+    let agent = SipAgent::start(settings).await?;
+    shutdown_signal().await?;
+    tracing::info!("stopping: un-registering");
+    match agent.shutdown().await {
+        RegStatus::Stopped => {}
+        other => tracing::warn!(?other, "stopped before the un-register finished"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

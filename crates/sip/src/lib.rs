@@ -1,0 +1,27 @@
+//! voice-ua's SIP signalling: registration as a PBX extension and the answers every
+//! out-of-dialog request gets.
+//!
+//! The protocol logic is sans-IO — [`registration::Registrar`] (what to send and
+//! when), [`digest`] (RFC 7616 digest answers), [`message`] (the little SIP text
+//! reading and writing the cores need), [`bad_request`] (a 400 for a request the
+//! parser rejects) — and is driven in virtual time by the tests. The tokio shell in
+//! [`agent`] wires those cores to rsipstack, which never leaks out of this crate: the
+//! binary only sees [`SipSettings`], [`SipAgent`] and [`RegStatus`].
+
+pub mod bad_request;
+pub mod digest;
+pub mod error;
+pub mod keepalive;
+pub mod message;
+pub mod ratelimit;
+pub mod registration;
+
+mod agent;
+mod guarded_udp;
+pub mod ids;
+mod router;
+mod settings;
+
+pub use agent::{RegStatus, SipAgent};
+pub use error::SipError;
+pub use settings::{KeepaliveMode, SipSettings, Transport};

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of voice-ua: unit and property tests, in-process end-to-end tests,
+# and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp). Installs the
+# Debian packages the interop ring needs when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} (Debian packages for the interop tests)"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# The interop tests run the real binary: build it first.
+cargo build --workspace --bins
+VOICE_UA_REQUIRE_INTEROP=1 cargo test --workspace --all-targets

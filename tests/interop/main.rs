@@ -1,0 +1,20 @@
+//! Interop test ring: the `voice-ua` binary against real SIP peers on
+//! 127.0.0.1 — Kamailio 5.6 as a registrar with digest auth
+//! (`register_kamailio`) and sipp playing scripted registrars
+//! (`register_sipp`). `selfcheck` proves the peers' configs and the
+//! harness with sipp as the UA, without voice-ua.
+//!
+//! Needs `kamailio`, `kamcmd` and `sipp` (Debian: kamailio, sip-tester).
+//! When they are missing each test prints a SKIP line and passes, unless
+//! `VOICE_UA_REQUIRE_INTEROP=1`, which turns that into a failure.
+//! The binary under test is `$VOICE_UA_BIN`, else `<target>/debug/voice-ua`
+//! next to this test executable: build it first with `cargo build -p voice-ua`.
+//!
+//! Each test starts its own peers on fresh ports in its own run directory
+//! (under `$TMPDIR/voice-ua-interop/`, kept when the test fails), so tests
+//! run in parallel.
+
+mod register_kamailio;
+mod register_sipp;
+mod selfcheck;
+mod support;
