@@ -13,8 +13,10 @@ pub mod digest;
 pub mod error;
 pub mod keepalive;
 pub mod message;
+pub mod negotiate;
 pub mod ratelimit;
 pub mod registration;
+pub mod sdp;
 
 mod agent;
 mod guarded_udp;
