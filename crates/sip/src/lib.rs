@@ -11,12 +11,15 @@
 pub mod bad_request;
 pub mod digest;
 pub mod error;
+pub mod gate;
+pub mod info_dtmf;
 pub mod keepalive;
 pub mod message;
 pub mod negotiate;
 pub mod ratelimit;
 pub mod registration;
 pub mod sdp;
+pub mod session_timer;
 
 mod agent;
 mod guarded_udp;
