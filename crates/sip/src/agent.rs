@@ -3,13 +3,15 @@
 //! requests, and the registration driver (which also sends the NAT keepalive and
 //! un-registers on shutdown). Everything that decides lives in the sans-IO modules.
 
+use crate::calls::{CallRegistry, IncomingCall};
 use crate::error::SipError;
+use crate::gate::CallGate;
 use crate::guarded_udp::GuardedUdp;
 use crate::ids::IdSource;
 use crate::keepalive::{options_request, CRLF_PING};
 use crate::message::{split_host_port, ResponseView};
 use crate::registration::{Failure, OutgoingRegister, RegEvent, Registrar, RegistrarConfig};
-use crate::router::route_incoming;
+use crate::router::{route_incoming, CallRouting};
 use crate::settings::{KeepaliveMode, SipSettings, Transport};
 use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
@@ -48,6 +50,7 @@ pub struct SipAgent {
     driver: JoinHandle<()>,
     local_addr: SocketAddr,
     contact: SocketAddr,
+    calls: Option<tokio::sync::mpsc::Receiver<IncomingCall>>,
 }
 
 impl SipAgent {
@@ -85,7 +88,22 @@ impl SipAgent {
         let incoming = endpoint.incoming_transactions()?;
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { endpoint.serve().await });
-        tokio::spawn(route_incoming(incoming, stop_all.child_token()));
+        let (routing, calls) = if settings.accept_calls {
+            let dialogs = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(inner.clone()));
+            let (states, state_rx) = dialogs.new_dialog_state_channel();
+            let gate = CallGate::new(pbx.ip(), settings.allow.clone(), settings.max_calls);
+            let registry = CallRegistry::new(gate, dialogs);
+            tokio::spawn(registry.clone().dispatch(state_rx));
+            let tp = if settings.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+            let contact_uri =
+                rsipstack::sip::Uri::try_from(format!("sip:{}@{contact}{tp}", settings.extension).as_str())
+                    .map_err(|e| SipError::Stack(format!("bad contact: {e}")))?;
+            let (call_tx, call_rx) = tokio::sync::mpsc::channel(16);
+            (Some(CallRouting { registry, calls: call_tx, states, contact: contact_uri }), Some(call_rx))
+        } else {
+            (None, None)
+        };
+        tokio::spawn(route_incoming(incoming, routing, stop_all.child_token()));
 
         let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
         let cfg = RegistrarConfig {
@@ -125,7 +143,12 @@ impl SipAgent {
         };
         let driver = tokio::spawn(driver.run(stop_registration.clone()));
         tracing::info!(local = %local_addr, %contact, pbx = %pbx, "SIP user agent started");
-        Ok(SipAgent { status, stop_registration, stop_all, driver, local_addr, contact })
+        Ok(SipAgent { status, stop_registration, stop_all, driver, local_addr, contact, calls })
+    }
+
+    /// The stream of incoming calls (once; only with `accept_calls`).
+    pub fn take_calls(&mut self) -> Option<tokio::sync::mpsc::Receiver<IncomingCall>> {
+        self.calls.take()
     }
 
     /// Follow the registration state.

@@ -22,11 +22,13 @@ pub mod sdp;
 pub mod session_timer;
 
 mod agent;
+mod calls;
 mod guarded_udp;
 pub mod ids;
 mod router;
 mod settings;
 
 pub use agent::{RegStatus, SipAgent};
+pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest};
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};

@@ -1,14 +1,31 @@
-//! Answers for requests that arrive outside any dialog. Until calls exist
-//! (a later stage), every such request gets a deliberate answer here: OPTIONS
-//! (the PBX's qualify) a quick 200 with Allow/Accept, INVITE 480, a stray BYE or
-//! CANCEL 481, an unsolicited NOTIFY (message waiting) 200, anything else 405.
+//! Where every incoming request goes. In-dialog requests go to their dialog (481
+//! when there is none). A new INVITE passes the security gate (403 for anyone but
+//! the PBX, 486 over the call limit) and the session-timer check (422), then
+//! becomes an `IncomingCall` for the application — or 480 when the application
+//! takes no calls. Everything else outside a dialog gets a deliberate answer:
+//! OPTIONS (the PBX's qualify) a quick 200 with Allow/Accept, a stray BYE or CANCEL
+//! 481, an unsolicited NOTIFY (message waiting) 200, anything else 405.
 
+use crate::calls::{timer_request, CallInfo, CallRegistry, IncomingCall};
+use crate::gate::Admission;
 use crate::registration::ALLOWED_METHODS;
+use crate::session_timer::TimerDecision;
+use rsipstack::dialog::dialog::{Dialog, DialogStateSender};
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// What the router needs to hand calls to the application.
+#[derive(Clone)]
+pub(crate) struct CallRouting {
+    pub(crate) registry: CallRegistry,
+    pub(crate) calls: mpsc::Sender<IncomingCall>,
+    pub(crate) states: DialogStateSender,
+    pub(crate) contact: rsipstack::sip::Uri,
+}
 
 /// What to answer a request outside a dialog with: status and extra headers.
 pub(crate) fn out_of_dialog_answer(
@@ -30,14 +47,111 @@ pub(crate) fn out_of_dialog_answer(
     })
 }
 
-pub(crate) async fn route_incoming(mut incoming: TransactionReceiver, cancel: CancellationToken) {
+pub(crate) async fn route_incoming(
+    mut incoming: TransactionReceiver,
+    routing: Option<CallRouting>,
+    cancel: CancellationToken,
+) {
     loop {
         let tx = tokio::select! {
             tx = incoming.recv() => tx,
             _ = cancel.cancelled() => break,
         };
         let Some(tx) = tx else { break };
+        match &routing {
+            Some(r) => route_with_calls(tx, r),
+            None => {
+                tokio::spawn(answer(tx));
+            }
+        }
+    }
+}
+
+fn route_with_calls(mut tx: Transaction, r: &CallRouting) {
+    let has_to_tag = tx.original.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_some();
+    if has_to_tag {
+        match r.registry.dialogs.match_dialog(&tx) {
+            Some(Dialog::Invite(mut d)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = d.handle(&mut tx).await {
+                        tracing::debug!(error = %e, "in-dialog request ended with an error");
+                    }
+                });
+            }
+            _ => {
+                tokio::spawn(answer(tx));
+            }
+        }
+        return;
+    }
+    if tx.original.method != rsipstack::sip::Method::Invite {
         tokio::spawn(answer(tx));
+        return;
+    }
+    let r = r.clone();
+    tokio::spawn(async move { offer_call(tx, r).await });
+}
+
+/// A new INVITE: gate, timer check, then a dialog and an `IncomingCall`.
+async fn offer_call(mut tx: Transaction, r: CallRouting) {
+    let source =
+        tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok());
+    let from = tx.original.from_header().map(|f| f.value().to_string()).unwrap_or_default();
+    let Some(source) = source else {
+        let _ = tx.reply(StatusCode::ServerInternalError).await;
+        return;
+    };
+    let admission = r.registry.gate.lock().map(|mut g| g.admit(source.ip())).unwrap_or(Admission::Busy);
+    if let Some(status) = admission.status() {
+        tracing::warn!(%source, %from, status, "incoming call refused: {}", match admission {
+            Admission::Forbidden => "not from the PBX (add it to calls.allow if it is legitimate)",
+            _ => "the concurrent call limit is reached",
+        });
+        let _ = tx.reply(StatusCode::from(status)).await;
+        return;
+    }
+    let release = |r: &CallRouting| {
+        if let Ok(mut g) = r.registry.gate.lock() {
+            g.call_ended();
+        }
+    };
+    let timer = timer_request(&tx.original);
+    if let TimerDecision::TooSmall { min_se } = TimerDecision::decide(&timer) {
+        release(&r);
+        let _ = tx
+            .reply_with(StatusCode::from(422), vec![Header::Other("Min-SE".into(), min_se.to_string())], None)
+            .await;
+        return;
+    }
+    let dialog = match r.registry.dialogs.get_or_create_server_invite(
+        &tx,
+        r.states.clone(),
+        None,
+        Some(r.contact.clone()),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            release(&r);
+            tracing::warn!(error = %e, "cannot create a dialog for the INVITE");
+            let _ = tx.reply(StatusCode::ServerInternalError).await;
+            return;
+        }
+    };
+    let info = CallInfo {
+        sip_call_id: tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default(),
+        from,
+        to: tx.original.to_header().map(|t| t.value().to_string()).unwrap_or_default(),
+        source,
+        offer: (!tx.original.body.is_empty()).then(|| tx.original.body.clone()),
+        timer,
+    };
+    let call = r.registry.new_call(info, dialog.clone());
+    if r.calls.send(call).await.is_err() {
+        let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+    }
+    let mut dialog = dialog;
+    if let Err(e) = dialog.handle(&mut tx).await {
+        tracing::debug!(error = %e, "INVITE transaction ended with an error");
     }
 }
 

@@ -58,6 +58,12 @@ pub struct SipSettings {
     /// Re-register with the address the registrar saw (Via received/rport) when it differs.
     pub follow_nat: bool,
     pub user_agent: String,
+    /// Hand INVITEs to the application (`SipAgent::take_calls`); otherwise 480.
+    pub accept_calls: bool,
+    /// Addresses besides the registrar's that may send INVITEs.
+    pub allow: Vec<IpAddr>,
+    /// Concurrent calls; more get 486 Busy Here.
+    pub max_calls: usize,
 }
 
 impl SipSettings {
@@ -79,6 +85,9 @@ impl SipSettings {
             keepalive_interval: Duration::from_secs(25),
             follow_nat: true,
             user_agent: concat!("voice-ua/", env!("CARGO_PKG_VERSION")).to_string(),
+            accept_calls: false,
+            allow: Vec::new(),
+            max_calls: 4,
         }
     }
 }

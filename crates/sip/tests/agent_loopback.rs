@@ -2,68 +2,13 @@
 //! socket that challenges, grants, qualifies with OPTIONS, rings with an INVITE,
 //! sends broken requests, and watches the keepalive and the un-register.
 
+mod common;
+
+use common::{header, reply, request, FakePbx, PW};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use voice_ua_sip::{KeepaliveMode, RegStatus, SipAgent, SipSettings};
-
-const PW: &str = "loopback-pw";
-
-struct FakePbx {
-    sock: UdpSocket,
-}
-
-impl FakePbx {
-    async fn recv(&self) -> (String, SocketAddr) {
-        let mut buf = vec![0u8; 65536];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(5), self.sock.recv_from(&mut buf))
-            .await
-            .expect("voice-ua sent something within 5 s")
-            .expect("recv");
-        (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
-    }
-
-    /// The next SIP message that is not a keepalive.
-    async fn recv_sip(&self) -> (String, SocketAddr) {
-        loop {
-            let (m, from) = self.recv().await;
-            if !m.trim().is_empty() {
-                return (m, from);
-            }
-        }
-    }
-
-    async fn send(&self, text: &str, to: SocketAddr) {
-        self.sock.send_to(text.as_bytes(), to).await.expect("send");
-    }
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.split("\r\n").find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn reply(req: &str, status: &str, extra: &str) -> String {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
-        out.push_str(&format!("{name}: {}\r\n", header(req, name).unwrap_or("")));
-    }
-    out.push_str(&format!(
-        "To: {};tag=pbx\r\n{extra}Content-Length: 0\r\n\r\n",
-        header(req, "To").unwrap_or("")
-    ));
-    out
-}
-
-fn request(method: &str, cseq: u32, extra: &str) -> String {
-    format!(
-        "{method} sip:9000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK{method}{cseq}\r\n\
-         From: <sip:pbx@127.0.0.1>;tag=p{cseq}\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: {method}-{cseq}@pbx\r\n\
-         CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
-}
 
 /// Answer REGISTERs until one with credentials is granted; returns the agent's address.
 async fn register_flow(pbx: &FakePbx) -> SocketAddr {
