@@ -1,0 +1,20 @@
+//! voice-ua's agent side: the seam between a call and an AI voice agent.
+//!
+//! - [`provider`] owns the contract: [`AgentProvider`] opens an [`AgentSession`] for one
+//!   call, and the session carries audio, digits and events both ways over bounded
+//!   channels without allocating per frame.
+//! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
+//!   own words back after they pause, like a PBX echo-test extension.
+//! - [`error`] holds the crate's one error type, [`AgentError`].
+
+pub mod echo;
+pub mod error;
+pub mod provider;
+
+pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
+
+pub use error::AgentError;
+pub use provider::{
+    AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
+    Role, SessionEnd, SessionStats,
+};

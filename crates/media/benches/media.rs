@@ -1,0 +1,143 @@
+//! Criterion benchmarks for the media hot paths (figures in docs/performance.md, `## Media`).
+//!
+//! Run: `cargo bench -p voice-ua-media --bench media`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use voice_ua_media::g711::{self, Law};
+use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
+use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
+use voice_ua_media::resample::Resampler;
+use voice_ua_media::rtp::{RtpHeader, RtpPacket};
+
+fn g711_codec(c: &mut Criterion) {
+    let pcm: Vec<i16> = (0..65536u32).map(|i| (i as i16).wrapping_mul(7)).collect();
+    let mut codes = vec![0u8; pcm.len()];
+    let mut back = vec![0i16; pcm.len()];
+    let mut group = c.benchmark_group("g711");
+    group.throughput(Throughput::Elements(pcm.len() as u64));
+    group.bench_function("ulaw_encode", |b| b.iter(|| g711::encode_ulaw(black_box(&pcm), &mut codes)));
+    group.bench_function("alaw_encode", |b| b.iter(|| g711::encode_alaw(black_box(&pcm), &mut codes)));
+    g711::encode_ulaw(&pcm, &mut codes);
+    group.bench_function("ulaw_decode", |b| b.iter(|| g711::decode_ulaw(black_box(&codes), &mut back)));
+    group.bench_function("alaw_decode", |b| b.iter(|| g711::decode_alaw(black_box(&codes), &mut back)));
+    group.bench_function("ulaw_to_alaw", |b| b.iter(|| g711::ulaw_to_alaw_in_place(black_box(&mut codes))));
+    group.finish();
+}
+
+fn rtp_parse(c: &mut Criterion) {
+    let header = RtpHeader { marker: false, payload_type: 0, sequence: 1, timestamp: 160, ssrc: 7 };
+    let mut plain = [0u8; 172];
+    header.write_packet(&[0xFF; 160], &mut plain).expect("fits");
+    let csrcs = [0, 0, 0, 1, 0, 0, 0, 2];
+    let ext_data = [1u8; 8];
+    let full_packet = RtpPacket::new(header, &[0xFF; 160])
+        .with_csrc_bytes(&csrcs)
+        .and_then(|p| p.with_extension(voice_ua_media::rtp::Extension { profile: 0xBEDE, data: &ext_data }))
+        .expect("valid")
+        .with_padding(4);
+    let mut full = [0u8; 256];
+    let n = full_packet.write(&mut full).expect("fits");
+    let full = &full[..n];
+    let mut group = c.benchmark_group("rtp_parse");
+    for (name, bytes) in [("plain_172B", &plain[..]), ("csrc_ext_pad", full)] {
+        group.bench_function(format!("ours/{name}"), |b| {
+            b.iter(|| {
+                let p = RtpPacket::parse(black_box(bytes)).expect("valid");
+                black_box((p.header.sequence, p.payload().len()))
+            })
+        });
+        group.bench_function(format!("rtp-rs/{name}"), |b| {
+            b.iter(|| {
+                let p = rtp_rs::RtpReader::new(black_box(bytes)).expect("valid");
+                black_box((p.sequence_number(), p.payload().len()))
+            })
+        });
+    }
+    group.bench_function("ours/write_172B", |b| {
+        let mut out = [0u8; 172];
+        b.iter(|| header.write_packet(black_box(&[0xFF; 160]), &mut out))
+    });
+    group.finish();
+}
+
+fn jitter_push_pop(c: &mut Criterion) {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let payload = [0x55u8; 160];
+    let mut k: u32 = 0;
+    c.bench_function("jitter/push+pop per packet", |b| {
+        b.iter(|| {
+            let now = t0 + Duration::from_millis(20) * k;
+            let header = RtpHeader {
+                marker: false,
+                payload_type: 0,
+                sequence: k as u16,
+                timestamp: k.wrapping_mul(160),
+                ssrc: 1,
+            };
+            jb.push(now, &RtpPacket::new(header, &payload));
+            let frame = jb.pop(now + Duration::from_millis(1));
+            k = k.wrapping_add(1);
+            black_box(frame.samples[0])
+        })
+    });
+}
+
+fn pacer_tick(c: &mut Criterion) {
+    let t0 = Instant::now();
+    let mut pacer = Pacer::new(PacerConfig::new(Law::Ulaw, 1, 0, 0), t0);
+    let pcm = [1000i16; 160];
+    let mut out = [0u8; PACKET_LEN];
+    let mut k: u32 = 0;
+    c.bench_function("pacer/push 20ms linear + tick", |b| {
+        b.iter(|| {
+            pacer.push_linear(black_box(&pcm));
+            let n = pacer.poll_transmit(t0 + Duration::from_millis(20) * k, &mut out);
+            k = k.wrapping_add(1);
+            black_box(n)
+        })
+    });
+}
+
+fn resample_frame(c: &mut Criterion) {
+    let mut group = c.benchmark_group("resample per 20 ms frame");
+    for (from, to) in [(8000u32, 16000u32), (8000, 24000), (16000, 8000), (24000, 8000), (48000, 8000)] {
+        let mut r = Resampler::new(from, to).expect("rate");
+        let input: Vec<i16> = (0..from / 50).map(|i| ((i * 97) % 4000) as i16 - 2000).collect();
+        let mut output = vec![0i16; to as usize / 50 + 4];
+        group.bench_function(format!("{from}->{to}"), |b| {
+            b.iter(|| r.process(black_box(&input), &mut output))
+        });
+    }
+    // The alternatives measured in tests/resample_quality.rs, same job, f32, no allocation.
+    for (from, to) in [(8000usize, 16000usize), (24000, 8000)] {
+        use rubato::Resampler as _;
+        let chunk = from / 50;
+        let input = vec![vec![0.25f32; chunk]];
+        let mut fft = rubato::FftFixedIn::<f32>::new(from, to, chunk, 1, 1).expect("fft");
+        let mut out = fft.output_buffer_allocate(true);
+        group.bench_function(format!("rubato-fft {from}->{to}"), |b| {
+            b.iter(|| fft.process_into_buffer(black_box(&input), &mut out, None))
+        });
+        let params = rubato::SincInterpolationParameters {
+            sinc_len: 256,
+            f_cutoff: 0.95,
+            interpolation: rubato::SincInterpolationType::Linear,
+            oversampling_factor: 256,
+            window: rubato::WindowFunction::BlackmanHarris2,
+        };
+        let mut sinc =
+            rubato::SincFixedIn::<f32>::new(to as f64 / from as f64, 1.0, params, chunk, 1).expect("sinc");
+        let mut out = sinc.output_buffer_allocate(true);
+        group.bench_function(format!("rubato-sinc {from}->{to}"), |b| {
+            b.iter(|| sinc.process_into_buffer(black_box(&input), &mut out, None))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, g711_codec, rtp_parse, jitter_push_pop, pacer_tick, resample_frame);
+criterion_main!(benches);

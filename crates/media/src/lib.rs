@@ -1,0 +1,31 @@
+//! voice-ua media core, sans-IO: bytes and an injected clock in, frames and actions out.
+//!
+//! Nothing here opens a socket, reads the system clock or spawns a task. Time is always
+//! passed in as `now: std::time::Instant`; tests drive it virtually (`start + n * 20 ms`).
+//! The per-frame paths allocate nothing in steady state and never panic on packet data.
+//!
+//! A call's receive path: datagram → [`SourceFilter::check`] → [`RtpPacket::parse`] →
+//! telephone-event payload type? [`DtmfReceiver::handle`] : [`JitterBuffer::push`]; every
+//! 20 ms [`JitterBuffer::pop`] yields one 8 kHz frame (→ [`Resampler`] → agent).
+//! Send path: agent audio → [`Resampler`] → [`Pacer::push_linear`]; on each timer
+//! ([`Pacer::poll_timeout`]) drain [`Pacer::poll_transmit`] into the socket;
+//! barge-in is [`Pacer::flush`], DTMF out is [`Pacer::send_dtmf`].
+
+pub mod dtmf;
+pub mod error;
+pub mod g711;
+pub mod jitter;
+pub mod pacer;
+pub mod plc;
+pub mod resample;
+pub mod rtp;
+pub mod source;
+
+pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, TelephoneEvent};
+pub use error::MediaError;
+pub use g711::Law;
+pub use jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, Pushed};
+pub use pacer::{Overflow, Pacer, PacerConfig, PacerStats};
+pub use resample::Resampler;
+pub use rtp::{RtpHeader, RtpPacket};
+pub use source::{Latching, SourceFilter, SourceVerdict};
