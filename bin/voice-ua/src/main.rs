@@ -2,12 +2,18 @@
 //! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM)
 //! or `check` (validate and print the effective settings).
 
+mod call;
 mod config;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use config::{ConfigError, Overrides, PASSWORD_ENV};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+use voice_ua_agent::{AgentProvider, EchoProvider};
+use voice_ua_media::JitterConfig;
 use voice_ua_sip::{RegStatus, SipAgent};
 
 const EXAMPLES: &str = "\
@@ -100,7 +106,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("voice-ua: error: {e:#}");
+            eprintln!("voice-ua: error: {e}");
             ExitCode::from(2)
         }
     }
@@ -112,9 +118,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Register(a) | Command::Check(a) => a,
     };
     let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
+    let calls = config::calls(&file)?;
     match cli.command {
         Command::Check(_) => {
             print!("{}", config::describe(&settings, path.as_deref()));
+            println!(
+                "calls:              up to {}, codecs {}, RTP ports {}-{}, media timeout {} s, allow {:?}",
+                calls.max_calls,
+                calls.codecs.iter().map(|c| c.encoding()).collect::<Vec<_>>().join(", "),
+                calls.rtp_ports.0,
+                calls.rtp_ports.1,
+                calls.media_timeout.as_secs(),
+                calls.allow
+            );
             println!("configuration OK");
             Ok(ExitCode::SUCCESS)
         }
@@ -136,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             init_logging(format, cli.log.or(file.log.filter))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(register(settings))
+            rt.block_on(register(settings, calls))
         }
     }
 }
@@ -161,10 +177,57 @@ fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn register(settings: voice_ua_sip::SipSettings) -> anyhow::Result<ExitCode> {
-    let agent = SipAgent::start(settings).await?;
-    shutdown_signal().await?;
-    tracing::info!("stopping: un-registering");
+async fn register(
+    mut settings: voice_ua_sip::SipSettings,
+    calls: config::CallSettings,
+) -> anyhow::Result<ExitCode> {
+    settings.accept_calls = true;
+    settings.allow = calls.allow.clone();
+    settings.max_calls = calls.max_calls;
+    let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
+    let bind_ip = settings.bind.ip();
+    let mut agent = SipAgent::start(settings).await?;
+    let mut incoming = agent.take_calls().ok_or_else(|| anyhow::anyhow!("the SIP agent offers no calls"))?;
+    let jitter = JitterConfig {
+        start_delay: calls.jitter_start,
+        min_delay: Duration::from_millis(20).min(calls.jitter_start),
+        max_delay: calls.jitter_max,
+    };
+    let cfg = Arc::new(call::CallConfig {
+        codecs: calls.codecs.clone(),
+        media_ip: agent.contact().ip(),
+        bind_ip,
+        ports: call::PortPool::new(calls.rtp_ports.0, calls.rtp_ports.1),
+        media_timeout: calls.media_timeout,
+        jitter,
+        domain,
+    });
+    tracing::info!(
+        "no Deepgram key configured: calls are answered by the echo agent (it repeats what the caller says)"
+    );
+    let provider: Arc<dyn AgentProvider> = Arc::new(EchoProvider::default());
+    let stop_calls = tokio_util::sync::CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            r = &mut signal => { r?; break; }
+            c = incoming.recv() => {
+                let Some(c) = c else { break };
+                let span = tracing::info_span!("call", id = %c.info.sip_call_id, from = %c.info.from);
+                span.in_scope(|| tracing::info!(source = %c.info.source, "incoming call"));
+                tasks.spawn(call::run_call(c, cfg.clone(), provider.clone(), stop_calls.clone()).instrument(span));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tracing::info!(calls = tasks.len(), "stopping: hanging up calls, then un-registering");
+    stop_calls.cancel();
+    let _ = tokio::time::timeout(Duration::from_millis(700), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     match agent.shutdown().await {
         RegStatus::Stopped => {}
         other => tracing::warn!(?other, "stopped before the un-register finished"),

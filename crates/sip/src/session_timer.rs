@@ -133,6 +133,10 @@ impl SessionTimer {
         self.refresher
     }
 
+    pub fn interval_secs(&self) -> u64 {
+        self.interval.as_secs()
+    }
+
     /// A refresh happened (theirs arrived, or ours succeeded).
     pub fn refreshed(&mut self, now: Instant) {
         self.last_refresh = now;

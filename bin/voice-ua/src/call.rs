@@ -1,0 +1,569 @@
+//! One call, start to end, in one owned task: negotiate the SDP, answer, open the
+//! agent, then run the whole data path —
+//!
+//!   socket → source filter → RTP parse → (telephone-event → digits) | jitter buffer
+//!          → 20 ms frame (PLC filled) → G.711 → agent
+//!   agent → pacer (one frame per tick, silence when empty, flush on barge-in) → socket
+//!
+//! — while answering the dialog's re-offers, digits, session timer and BYE. At the
+//! end, one summary line. The hot path reuses its buffers and never blocks: the agent
+//! is reached with `try_send`, the socket is non-blocking, and nothing takes a lock.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use voice_ua_agent::{AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit};
+use voice_ua_media::{
+    DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
+    SourceFilter, SourceVerdict,
+};
+use voice_ua_sip::negotiate::{Codec, MediaPlan, OfferAnswer};
+use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction, TimerDecision};
+use voice_ua_sip::{CallSignal, IncomingCall};
+
+/// What every call shares (from the configuration).
+#[derive(Debug)]
+pub struct CallConfig {
+    pub codecs: Vec<Codec>,
+    /// The address for our SDP (the SIP contact address).
+    pub media_ip: IpAddr,
+    /// The address RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    pub ports: PortPool,
+    pub media_timeout: Duration,
+    pub jitter: JitterConfig,
+    /// SIP domain, for transfer targets given as bare extensions.
+    pub domain: String,
+}
+
+/// RTP ports handed out round-robin from a range (even ports, RFC 3550 §11).
+#[derive(Debug)]
+pub struct PortPool {
+    first: u16,
+    last: u16,
+    next: AtomicU16,
+}
+
+impl PortPool {
+    pub fn new(first: u16, last: u16) -> PortPool {
+        let first = first + first % 2;
+        PortPool { first, last: last.max(first), next: AtomicU16::new(first) }
+    }
+
+    /// Bind a UDP socket on the next free even port of the range.
+    async fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
+        let slots = u32::from((self.last - self.first) / 2 + 1);
+        for _ in 0..slots {
+            let p = self.next.fetch_add(2, Ordering::Relaxed);
+            let port = if p > self.last || p < self.first {
+                self.next.store(self.first + 2, Ordering::Relaxed);
+                self.first
+            } else {
+                p
+            };
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                return Ok(s);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("every RTP port in {}-{} is busy; widen calls.rtp_ports", self.first, self.last),
+        ))
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+fn law_of(codec: Codec) -> Option<Law> {
+    match codec {
+        Codec::Pcmu => Some(Law::Ulaw),
+        Codec::Pcma => Some(Law::Alaw),
+        Codec::G722 => None,
+    }
+}
+
+fn format_of(law: Law) -> AudioFormat {
+    match law {
+        Law::Ulaw => AudioFormat::Ulaw8k,
+        Law::Alaw => AudioFormat::Alaw8k,
+    }
+}
+
+/// How the call ended, for the summary.
+struct Ending {
+    by: &'static str,
+    why: String,
+}
+
+/// Run one call to its end. Never panics on what the network sends.
+pub async fn run_call(
+    mut call: IncomingCall,
+    cfg: Arc<CallConfig>,
+    agent: Arc<dyn AgentProvider>,
+    stop: CancellationToken,
+) {
+    let started = Instant::now();
+    let socket = match cfg.ports.bind(cfg.bind_ip).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot open an RTP port for the call: {e}");
+            let _ = call.reject(503);
+            return;
+        }
+    };
+    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut oa =
+        OfferAnswer::new(cfg.codecs.clone(), SocketAddr::new(cfg.media_ip, local_port), random_u64() >> 16);
+
+    // Offer/answer for the INVITE (or our offer when it came without SDP).
+    let timer = TimerDecision::decide(&call.info.timer);
+    let mut plan = match call.info.offer.as_deref() {
+        Some(offer) => match oa.answer(offer) {
+            Ok((plan, answer)) if law_of(plan.codec).is_some() => {
+                let _ = call.ringing();
+                if let Err(e) = call.accept(&answer, timer.response_headers()) {
+                    tracing::warn!("could not answer the call: {e}");
+                    return;
+                }
+                Some(plan)
+            }
+            Ok(_) => {
+                tracing::warn!("refusing the call: only G.711 is carried end to end so far");
+                let _ = call.reject(488);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(status = e.status(), "refusing the call: {e}");
+                let _ = call.reject(e.status());
+                return;
+            }
+        },
+        None => {
+            let offer = oa.offer();
+            let _ = call.ringing();
+            if let Err(e) = call.accept(&offer, timer.response_headers()) {
+                tracing::warn!("could not answer the call: {e}");
+                return;
+            }
+            None
+        }
+    };
+
+    // Wait for the ACK (and the answer in it, for a late offer).
+    loop {
+        match tokio::time::timeout(Duration::from_secs(40), call.next()).await {
+            Ok(Some(CallSignal::Acked { sdp })) => {
+                if plan.is_none() {
+                    match sdp.as_deref().map(|s| oa.accept_answer(s)) {
+                        Some(Ok(p)) if law_of(p.codec).is_some() => plan = Some(p),
+                        other => {
+                            tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
+                            let _ = call.hangup(Some("SIP;cause=488;text=\"no usable SDP answer\"")).await;
+                            return;
+                        }
+                    }
+                }
+                break;
+            }
+            Ok(Some(CallSignal::Ended(end))) => {
+                tracing::info!(
+                    by_remote = end.by_remote,
+                    "call ended before it was established: {}",
+                    end.detail
+                );
+                return;
+            }
+            Ok(Some(CallSignal::Offer(req))) => req.reject(491, vec![]).await,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                tracing::warn!("no ACK for our 200 OK: giving up on the call");
+                return;
+            }
+        }
+    }
+    let Some(plan) = plan else { return };
+    let Some(law) = law_of(plan.codec) else { return };
+
+    let facts = CallFacts {
+        call_id: call.info.sip_call_id.clone(),
+        caller_display: display_name(&call.info.from),
+        caller_uri: uri_of(&call.info.from),
+        callee: uri_of(&call.info.to),
+        format: format_of(law),
+    };
+    let session = match agent.open(facts).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("the {} agent could not start: {e}; hanging up", agent.name());
+            let _ = call.hangup(Some("Q.850;cause=41;text=\"agent unavailable\"")).await;
+            return;
+        }
+    };
+    let timer = match timer {
+        TimerDecision::Run { interval, refresher, .. } => {
+            Some(SessionTimer::start(Instant::now(), interval, refresher))
+        }
+        _ => None,
+    };
+    let mut media = Media::new(socket, plan, law, &cfg);
+    let ending = media.run(&mut call, &mut oa, session, timer, &cfg, &stop).await;
+    media.summary(started, &ending);
+}
+
+struct Media {
+    socket: UdpSocket,
+    plan: MediaPlan,
+    law: Law,
+    filter: Option<SourceFilter>,
+    jitter: JitterBuffer,
+    pacer: Pacer,
+    dtmf: Option<DtmfReceiver>,
+    packets_in: u64,
+    packets_out: u64,
+    last_rtp: Instant,
+    hangup_after_playback: Option<String>,
+}
+
+impl Media {
+    fn new(socket: UdpSocket, plan: MediaPlan, law: Law, cfg: &CallConfig) -> Media {
+        let now = Instant::now();
+        let seed = random_u64();
+        let mut pc = PacerConfig::new(law, seed as u32, (seed >> 32) as u16, (seed >> 48) as u32);
+        pc.payload_type = plan.pt;
+        pc.dtmf_payload_type = plan.dtmf_pt;
+        Media {
+            socket,
+            filter: plan.remote.map(|r| SourceFilter::new(r, Latching::SameIp)),
+            jitter: JitterBuffer::new(cfg.jitter),
+            pacer: Pacer::new(pc, now),
+            dtmf: plan.dtmf_pt.map(DtmfReceiver::new),
+            plan,
+            law,
+            packets_in: 0,
+            packets_out: 0,
+            last_rtp: now,
+            hangup_after_playback: None,
+        }
+    }
+
+    /// Apply a renegotiated plan (hold, resume, moved remote, new codec).
+    fn replan(&mut self, plan: MediaPlan) {
+        match (plan.remote, self.filter.as_mut()) {
+            (Some(r), Some(f)) if f.remote() != r => f.renegotiate(r),
+            (Some(r), None) => self.filter = Some(SourceFilter::new(r, Latching::SameIp)),
+            _ => {}
+        }
+        if let Some(law) = law_of(plan.codec).filter(|l| *l != self.law) {
+            let seed = random_u64();
+            let mut pc = PacerConfig::new(law, seed as u32, (seed >> 32) as u16, (seed >> 48) as u32);
+            pc.payload_type = plan.pt;
+            pc.dtmf_payload_type = plan.dtmf_pt;
+            self.pacer = Pacer::new(pc, Instant::now());
+            self.law = law;
+        }
+        match (plan.dtmf_pt, self.dtmf.as_mut()) {
+            (Some(pt), Some(d)) => d.set_payload_type(pt),
+            (Some(pt), None) => self.dtmf = Some(DtmfReceiver::new(pt)),
+            (None, _) => self.dtmf = None,
+        }
+        self.last_rtp = Instant::now();
+        self.plan = plan;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        call: &mut IncomingCall,
+        oa: &mut OfferAnswer,
+        mut session: AgentSession,
+        mut timer: Option<SessionTimer>,
+        cfg: &CallConfig,
+        stop: &CancellationToken,
+    ) -> Ending {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut rtp_in = [0u8; 1500];
+        let mut rtp_out = [0u8; 1500];
+        let mut frame_bytes = [0u8; 160];
+        let ending = loop {
+            let timer_due = timer.as_ref().and_then(|t| t.poll_timeout());
+            tokio::select! {
+                r = self.socket.recv_from(&mut rtp_in) => {
+                    if let Ok((n, from)) = r {
+                        self.on_datagram(&rtp_in[..n.min(rtp_in.len())], from, &session);
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let frame = self.jitter.pop(now);
+                    let n = self.law.encode_slice(frame.samples, &mut frame_bytes);
+                    if let Ok(f) = AudioFrame::new(&frame_bytes[..n]) {
+                        let _ = session.send_audio(f);
+                    }
+                    if let Some(end) = self.on_agent_events(&mut session, call, cfg).await {
+                        break end;
+                    }
+                    while let Some(len) = self.pacer.poll_transmit(now, &mut rtp_out) {
+                        if let (true, Some(to)) = (self.plan.direction.we_send(), self.send_target()) {
+                            if self.socket.try_send_to(&rtp_out[..len], to).is_ok() {
+                                self.packets_out += 1;
+                            }
+                        }
+                    }
+                    if let Some(reason) = &self.hangup_after_playback {
+                        if self.pacer.queued().is_zero() {
+                            let _ = call.hangup(None).await;
+                            break Ending { by: "agent", why: reason.clone() };
+                        }
+                    }
+                    if self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > cfg.media_timeout {
+                        let _ = call.hangup(Some("Q.850;cause=102;text=\"media timeout\"")).await;
+                        break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()) };
+                    }
+                }
+                sig = call.next() => match sig {
+                    Some(CallSignal::Offer(req)) => {
+                        if let Some(t) = timer.as_mut() {
+                            t.refreshed(Instant::now());
+                        }
+                        if req.sdp.is_empty() {
+                            let offer = oa.offer();
+                            req.answer(offer, vec![]).await;
+                            continue;
+                        }
+                        match oa.answer(&req.sdp) {
+                            Ok((plan, answer)) if law_of(plan.codec).is_some() => {
+                                tracing::info!(codec = plan.codec.encoding(), direction = plan.direction.as_str(), remote = ?plan.remote, "media renegotiated");
+                                self.replan(plan);
+                                let headers = timer.as_ref().map(session_expires_header).unwrap_or_default();
+                                req.answer(answer, headers).await;
+                            }
+                            Ok(_) => req.reject(488, vec![]).await,
+                            Err(e) => {
+                                tracing::info!(status = e.status(), "re-offer refused: {e}");
+                                req.reject(e.status(), vec![]).await;
+                            }
+                        }
+                    }
+                    Some(CallSignal::Acked { sdp: Some(sdp) }) => {
+                        if let Ok(plan) = oa.accept_answer(&sdp) {
+                            self.replan(plan);
+                        }
+                    }
+                    Some(CallSignal::Digit(d)) => self.forward_digit(d, &session),
+                    Some(CallSignal::TransferProgress(code)) => {
+                        tracing::info!(status = code, "transfer progress");
+                        if (200..300).contains(&code) {
+                            let _ = call.hangup(None).await;
+                            break Ending { by: "voice-ua", why: "transferred".into() };
+                        }
+                    }
+                    Some(CallSignal::Ended(end)) => {
+                        break Ending { by: if end.by_remote { "caller" } else { "voice-ua" }, why: end.detail };
+                    }
+                    Some(CallSignal::Acked { sdp: None }) => {}
+                    None => break Ending { by: "voice-ua", why: "signalling ended".into() },
+                },
+                _ = sleep_until_opt(timer_due) => {
+                    let Some(t) = timer.as_mut() else { continue };
+                    match t.handle_timeout(Instant::now()) {
+                        Some(TimerAction::Refresh) => {
+                            let sdp = oa.offer();
+                            match call.refresh(&sdp, vec![]).await {
+                                Ok(code) if (200..300).contains(&code) => t.refreshed(Instant::now()),
+                                other => tracing::warn!(?other, "session refresh failed"),
+                            }
+                        }
+                        Some(TimerAction::Expired) => {
+                            let _ = call.hangup(Some("SIP;cause=408;text=\"session timer expired\"")).await;
+                            break Ending { by: "voice-ua", why: "no session refresh from the PBX".into() };
+                        }
+                        None => {}
+                    }
+                }
+                _ = stop.cancelled() => {
+                    let _ = call.hangup(Some("Q.850;cause=16;text=\"voice-ua stopping\"")).await;
+                    break Ending { by: "voice-ua", why: "shutting down".into() };
+                }
+            }
+        };
+        session.finish(Duration::from_millis(500)).await;
+        ending
+    }
+
+    fn send_target(&self) -> Option<SocketAddr> {
+        self.filter.as_ref().map(|f| f.remote()).or(self.plan.remote)
+    }
+
+    /// One datagram from the RTP socket.
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, session: &AgentSession) {
+        let Some(filter) = self.filter.as_mut() else { return };
+        match filter.check(from) {
+            SourceVerdict::Reject => return,
+            SourceVerdict::Latched(addr) => {
+                tracing::info!(%addr, "RTP latched to the address it really comes from")
+            }
+            SourceVerdict::Accept => {}
+        }
+        let Ok(packet) = RtpPacket::parse(bytes) else { return };
+        let now = Instant::now();
+        self.packets_in += 1;
+        self.last_rtp = now;
+        if let Some(dtmf) = self.dtmf.as_mut() {
+            if dtmf.accepts(&packet) {
+                if let Some(DtmfEvent::Pressed { digit }) = dtmf.handle(&packet) {
+                    self.forward_digit(digit, session);
+                }
+                return;
+            }
+        }
+        if packet.header.payload_type == self.plan.pt {
+            self.jitter.push(now, &packet);
+        }
+    }
+
+    fn forward_digit(&self, d: char, session: &AgentSession) {
+        tracing::info!(digit = %d, "caller pressed a key");
+        if let Ok(digit) = Digit::new(d) {
+            if let Err(e) = session.send_digit(digit) {
+                tracing::warn!("digit {d} not passed to the agent: {e}");
+            }
+        }
+    }
+
+    /// Everything the agent has said since the last tick.
+    async fn on_agent_events(
+        &mut self,
+        session: &mut AgentSession,
+        call: &IncomingCall,
+        cfg: &CallConfig,
+    ) -> Option<Ending> {
+        while let Some(ev) = session.try_event() {
+            match ev {
+                AgentEvent::Audio(frame) => {
+                    self.pacer.push_encoded(frame.as_bytes());
+                }
+                AgentEvent::FlushPlayback => self.pacer.flush(),
+                AgentEvent::HangUp { after_playback: true, reason } => {
+                    self.hangup_after_playback = Some(reason)
+                }
+                AgentEvent::HangUp { after_playback: false, reason } => {
+                    let _ = call.hangup(None).await;
+                    return Some(Ending { by: "agent", why: reason });
+                }
+                AgentEvent::Transfer { target } => {
+                    let uri = if target.starts_with("sip:") {
+                        target.clone()
+                    } else {
+                        format!("sip:{target}@{}", cfg.domain)
+                    };
+                    match call.refer(&uri).await {
+                        Ok(code) if (200..300).contains(&code) => {
+                            tracing::info!(%uri, status = code, "transfer accepted")
+                        }
+                        Ok(code) => tracing::warn!(%uri, status = code, "transfer refused by the PBX"),
+                        Err(e) => tracing::warn!(%uri, "transfer failed: {e}"),
+                    }
+                }
+                AgentEvent::SendDigits(digits) => {
+                    for d in digits.chars() {
+                        if let Err(e) = self.pacer.send_dtmf(d, Duration::from_millis(100)) {
+                            tracing::warn!("digit {d} not sent: {e}");
+                        }
+                    }
+                }
+                AgentEvent::Transcript { role, text, .. } => tracing::info!(?role, %text, "transcript"),
+                AgentEvent::Ended(end) => {
+                    tracing::info!("agent session ended: {end}");
+                    if self.hangup_after_playback.is_none() {
+                        self.hangup_after_playback = Some(end.to_string());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn summary(&self, started: Instant, ending: &Ending) {
+        let s = self.jitter.stats();
+        tracing::info!(
+            duration_s = started.elapsed().as_secs_f32(),
+            codec = self.plan.codec.encoding(),
+            packets_in = self.packets_in,
+            packets_out = self.packets_out,
+            lost = s.lost,
+            late = s.late,
+            concealed = s.concealed,
+            jitter_ms = f64::from(s.jitter) / 8.0,
+            hung_up_by = ending.by,
+            "call ended: {}",
+            ending.why
+        );
+    }
+}
+
+/// The Session-Expires line for the 200 OK to a session refresh.
+fn session_expires_header(t: &SessionTimer) -> Vec<(&'static str, String)> {
+    let who = if t.refresher() == Refresher::Them { "uac" } else { "uas" };
+    vec![("Session-Expires", format!("{};refresher={who}", t.interval_secs()))]
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `"Alice" <sip:2001@pbx>;tag=x` → Alice.
+fn display_name(from: &str) -> Option<String> {
+    let before = from.split('<').next()?.trim().trim_matches('"').trim();
+    (!before.is_empty() && from.contains('<')).then(|| before.to_string())
+}
+
+/// `"Alice" <sip:2001@pbx>;tag=x` → sip:2001@pbx.
+fn uri_of(v: &str) -> String {
+    match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => v[a + 1..b].to_string(),
+        _ => v.split(';').next().unwrap_or(v).trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parties_are_read_from_from_and_to() {
+        assert_eq!(display_name("\"Gate Phone\" <sip:2001@pbx>;tag=1").as_deref(), Some("Gate Phone"));
+        assert_eq!(display_name("<sip:2001@pbx>;tag=1"), None);
+        assert_eq!(display_name("sip:2001@pbx;tag=1"), None);
+        assert_eq!(uri_of("\"Gate\" <sip:2001@pbx>;tag=1"), "sip:2001@pbx");
+        assert_eq!(uri_of("sip:9000@pbx;tag=1"), "sip:9000@pbx");
+    }
+
+    #[tokio::test]
+    async fn ports_come_from_the_range_even_and_wrap() {
+        let pool = PortPool::new(41001, 41010);
+        let a = pool.bind("127.0.0.1".parse().expect("ip")).await.expect("bind");
+        let b = pool.bind("127.0.0.1".parse().expect("ip")).await.expect("bind");
+        let (pa, pb) = (a.local_addr().expect("a").port(), b.local_addr().expect("b").port());
+        assert!(pa % 2 == 0 && pb % 2 == 0 && pa != pb, "{pa} {pb}");
+        assert!((41002..=41010).contains(&pa) && (41002..=41010).contains(&pb));
+        let mut held = vec![a, b];
+        for _ in 0..3 {
+            held.push(pool.bind("127.0.0.1".parse().expect("ip")).await.expect("bind"));
+        }
+        let e = pool.bind("127.0.0.1".parse().expect("ip")).await.expect_err("range exhausted");
+        assert!(e.to_string().contains("widen calls.rtp_ports"), "{e}");
+    }
+}
