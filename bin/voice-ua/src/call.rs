@@ -377,7 +377,7 @@ impl Media {
                     let Some(t) = timer.as_mut() else { continue };
                     match t.handle_timeout(Instant::now()) {
                         Some(TimerAction::Refresh) => {
-                            let sdp = oa.offer();
+                            let sdp = oa.refresh_offer().unwrap_or_else(|| oa.offer());
                             match call.refresh(&sdp, vec![]).await {
                                 Ok(code) if (200..300).contains(&code) => t.refreshed(Instant::now()),
                                 other => tracing::warn!(?other, "session refresh failed"),

@@ -176,6 +176,12 @@ impl OfferAnswer {
         self.finish(body)
     }
 
+    /// Our last SDP again, version unchanged: the body of a session refresh
+    /// (RFC 4028 §7.4: a refresh changes nothing). None before any SDP was sent.
+    pub fn refresh_offer(&self) -> Option<String> {
+        self.last_body.as_ref().map(|b| b.replacen("{VERSION}", &self.version.to_string(), 1))
+    }
+
     /// The peer's answer to our offer.
     pub fn accept_answer(&mut self, answer: &[u8]) -> Result<MediaPlan, NegotiationError> {
         let sd = SessionDescription::parse(answer)?;

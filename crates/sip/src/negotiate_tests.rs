@@ -72,6 +72,14 @@ fn hold_and_resume() {
 }
 
 #[test]
+fn our_refresh_repeats_our_last_sdp_exactly() {
+    let mut oa = oa(&[Codec::Pcmu, Codec::Pcma]);
+    assert_eq!(oa.refresh_offer(), None);
+    let (_, answer) = oa.answer(offer(16000, "8 101", "").as_bytes()).expect("answers");
+    assert_eq!(oa.refresh_offer().as_deref(), Some(answer.as_str()));
+}
+
+#[test]
 fn a_session_refresh_gets_the_identical_answer() {
     let mut oa = oa(&[Codec::Pcmu]);
     let (_, a) = oa.answer(offer(16000, "0 101", "").as_bytes()).expect("answers");
