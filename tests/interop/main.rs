@@ -1,10 +1,13 @@
 //! Interop test ring: the `voice-ua` binary against real SIP peers on
 //! 127.0.0.1 — Kamailio 5.6 as a registrar with digest auth
 //! (`register_kamailio`) and sipp playing scripted registrars
-//! (`register_sipp`). `selfcheck` proves the peers' configs and the
+//! (`register_sipp`); calls placed by sipp (`calls_sipp`) and by baresip
+//! (`calls_baresip`, which also checks the echo in what it heard).
+//! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
-//! Needs `kamailio`, `kamcmd` and `sipp` (Debian: kamailio, sip-tester).
+//! Needs `kamailio`, `kamcmd` and `sipp` (Debian: kamailio, sip-tester),
+//! and for the baresip test `baresip` and `sox`.
 //! When they are missing each test prints a SKIP line and passes, unless
 //! `VOICE_UA_REQUIRE_INTEROP=1`, which turns that into a failure.
 //! The binary under test is `$VOICE_UA_BIN`, else `<target>/debug/voice-ua`
@@ -14,6 +17,8 @@
 //! (under `$TMPDIR/voice-ua-interop/`, kept when the test fails), so tests
 //! run in parallel.
 
+mod calls_baresip;
+mod calls_sipp;
 mod register_kamailio;
 mod register_sipp;
 mod selfcheck;

@@ -35,6 +35,8 @@ pub struct CallConfig {
     pub bind_ip: IpAddr,
     pub ports: PortPool,
     pub media_timeout: Duration,
+    /// How long to ring before answering (a CANCEL meanwhile ends the call with 487).
+    pub ring: Duration,
     pub jitter: JitterConfig,
     /// SIP domain, for transfer targets given as bare extensions.
     pub domain: String,
@@ -129,7 +131,9 @@ pub async fn run_call(
     let mut plan = match call.info.offer.as_deref() {
         Some(offer) => match oa.answer(offer) {
             Ok((plan, answer)) if law_of(plan.codec).is_some() => {
-                let _ = call.ringing();
+                if !ring(&mut call, cfg.ring).await {
+                    return;
+                }
                 if let Err(e) = call.accept(&answer, timer.response_headers()) {
                     tracing::warn!("could not answer the call: {e}");
                     return;
@@ -149,7 +153,9 @@ pub async fn run_call(
         },
         None => {
             let offer = oa.offer();
-            let _ = call.ringing();
+            if !ring(&mut call, cfg.ring).await {
+                return;
+            }
             if let Err(e) = call.accept(&offer, timer.response_headers()) {
                 tracing::warn!("could not answer the call: {e}");
                 return;
@@ -217,6 +223,28 @@ pub async fn run_call(
     let mut media = Media::new(socket, plan, law, &cfg);
     let ending = media.run(&mut call, &mut oa, session, timer, &cfg, &stop).await;
     media.summary(started, &ending);
+}
+
+/// 180 Ringing, then wait `ring` for a CANCEL. False when the caller gave up.
+async fn ring(call: &mut IncomingCall, ring: Duration) -> bool {
+    if let Err(e) = call.ringing() {
+        tracing::warn!("could not send 180 Ringing: {e}");
+    }
+    let until = tokio::time::sleep(ring);
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            _ = &mut until => return true,
+            sig = call.next() => match sig {
+                Some(CallSignal::Ended(end)) => {
+                    tracing::info!(by_remote = end.by_remote, "call ended while ringing: {}", end.detail);
+                    return false;
+                }
+                None => return false,
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 struct Media {

@@ -51,6 +51,7 @@ pub struct CallsSection {
     pub codecs: Option<Vec<String>>,
     pub rtp_ports: Option<String>,
     pub media_timeout_secs: Option<u64>,
+    pub ring_ms: Option<u64>,
     pub jitter_start_ms: Option<u64>,
     pub jitter_max_ms: Option<u64>,
 }
@@ -63,6 +64,7 @@ pub struct CallSettings {
     pub codecs: Vec<Codec>,
     pub rtp_ports: (u16, u16),
     pub media_timeout: Duration,
+    pub ring: Duration,
     pub jitter_start: Duration,
     pub jitter_max: Duration,
 }
@@ -109,6 +111,10 @@ pub fn calls(file: &FileConfig) -> Result<CallSettings, ConfigError> {
     if !(5..=3600).contains(&media_timeout) {
         return Err(invalid("calls.media_timeout_secs", &media_timeout.to_string(), "use 5 to 3600 seconds"));
     }
+    let ring = c.ring_ms.unwrap_or(200);
+    if ring > 10_000 {
+        return Err(invalid("calls.ring_ms", &ring.to_string(), "use 0 to 10000 milliseconds"));
+    }
     let start = c.jitter_start_ms.unwrap_or(40);
     let max = c.jitter_max_ms.unwrap_or(200);
     if !(20..=max).contains(&start) || max > 1000 {
@@ -124,6 +130,7 @@ pub fn calls(file: &FileConfig) -> Result<CallSettings, ConfigError> {
         codecs,
         rtp_ports,
         media_timeout: Duration::from_secs(media_timeout),
+        ring: Duration::from_millis(ring),
         jitter_start: Duration::from_millis(start),
         jitter_max: Duration::from_millis(max),
     })

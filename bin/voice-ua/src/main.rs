@@ -199,6 +199,7 @@ async fn register(
         bind_ip,
         ports: call::PortPool::new(calls.rtp_ports.0, calls.rtp_ports.1),
         media_timeout: calls.media_timeout,
+        ring: calls.ring,
         jitter,
         domain,
     });

@@ -128,8 +128,12 @@ impl IncomingCall {
         Ok(self.dialog.ringing(None, None)?)
     }
 
-    /// 200 OK with our SDP (an answer, or our offer for a late-offer INVITE).
+    /// 200 OK with our SDP (an answer, or our offer for a late-offer INVITE). Refused
+    /// when the dialog has already ended (a CANCEL got there first).
     pub fn accept(&self, sdp: &str, headers: Vec<(&'static str, String)>) -> Result<(), SipError> {
+        if matches!(self.dialog.state(), DialogState::Terminated(..)) {
+            return Err(SipError::Stack("the call was cancelled before it was answered".into()));
+        }
         let mut hs: Vec<Header> = headers.into_iter().map(|(n, v)| Header::Other(n.into(), v)).collect();
         hs.push(Header::ContentType("application/sdp".into()));
         Ok(self.dialog.accept(Some(hs), Some(sdp.as_bytes().to_vec()))?)

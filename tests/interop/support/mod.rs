@@ -1,12 +1,15 @@
 //! Harness shared by the interop tests: tool discovery, run directories,
 //! polling, and the modules driving each process.
 
+pub mod calls;
 pub mod digest;
 pub mod kamailio;
 pub mod logs;
 pub mod ports;
 pub mod process;
+pub mod rtp;
 pub mod sipp;
+pub mod siptrace;
 pub mod voice_ua;
 
 use std::fs;

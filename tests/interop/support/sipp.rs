@@ -40,6 +40,19 @@ pub fn scenario(name: &str) -> PathBuf {
     tests_dir().join("sipp").join(name)
 }
 
+/// A caller scenario for [`Sipp::start_call_uac`].
+pub struct UacCall<'a> {
+    pub label: &'a str,
+    /// Path under tests/sipp/, e.g. "calls/uac_call.xml".
+    pub scenario: &'a str,
+    pub local_ip: &'a str,
+    pub local_port: u16,
+    pub media_port: u16,
+    pub remote_port: u16,
+    pub keys: &'a [(&'a str, &'a str)],
+    pub extra: &'a [&'a str],
+}
+
 /// A sipp instance running one scenario.
 pub struct Sipp {
     proc: Proc,
@@ -49,12 +62,14 @@ pub struct Sipp {
     messages: PathBuf,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn base_command(
     sipp: &Path,
     run: &RunDir,
     label: &str,
     scenario_file: &Path,
     transport: Transport,
+    local_ip: &str,
     port: u16,
     keys: &[(&str, &str)],
 ) -> (Command, PathBuf, PathBuf, PathBuf) {
@@ -65,7 +80,7 @@ fn base_command(
     cmd.current_dir(run.path())
         .arg("-sf")
         .arg(scenario_file)
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-ci", "127.0.0.1"])
+        .args(["-i", local_ip, "-mi", local_ip, "-ci", local_ip])
         .arg("-p")
         .arg(port.to_string())
         .args(["-t", transport.sipp_flag(), "-m", "1", "-nostdin"])
@@ -100,7 +115,7 @@ impl Sipp {
     ) -> Sipp {
         let port = free_port();
         let (cmd, errors, log, messages) =
-            base_command(sipp, run, "sipp-uas", &scenario(scenario_name), transport, port, keys);
+            base_command(sipp, run, "sipp-uas", &scenario(scenario_name), transport, "127.0.0.1", port, keys);
         let mut uas = Sipp { proc: Proc::spawn("sipp-uas", cmd, run, true), port, errors, log, messages };
         let listening = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
             if !uas.proc.is_running() {
@@ -131,7 +146,7 @@ impl Sipp {
         extra: &[&str],
     ) -> (ExitStatus, Sipp) {
         let (mut cmd, errors, log, messages) =
-            base_command(sipp, run, label, &scenario(scenario_name), transport, local_port, &[]);
+            base_command(sipp, run, label, &scenario(scenario_name), transport, "127.0.0.1", local_port, &[]);
         cmd.args(["-recv_timeout", "5000"]).args(extra).arg(format!("127.0.0.1:{remote_port}"));
         let mut uac =
             Sipp { proc: Proc::spawn(label, cmd, run, true), port: local_port, errors, log, messages };
@@ -139,6 +154,33 @@ impl Sipp {
             .wait(Duration::from_secs(40))
             .unwrap_or_else(|| panic!("sipp {label} still running after 40 s\n{}", uac.diag()));
         (status, uac)
+    }
+
+    /// Starts a caller scenario (UAC) without waiting for it: SIP and media
+    /// bound to `local_ip` (127.0.0.1, or 127.0.0.2 as a second source
+    /// address), `-mp media_port`, aimed at 127.0.0.1:`remote_port`.
+    /// `keys` become `-key NAME VALUE`, `extra` more sipp arguments (they
+    /// come after the defaults, so `-default_behaviors all` or `-timeout`
+    /// there win).
+    pub fn start_call_uac(run: &RunDir, sipp: &Path, call: &UacCall<'_>) -> Sipp {
+        let (mut cmd, errors, log, messages) = base_command(
+            sipp,
+            run,
+            call.label,
+            &scenario(call.scenario),
+            Transport::Udp,
+            call.local_ip,
+            call.local_port,
+            call.keys,
+        );
+        cmd.arg("-mp").arg(call.media_port.to_string()).args(call.extra);
+        cmd.arg(format!("127.0.0.1:{}", call.remote_port));
+        Sipp { proc: Proc::spawn(call.label, cmd, run, true), port: call.local_port, errors, log, messages }
+    }
+
+    /// The `-trace_msg` file: every SIP message sipp sent or received.
+    pub fn messages_file(&self) -> &Path {
+        &self.messages
     }
 
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {

@@ -68,6 +68,13 @@ pub struct VoiceUa {
 
 impl VoiceUa {
     pub fn start(run: &RunDir, cfg: &UaConfig) -> VoiceUa {
+        Self::start_with_config(run, cfg, None)
+    }
+
+    /// Like [`VoiceUa::start`], with `--config <file>` when `config_toml` is
+    /// given: the TOML is written to `voice-ua.toml` in the run directory
+    /// (not the working directory, so only the flag can find it).
+    pub fn start_with_config(run: &RunDir, cfg: &UaConfig, config_toml: Option<&str>) -> VoiceUa {
         let bin = binary();
         // A fresh working directory: no ./voice-ua.toml is found there.
         let workdir = run.subdir("ua-cwd");
@@ -83,6 +90,11 @@ impl VoiceUa {
             .args(["--log-format", "json"]);
         if let Some(expires) = cfg.expires {
             cmd.arg("--expires").arg(expires.to_string());
+        }
+        if let Some(toml) = config_toml {
+            let file = run.file("voice-ua.toml");
+            std::fs::write(&file, toml).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+            cmd.arg("--config").arg(file);
         }
         // Nothing from the developer's environment may leak into the run.
         for (key, _) in std::env::vars_os() {
