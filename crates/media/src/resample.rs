@@ -205,6 +205,8 @@ mod tests {
                     assert_eq!(n, to as usize / 50, "{from}->{to}");
                     assert_eq!(n, expected);
                 }
+                // At most ~2.3 ms of delay (latency budget).
+                assert!(r.delay() * 1000 <= to as usize * 23 / 10, "{from}->{to}");
                 // DC passes at unity gain once the filter is full.
                 assert!((i32::from(output[0]) - 1000).abs() <= 2, "{from}->{to}: {}", output[0]);
             }
