@@ -1,0 +1,403 @@
+//! The Deepgram session state machine, sans-IO: WebSocket frames and call inputs in, with
+//! the time injected; frames to send, seam events and tool calls out. No socket, no clock,
+//! no task: the shell in `mod.rs` moves bytes, and tests drive it in virtual time.
+//!
+//! ```text
+//! AwaitingWelcome --Welcome/send Settings--> AwaitingSettingsApplied --SettingsApplied--> Streaming
+//!        \___________________ Error, close, timeout, call ended ___________________/--> Ended
+//! ```
+//!
+//! Rules it enforces (reference §2, §6, §7):
+//! - `Settings` is sent exactly once, after `Welcome`; caller audio is passed on only in
+//!   `Streaming` (earlier frames are dropped and counted; the call is barely a second old).
+//! - Audio normally flows every 20 ms, so `KeepAlive` is sent only when nothing has been
+//!   sent for [`KEEPALIVE_AFTER`] (the call stopped feeding frames, or a tool is running
+//!   and the call is stalled): never alongside audio.
+//! - `UserStartedSpeaking` → [`AgentEvent::FlushPlayback`] at once. `AgentAudioDone` is
+//!   only logged: after a barge-in it may never come, so no state waits for it.
+//! - `Error` → `Ended(Failed)` with the code and description on one line.
+//!
+//! **Turn latency.** The seam gives the provider no "caller stopped speaking" input, so
+//! the caller's end of speech *as seen by voice-ua* is defined as the arrival of the
+//! user's `ConversationText`: Deepgram sends it once its end-of-turn detection has closed
+//! the utterance, which is the earliest moment the bridge knows the turn is over. The
+//! turn's latency runs from there to the first agent audio frame of the reply, and is
+//! logged beside Deepgram's own `AgentStartedSpeaking` figures when they came. It leaves
+//! out Deepgram's endpointing delay (inside `total_latency`) and the call's playout.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
+use crate::provider::{AgentEvent, AudioFormat, AudioFrame, Role, SessionEnd};
+use crate::AgentError;
+
+/// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
+/// its timeout is undocumented, so stay well inside it).
+pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(5);
+/// How long `Welcome` and then `SettingsApplied` may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The provider name in errors.
+pub(crate) const PROVIDER: &str = "deepgram";
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connected; waiting for `Welcome`.
+    AwaitingWelcome,
+    /// `Settings` sent; waiting for `SettingsApplied`.
+    AwaitingSettingsApplied,
+    /// Audio flows both ways.
+    Streaming,
+    /// Over; nothing more is sent.
+    Ended,
+}
+
+/// A client-side function the agent asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// Echo in the response.
+    pub id: String,
+    /// The function.
+    pub name: String,
+    /// The arguments, a JSON-encoded string.
+    pub arguments: String,
+}
+
+/// What the shell must do.
+// Audio events travel by value, like the seam's own `AgentEvent`: no heap per chunk.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this JSON as a text frame.
+    SendText(String),
+    /// Pass this event to the call.
+    Event(AgentEvent),
+    /// Run this function and hand the result to [`DeepgramSession::handle_tool_result`].
+    RunTool(ToolCall),
+    /// Close the WebSocket (normal close) and stop.
+    Close,
+}
+
+/// One finished turn's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnLatency {
+    /// User's `ConversationText` → first agent audio frame, as seen by voice-ua.
+    pub bridge: Duration,
+    /// Deepgram's `total_latency`, when it sent one.
+    pub total: Option<Duration>,
+}
+
+/// The sans-IO Deepgram session.
+#[derive(Debug)]
+pub struct DeepgramSession {
+    state: State,
+    format: AudioFormat,
+    settings: Option<Settings>,
+    request_id: Option<String>,
+    out: VecDeque<Output>,
+    /// When the last frame was sent (or the session started).
+    last_sent: Instant,
+    /// When the current handshake step started.
+    step_started: Instant,
+    /// User's text arrived and no agent audio yet: the turn's start.
+    turn_start: Option<Instant>,
+    /// Deepgram's figures for the current reply.
+    agent_figures: Option<(Option<f64>, Option<f64>, Option<f64>)>,
+    turns: u32,
+    last_turn: Option<TurnLatency>,
+    pending_tools: HashSet<String>,
+    cancelled_tools: HashSet<String>,
+    audio_frames_sent: u64,
+    audio_frames_dropped: u64,
+}
+
+impl DeepgramSession {
+    /// A session for a call in `format`, that will send `settings` after `Welcome`.
+    pub fn new(now: Instant, format: AudioFormat, settings: Settings) -> Self {
+        DeepgramSession {
+            state: State::AwaitingWelcome,
+            format,
+            settings: Some(settings),
+            request_id: None,
+            out: VecDeque::new(),
+            last_sent: now,
+            step_started: now,
+            turn_start: None,
+            agent_figures: None,
+            turns: 0,
+            last_turn: None,
+            pending_tools: HashSet::new(),
+            cancelled_tools: HashSet::new(),
+            audio_frames_sent: 0,
+            audio_frames_dropped: 0,
+        }
+    }
+
+    /// Where the session is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Deepgram's `request_id` from `Welcome`.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The latest finished turn's latency.
+    pub fn last_turn_latency(&self) -> Option<TurnLatency> {
+        self.last_turn
+    }
+
+    /// Caller frames sent / dropped before `SettingsApplied`.
+    pub fn audio_counts(&self) -> (u64, u64) {
+        (self.audio_frames_sent, self.audio_frames_dropped)
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`DeepgramSession::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitingWelcome | State::AwaitingSettingsApplied => {
+                Some(self.step_started + HANDSHAKE_TIMEOUT)
+            }
+            State::Streaming => Some(self.last_sent + KEEPALIVE_AFTER),
+            State::Ended => None,
+        }
+    }
+
+    /// Time has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::AwaitingWelcome if now >= self.step_started + HANDSHAKE_TIMEOUT => {
+                self.fail(
+                    "no Welcome from Deepgram within 10 s of connecting: check the network path to Deepgram"
+                        .into(),
+                );
+            }
+            State::AwaitingSettingsApplied if now >= self.step_started + HANDSHAKE_TIMEOUT => {
+                self.fail("Deepgram did not confirm the Settings (no SettingsApplied within 10 s)".into());
+            }
+            State::Streaming if now >= self.last_sent + KEEPALIVE_AFTER => {
+                tracing::debug!("no audio to send: KeepAlive");
+                self.send(now, &ClientMessage::KeepAlive);
+            }
+            _ => {}
+        }
+    }
+
+    /// 20 ms of caller audio: `true` when the shell should send it as a binary frame now.
+    pub fn handle_call_audio(&mut self, now: Instant, frame: &AudioFrame) -> bool {
+        if self.state != State::Streaming || frame.is_empty() {
+            if self.state != State::Ended {
+                self.audio_frames_dropped += 1;
+            }
+            return false;
+        }
+        self.audio_frames_sent += 1;
+        self.last_sent = now;
+        true
+    }
+
+    /// A text frame from Deepgram.
+    pub fn handle_text(&mut self, now: Instant, text: &str) {
+        if self.state == State::Ended {
+            return;
+        }
+        let message = match ServerMessage::parse(text) {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring a Deepgram message voice-ua cannot read");
+                return;
+            }
+        };
+        match message {
+            ServerMessage::Welcome { request_id } => self.on_welcome(now, request_id),
+            ServerMessage::SettingsApplied => {
+                if self.state == State::AwaitingSettingsApplied {
+                    tracing::info!("Deepgram settings applied: streaming");
+                    self.state = State::Streaming;
+                } else {
+                    tracing::warn!(state = ?self.state, "unexpected SettingsApplied");
+                }
+            }
+            ServerMessage::UserStartedSpeaking => {
+                tracing::debug!("caller started speaking: flushing agent playback");
+                self.event(AgentEvent::FlushPlayback);
+                self.agent_figures = None;
+            }
+            ServerMessage::ConversationText { role, content } => {
+                let role = match role {
+                    ConversationRole::User => {
+                        self.turn_start = Some(now);
+                        self.agent_figures = None;
+                        Role::User
+                    }
+                    ConversationRole::Assistant => Role::Agent,
+                    ConversationRole::Other => return,
+                };
+                self.event(AgentEvent::Transcript { role, text: content, at: SystemTime::now() });
+            }
+            ServerMessage::AgentThinking { .. } => tracing::debug!("agent thinking"),
+            ServerMessage::FunctionCallRequest { functions } => {
+                for call in functions {
+                    if !call.client_side {
+                        tracing::debug!(name = %call.name, "server-side function: Deepgram runs it");
+                        continue;
+                    }
+                    tracing::info!(id = %call.id, name = %call.name, "agent calls a function");
+                    self.pending_tools.insert(call.id.clone());
+                    self.out.push_back(Output::RunTool(ToolCall {
+                        id: call.id,
+                        name: call.name,
+                        arguments: call.arguments,
+                    }));
+                }
+            }
+            ServerMessage::FunctionCallCancelled { functions } => {
+                for call in functions {
+                    if self.pending_tools.remove(&call.id) {
+                        tracing::info!(id = %call.id, name = %call.name, "function call cancelled");
+                        self.cancelled_tools.insert(call.id);
+                    }
+                }
+            }
+            ServerMessage::AgentStartedSpeaking { total_latency, tts_latency, ttt_latency } => {
+                self.agent_figures = Some((total_latency, tts_latency, ttt_latency));
+            }
+            ServerMessage::AgentAudioDone => tracing::debug!("agent audio done (sent, not played)"),
+            ServerMessage::LatencyReport { stt_latency, ttt_latency, tts_latency, total_latency } => {
+                tracing::debug!(
+                    ?stt_latency,
+                    ?ttt_latency,
+                    ?tts_latency,
+                    ?total_latency,
+                    "Deepgram latency report"
+                );
+            }
+            ServerMessage::Warning { code, description } => {
+                tracing::warn!(%code, %description, "Deepgram warning");
+            }
+            ServerMessage::Error { code, description } => {
+                self.fail(format!("Deepgram error {code}: {description}"));
+            }
+            ServerMessage::InjectionRefused { message } => {
+                tracing::debug!(%message, "Deepgram refused an injected message");
+            }
+            ServerMessage::Unknown { type_name, .. } => {
+                tracing::debug!(%type_name, "ignoring a Deepgram message type voice-ua does not know");
+            }
+            other => tracing::trace!(message = ?other, "Deepgram message"),
+        }
+    }
+
+    /// A binary frame (agent audio) from Deepgram.
+    pub fn handle_binary(&mut self, now: Instant, bytes: &[u8]) {
+        if self.state == State::Ended || bytes.is_empty() {
+            return;
+        }
+        if let Some(start) = self.turn_start.take() {
+            self.turns += 1;
+            let bridge = now.saturating_duration_since(start);
+            let figures = self.agent_figures.take();
+            let total = figures.and_then(|f| f.0).and_then(|s| Duration::try_from_secs_f64(s).ok());
+            self.last_turn = Some(TurnLatency { bridge, total });
+            let ms = |s: Option<f64>| s.map(|s| (s * 1000.0).round() as u64);
+            tracing::info!(
+                turn = self.turns,
+                latency_ms = bridge.as_millis() as u64,
+                dg_total_ms = ms(figures.and_then(|f| f.0)),
+                dg_tts_ms = ms(figures.and_then(|f| f.1)),
+                dg_ttt_ms = ms(figures.and_then(|f| f.2)),
+                "turn latency: caller's transcript → first agent audio"
+            );
+        }
+        // 20 ms chunks (whole samples for linear16), queued for the call's pacer.
+        for frame in AudioFrame::chunks(bytes, self.format.frame_bytes()) {
+            self.out.push_back(Output::Event(AgentEvent::Audio(frame)));
+        }
+    }
+
+    /// A function finished. Cancelled or unknown ids are dropped.
+    pub fn handle_tool_result(&mut self, now: Instant, id: String, name: String, content: String) {
+        if self.cancelled_tools.remove(&id) || !self.pending_tools.remove(&id) {
+            tracing::debug!(%id, %name, "dropping the result of a cancelled or unknown function call");
+            return;
+        }
+        if self.state == State::Ended {
+            return;
+        }
+        let response = FunctionCallResponse { id: Some(id), name, content };
+        self.send(now, &ClientMessage::FunctionCallResponse(response));
+    }
+
+    /// Send any other client message (e.g. `InjectAgentMessage`) once streaming.
+    pub fn send_message(&mut self, now: Instant, message: &ClientMessage) -> bool {
+        if self.state != State::Streaming {
+            return false;
+        }
+        self.send(now, message);
+        true
+    }
+
+    /// The WebSocket closed or broke; `why` describes it for the log line.
+    pub fn handle_closed(&mut self, _now: Instant, why: &str) {
+        if self.state == State::Ended {
+            return;
+        }
+        let detail = match self.state {
+            State::Streaming => format!("Deepgram closed the session mid-call ({why})"),
+            _ => format!("Deepgram closed the connection during setup ({why})"),
+        };
+        self.fail(detail);
+    }
+
+    /// The call is over: close the socket, end with `CallEnded`.
+    pub fn call_ended(&mut self) {
+        if self.state == State::Ended {
+            return;
+        }
+        self.state = State::Ended;
+        self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)));
+        self.out.push_back(Output::Close);
+    }
+
+    /// End the session as failed: one line, then close.
+    pub fn fail(&mut self, detail: String) {
+        if self.state == State::Ended {
+            return;
+        }
+        tracing::warn!(%detail, "Deepgram session failed");
+        self.state = State::Ended;
+        let error = AgentError::Provider { provider: PROVIDER.into(), detail };
+        self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));
+        self.out.push_back(Output::Close);
+    }
+
+    fn on_welcome(&mut self, now: Instant, request_id: String) {
+        if self.state != State::AwaitingWelcome {
+            tracing::warn!("second Welcome from Deepgram ignored");
+            return;
+        }
+        tracing::info!(%request_id, "Deepgram session open");
+        self.request_id = Some(request_id);
+        let Some(settings) = self.settings.take() else { return };
+        self.send(now, &ClientMessage::Settings(Box::new(settings)));
+        self.state = State::AwaitingSettingsApplied;
+        self.step_started = now;
+    }
+
+    fn send(&mut self, now: Instant, message: &ClientMessage) {
+        self.last_sent = now;
+        self.out.push_back(Output::SendText(message.to_json()));
+    }
+
+    fn event(&mut self, event: AgentEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+}

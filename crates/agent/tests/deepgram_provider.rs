@@ -1,0 +1,528 @@
+//! DeepgramProvider end to end against the fake Deepgram server on 127.0.0.1, over ws://
+//! and wss:// (a test CA passed as `extra_ca_file`), and the fake's own strictness.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
+use voice_ua_agent::{
+    check_key, AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts,
+    DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind,
+};
+
+const KEY: &str = "test-key-0123456789";
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn facts(format: AudioFormat) -> CallFacts {
+    CallFacts {
+        call_id: "dg-test@pbx".into(),
+        caller_display: None,
+        caller_uri: "sip:2001@127.0.0.1".into(),
+        callee: "9000".into(),
+        format,
+    }
+}
+
+fn config_for(fake: &FakeDeepgram) -> DeepgramConfig {
+    let mut config = DeepgramConfig::new(KEY);
+    config.url = fake.url();
+    config.extra_ca_file = fake.ca_file().map(Into::into);
+    config.settings.greeting = Some("Hello".into());
+    config
+}
+
+/// A loud frame (speech-like) in `format`.
+fn loud(format: AudioFormat) -> AudioFrame {
+    let bytes = tone(format, 20);
+    AudioFrame::new(&bytes).expect("frame")
+}
+
+/// Feed caller frames every 10 ms and collect events until `done` says so, the session
+/// ends, or the limit passes.
+async fn drive(
+    session: &mut AgentSession,
+    format: AudioFormat,
+    mut done: impl FnMut(&[AgentEvent]) -> bool,
+) -> Vec<AgentEvent> {
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + LIMIT;
+    while tokio::time::Instant::now() < until {
+        let _ = session.send_audio(loud(format));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while let Some(event) = session.try_event() {
+            let end = matches!(event, AgentEvent::Ended(_));
+            events.push(event);
+            if end {
+                return events;
+            }
+        }
+        if done(&events) {
+            return events;
+        }
+    }
+    panic!("gave up waiting; events so far: {events:?}");
+}
+
+fn audio_bytes(events: &[AgentEvent]) -> usize {
+    events.iter().map(|e| if let AgentEvent::Audio(f) = e { f.len() } else { 0 }).sum()
+}
+
+async fn finish(session: &mut AgentSession) -> Vec<AgentEvent> {
+    session.end_call();
+    let mut rest = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(LIMIT, session.event()).await {
+        rest.push(event);
+    }
+    rest
+}
+
+fn failure(events: &[AgentEvent]) -> String {
+    match events.last() {
+        Some(AgentEvent::Ended(SessionEnd::Failed(e))) => e.to_string(),
+        other => panic!("expected Ended(Failed), got {other:?} after {} events", events.len()),
+    }
+}
+
+async fn conversation(tls: bool, format: AudioFormat) {
+    let script = vec![
+        Step::speak("Hello", 400, true),
+        Step::WaitAudio { frames: 10, min_dbfs: Some(-30.0) },
+        Step::user_says("I need help"),
+        Step::SendRaw(r#"{"type":"SomethingNew","x":1}"#.into()),
+        Step::speak("Sure", 200, true),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).tls(tls).script(script)).await.expect("fake");
+    assert_eq!(fake.url().starts_with("wss://"), tls);
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(format)).await.expect("open");
+    let bytes_per_ms = format.bytes_per_second() / 1000;
+    let want = 600 * bytes_per_ms;
+    let events = drive(&mut session, format, |ev| audio_bytes(ev) >= want).await;
+    assert_eq!(audio_bytes(&events), want, "greeting + reply, nothing lost: {events:?}");
+    assert!(events.iter().any(
+        |e| matches!(e, AgentEvent::Transcript { role: Role::User, text, .. } if text == "I need help")
+    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, AgentEvent::Transcript { role: Role::Agent, text, .. } if text == "Hello")));
+    // The greeting's audio reaches the call as it was sent.
+    let first: Vec<u8> = events
+        .iter()
+        .filter_map(|e| if let AgentEvent::Audio(f) = e { Some(f.as_bytes().to_vec()) } else { None })
+        .flatten()
+        .take(400 * bytes_per_ms)
+        .collect();
+    assert_eq!(first, tone(format, 400));
+    assert_eq!(finish(&mut session).await.last(), Some(&AgentEvent::Ended(SessionEnd::CallEnded)));
+
+    let records = fake.wait_records(1, LIMIT).await;
+    let r = &records[0];
+    assert_eq!(r.authorization.as_deref(), Some(format!("Token {KEY}").as_str()));
+    assert!(r.errors_sent.is_empty() && r.violations.is_empty(), "{r:?}");
+    assert!(r.script_done, "{r:?}");
+    assert!(r.audio_frames >= 10 && r.audio_bytes == r.audio_frames * format.frame_bytes(), "{r:?}");
+    let settings = r.settings.as_ref().expect("settings");
+    assert_eq!(settings.agent.greeting.as_deref(), Some("Hello"));
+    let texts: Vec<Value> = r.texts.iter().map(|t| serde_json::from_str(t).expect("json")).collect();
+    assert_eq!(texts[0]["type"], "Settings", "Settings first");
+    assert_eq!(texts.iter().filter(|t| t["type"] == "Settings").count(), 1, "exactly once");
+    assert_eq!(r.keepalives, 0, "no KeepAlive while audio flows");
+    assert_eq!(r.end, "client closed");
+}
+
+#[tokio::test]
+async fn greeting_and_a_turn_over_ws() {
+    conversation(false, AudioFormat::Ulaw8k).await;
+}
+
+#[tokio::test]
+async fn greeting_and_a_turn_over_wss_with_the_test_ca() {
+    conversation(true, AudioFormat::Alaw8k).await;
+}
+
+#[tokio::test]
+async fn linear16_calls_stream_linear16() {
+    conversation(false, AudioFormat::Linear16 { rate_hz: 16000 }).await;
+}
+
+#[tokio::test]
+async fn wss_without_the_test_ca_is_a_tls_failure() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).tls(true)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.extra_ca_file = None;
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
+    let line = failure(&events);
+    assert!(line.contains("TLS with Deepgram at 127.0.0.1 failed"), "{line}");
+    assert!(!line.contains('\n'));
+}
+
+#[tokio::test]
+async fn barge_in_flushes_before_any_later_audio() {
+    let script = vec![
+        Step::speak("A long story", 2000, false), // interrupted: no AgentAudioDone
+        Step::user_says("stop"),
+        Step::speak("OK", 200, true),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 2200 * 8).await;
+    let flush = events.iter().position(|e| *e == AgentEvent::FlushPlayback).expect("a flush");
+    assert_eq!(events.iter().filter(|e| **e == AgentEvent::FlushPlayback).count(), 1);
+    assert_eq!(audio_bytes(&events[..flush]), 2000 * 8, "the long reply is all before the flush");
+    assert_eq!(audio_bytes(&events[flush..]), 200 * 8, "the new reply is all after it");
+    finish(&mut session).await;
+}
+
+/// A one-shot HTTP server: answers one POST with `reply`, hands back the request.
+async fn http_once(reply: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/tools/lookup?src=test", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = tcp.read(&mut buf).await.expect("read");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if request.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+        tcp.write_all(response.as_bytes()).await.expect("write");
+        String::from_utf8_lossy(&request).to_string()
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn http_tool_result_goes_back_with_the_same_id_and_name() {
+    let (url, server) = http_once(r#"{"open":true,"hours":"9-17"}"#).await;
+    let script = vec![
+        Step::call("fc_1", "opening_hours", r#"{"day":"monday"}"#),
+        Step::speak("We are open", 100, true),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.greeting = None;
+    config.settings.functions.push(FunctionSpec {
+        name: "opening_hours".into(),
+        description: "Opening hours for a day".into(),
+        parameters: json!({"type":"object","properties":{"day":{"type":"string"}},"required":["day"]}),
+        kind: ToolKind::Http {
+            url,
+            headers: vec![("X-Secret".into(), "s3".into())],
+            timeout: Duration::from_secs(2),
+        },
+    });
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    assert_eq!(audio_bytes(&events), 800);
+    finish(&mut session).await;
+    let request = server.await.expect("server");
+    assert!(request.starts_with("POST /tools/lookup?src=test HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains("X-Secret: s3\r\n"), "{request}");
+    assert!(request.ends_with(r#"{"day":"monday"}"#), "{request}");
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert!(r.violations.is_empty() && r.errors_sent.is_empty(), "{r:?}");
+    assert_eq!(r.function_responses.len(), 1);
+    let resp = &r.function_responses[0];
+    assert_eq!((resp.id.as_deref(), resp.name.as_str()), (Some("fc_1"), "opening_hours"));
+    assert_eq!(resp.content, r#"{"open":true,"hours":"9-17"}"#);
+    // The function was declared in Settings.
+    let settings = r.settings.as_ref().expect("settings");
+    assert_eq!(settings.agent.think.functions[0].name, "opening_hours");
+}
+
+#[tokio::test]
+async fn failing_http_tool_tells_the_llm_what_went_wrong() {
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+    let script = vec![Step::call("fc_9", "crm", "{}"), Step::speak("Sorry", 100, true)];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.functions.push(FunctionSpec {
+        name: "crm".into(),
+        description: "CRM lookup".into(),
+        parameters: json!({"type":"object","properties":{}}),
+        kind: ToolKind::Http {
+            url: format!("http://127.0.0.1:{port}/x"),
+            headers: vec![],
+            timeout: Duration::from_secs(2),
+        },
+    });
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    finish(&mut session).await;
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    let resp = &r.function_responses[0];
+    assert_eq!(resp.id.as_deref(), Some("fc_9"));
+    assert!(resp.content.starts_with("error: the crm function failed"), "{}", resp.content);
+}
+
+#[tokio::test]
+async fn builtin_transfer_emits_transfer_and_answers_the_agent() {
+    let script = vec![Step::call("fc_2", "transfer_to_sales", "{}"), Step::Pause(Duration::from_millis(50))];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.functions.push(FunctionSpec {
+        name: "transfer_to_sales".into(),
+        description: "Transfer the caller to sales".into(),
+        parameters: json!({"type":"object","properties":{}}),
+        kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
+    });
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
+        ev.iter().any(|e| matches!(e, AgentEvent::Transfer { .. }))
+    })
+    .await;
+    assert!(events.contains(&AgentEvent::Transfer { target: "201".into() }));
+    // Let the response reach the fake, then hang up.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    finish(&mut session).await;
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert!(r.violations.is_empty(), "{r:?}");
+    let resp = &r.function_responses[0];
+    assert_eq!((resp.id.as_deref(), resp.name.as_str()), (Some("fc_2"), "transfer_to_sales"));
+    assert!(resp.content.starts_with("ok"), "{}", resp.content);
+}
+
+#[tokio::test]
+async fn error_message_ends_the_session_with_code_and_description() {
+    let script = vec![Step::speak("Hi", 100, true), Step::error("INTERNAL_SERVER_ERROR", "Something broke")];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
+    assert_eq!(audio_bytes(&events), 800);
+    assert_eq!(
+        failure(&events),
+        "agent deepgram failed: Deepgram error INTERNAL_SERVER_ERROR: Something broke"
+    );
+}
+
+#[tokio::test]
+async fn abrupt_close_mid_call_is_a_clear_failure() {
+    let script = vec![Step::speak("Hi", 100, true), Step::CloseAbruptly];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).tls(true).script(script)).await.expect("fake");
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
+    let line = failure(&events);
+    assert!(line.starts_with("agent deepgram failed: Deepgram closed the session mid-call ("), "{line}");
+}
+
+#[tokio::test]
+async fn bad_key_fails_with_the_401_reason() {
+    let fake = FakeDeepgram::start(FakeConfig::new("the-right-key")).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.api_key = "a-wrong-key".into();
+    let provider = DeepgramProvider::new(config.clone()).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
+    assert_eq!(events.len(), 1, "the failure is the first event");
+    let line = failure(&events);
+    assert_eq!(
+        line,
+        format!(
+            "agent deepgram failed: Deepgram rejected the API key (HTTP 401: {BAD_KEY_TEXT}): check the key"
+        )
+    );
+    assert!(!line.contains("a-wrong-key"));
+    let err = check_key(&config).await.expect_err("bad key");
+    assert!(err.to_string().contains("HTTP 401"), "{err}");
+    let records = fake.wait_records(2, LIMIT).await;
+    assert!(records.iter().all(|r| r.refused == Some(401)));
+}
+
+#[tokio::test]
+async fn check_key_does_the_handshake_and_closes() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).tls(true)).await.expect("fake");
+    let id = check_key(&config_for(&fake)).await.expect("good key");
+    assert_eq!(id, "fake-request-1");
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert!(r.settings.is_some() && r.errors_sent.is_empty() && r.audio_frames == 0, "{r:?}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_one_clear_line() {
+    let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+    let mut config = DeepgramConfig::new(KEY);
+    config.url = format!("ws://127.0.0.1:{port}/v1/agent/converse");
+    let err = check_key(&config).await.expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "agent deepgram failed: cannot connect to Deepgram at 127.0.0.1: connection refused"
+    );
+}
+
+#[test]
+fn plain_ws_is_refused_unless_loopback() {
+    let mut config = DeepgramConfig::new(KEY);
+    config.url = "ws://agent.deepgram.com/v1/agent/converse".into();
+    let err = DeepgramProvider::new(config.clone()).expect_err("plain ws");
+    assert!(err.to_string().contains("use wss://"), "{err}");
+    for ok in [
+        "ws://127.0.0.1:9/x",
+        "ws://localhost:9/x",
+        "ws://[::1]:9/x",
+        "wss://agent.deepgram.com/v1/agent/converse",
+    ] {
+        config.url = ok.into();
+        assert!(DeepgramProvider::new(config.clone()).is_ok(), "{ok}");
+    }
+    config.url = "http://127.0.0.1/".into();
+    assert!(DeepgramProvider::new(config.clone()).is_err());
+    config.url = DeepgramConfig::new(KEY).url;
+    config.api_key = " ".into();
+    assert!(DeepgramProvider::new(config).is_err(), "empty key");
+}
+
+#[tokio::test]
+async fn provider_waits_for_settings_applied_before_audio() {
+    // The fake holds SettingsApplied back for 300 ms and fails any audio before it.
+    let fake = FakeDeepgram::start(
+        FakeConfig::new(KEY)
+            .settings_applied_delay(Duration::from_millis(300))
+            .script(vec![Step::WaitAudio { frames: 5, min_dbfs: None }, Step::speak("Hi", 100, true)]),
+    )
+    .await
+    .expect("fake");
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    assert_eq!(audio_bytes(&events), 800);
+    finish(&mut session).await;
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert!(r.errors_sent.is_empty(), "{r:?}");
+}
+
+// ---- the fake itself can fail a client ----
+
+type RawWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw_client(fake: &FakeDeepgram) -> RawWs {
+    let mut request = fake.url().into_client_request().expect("request");
+    request.headers_mut().insert("Authorization", format!("Token {KEY}").parse().expect("header"));
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    ws
+}
+
+/// Text frames until the server closes.
+async fn read_all(ws: &mut RawWs) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(LIMIT, ws.next()).await {
+        if let Message::Text(t) = message {
+            out.push(serde_json::from_str(t.as_str()).expect("json"));
+        }
+    }
+    out
+}
+
+fn settings_json() -> String {
+    let config = DeepgramConfig::new(KEY);
+    voice_ua_agent::deepgram::messages::ClientMessage::Settings(Box::new(
+        config.settings_message(AudioFormat::Ulaw8k),
+    ))
+    .to_json()
+}
+
+fn error_code(messages: &[Value]) -> &str {
+    messages.iter().find(|m| m["type"] == "Error").and_then(|m| m["code"].as_str()).unwrap_or("(no Error)")
+}
+
+#[tokio::test]
+async fn fake_rejects_audio_before_settings() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY)).await.expect("fake");
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::binary(vec![0xFF; 160])).await.expect("send");
+    let got = read_all(&mut ws).await;
+    assert_eq!(got[0]["type"], "Welcome");
+    assert_eq!(error_code(&got), "NON_SETTINGS_MESSAGE_BEFORE_SETTINGS");
+}
+
+#[tokio::test]
+async fn fake_rejects_audio_before_settings_applied() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).settings_applied_delay(Duration::from_millis(300)))
+        .await
+        .expect("fake");
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::text(settings_json())).await.expect("send");
+    ws.send(Message::binary(vec![0xFF; 160])).await.expect("send");
+    let got = read_all(&mut ws).await;
+    assert_eq!(error_code(&got), "AUDIO_BEFORE_SETTINGS_APPLIED");
+    assert!(!got.iter().any(|m| m["type"] == "SettingsApplied"));
+}
+
+#[tokio::test]
+async fn fake_rejects_a_second_settings_and_keepalive_first() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY)).await.expect("fake");
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::text(settings_json())).await.expect("send");
+    ws.send(Message::text(settings_json())).await.expect("send");
+    let got = read_all(&mut ws).await;
+    assert_eq!(got[1]["type"], "SettingsApplied");
+    assert_eq!(error_code(&got), "SETTINGS_ALREADY_APPLIED");
+
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::text(r#"{"type":"KeepAlive"}"#)).await.expect("send");
+    assert_eq!(error_code(&read_all(&mut ws).await), "NON_SETTINGS_MESSAGE_BEFORE_SETTINGS");
+
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::text("{garbage")).await.expect("send");
+    assert_eq!(error_code(&read_all(&mut ws).await), "UNPARSABLE_CLIENT_MESSAGE");
+}
+
+#[tokio::test]
+async fn fake_times_out_a_silent_client() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).idle_timeout(Duration::from_millis(200)))
+        .await
+        .expect("fake");
+    let mut ws = raw_client(&fake).await;
+    ws.send(Message::text(settings_json())).await.expect("send");
+    let got = read_all(&mut ws).await;
+    assert_eq!(error_code(&got), "CLIENT_MESSAGE_TIMEOUT");
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert_eq!(r.errors_sent, ["CLIENT_MESSAGE_TIMEOUT"]);
+}
+
+#[tokio::test]
+async fn fake_refuses_a_wrong_key_with_dg_error() {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY)).await.expect("fake");
+    let mut request = fake.url().into_client_request().expect("request");
+    request.headers_mut().insert("Authorization", "Token nope".parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+            assert_eq!(response.headers().get("dg-error").and_then(|v| v.to_str().ok()), Some(BAD_KEY_TEXT));
+        }
+        other => panic!("expected HTTP 401, got {:?}", other.map(|_| ())),
+    }
+}

@@ -1,0 +1,223 @@
+//! The sans-IO Deepgram session in virtual time: handshake order, audio gating, KeepAlive
+//! only when audio stops, barge-in, errors, tools, turn latency.
+
+use std::time::{Duration, Instant};
+
+use voice_ua_agent::deepgram::messages::ClientMessage;
+use voice_ua_agent::deepgram::session::{DeepgramSession, Output, State, HANDSHAKE_TIMEOUT, KEEPALIVE_AFTER};
+use voice_ua_agent::{AgentError, AgentEvent, AudioFormat, AudioFrame, DeepgramConfig, Role, SessionEnd};
+
+fn session(t0: Instant) -> DeepgramSession {
+    let config = DeepgramConfig::new("k");
+    DeepgramSession::new(t0, AudioFormat::Ulaw8k, config.settings_message(AudioFormat::Ulaw8k))
+}
+
+fn drain(s: &mut DeepgramSession) -> Vec<Output> {
+    std::iter::from_fn(|| s.poll_output()).collect()
+}
+
+fn texts(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendText(t) => {
+                let v: serde_json::Value = serde_json::from_str(t).expect("json");
+                Some(v["type"].as_str().unwrap_or_default().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn streaming(t0: Instant) -> DeepgramSession {
+    let mut s = session(t0);
+    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
+    s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+    drain(&mut s);
+    s
+}
+
+#[test]
+fn settings_once_after_welcome_and_audio_only_after_settings_applied() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
+    assert_eq!(s.state(), State::AwaitingWelcome);
+    assert!(!s.handle_call_audio(t0, &frame));
+    assert!(drain(&mut s).is_empty(), "nothing is sent before Welcome");
+
+    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
+    assert_eq!(texts(&drain(&mut s)), ["Settings"]);
+    assert_eq!(s.state(), State::AwaitingSettingsApplied);
+    assert_eq!(s.request_id(), Some("r1"));
+    assert!(!s.handle_call_audio(t0, &frame));
+    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r2"}"#);
+    assert!(drain(&mut s).is_empty(), "a second Welcome sends no second Settings");
+
+    s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+    assert_eq!(s.state(), State::Streaming);
+    assert!(s.handle_call_audio(t0, &frame));
+    assert_eq!(s.audio_counts(), (1, 2));
+}
+
+#[test]
+fn keepalive_only_when_audio_stops() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
+    // 20 s of continuous audio: never a KeepAlive.
+    let mut t = t0;
+    for _ in 0..1000 {
+        t += Duration::from_millis(20);
+        assert!(s.handle_call_audio(t, &frame));
+        if let Some(due) = s.poll_timeout() {
+            if due <= t {
+                s.handle_timeout(t);
+            }
+        }
+    }
+    assert!(texts(&drain(&mut s)).is_empty());
+    // Audio stops: one KeepAlive every KEEPALIVE_AFTER.
+    let due = s.poll_timeout().expect("timer");
+    assert_eq!(due, t + KEEPALIVE_AFTER);
+    s.handle_timeout(due);
+    assert_eq!(texts(&drain(&mut s)), ["KeepAlive"]);
+    s.handle_timeout(due + Duration::from_secs(1));
+    assert!(drain(&mut s).is_empty());
+    let next = s.poll_timeout().expect("timer");
+    assert_eq!(next, due + KEEPALIVE_AFTER);
+}
+
+#[test]
+fn handshake_timeouts_fail_with_one_line() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    assert_eq!(s.poll_timeout(), Some(t0 + HANDSHAKE_TIMEOUT));
+    s.handle_timeout(t0 + HANDSHAKE_TIMEOUT);
+    let out = drain(&mut s);
+    assert!(
+        matches!(&out[0], Output::Event(AgentEvent::Ended(SessionEnd::Failed(AgentError::Provider { detail, .. }))) if detail.contains("Welcome"))
+    );
+    assert_eq!(out[1], Output::Close);
+    assert_eq!(s.state(), State::Ended);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn barge_in_flushes_at_once_without_waiting_for_audio_done() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.handle_binary(t0, &[0x55; 800]); // 100 ms of agent audio
+    s.handle_text(t0, r#"{"type":"UserStartedSpeaking"}"#);
+    s.handle_binary(t0, &[0x66; 160]);
+    let out = drain(&mut s);
+    let kinds: Vec<&str> = out
+        .iter()
+        .map(|o| match o {
+            Output::Event(AgentEvent::Audio(_)) => "audio",
+            Output::Event(AgentEvent::FlushPlayback) => "flush",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["audio", "audio", "audio", "audio", "audio", "flush", "audio"]);
+    if let Output::Event(AgentEvent::Audio(f)) = &out[0] {
+        assert_eq!(f.len(), 160, "20 ms chunks");
+    }
+}
+
+#[test]
+fn error_ends_failed_with_code_and_description() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.handle_text(t0, r#"{"type":"Warning","code":"SLOW_THINK_REQUEST","description":"slow"}"#);
+    s.handle_text(t0, r#"{"type":"Mystery"}"#);
+    s.handle_text(t0, "not json");
+    assert!(drain(&mut s).is_empty(), "warnings, unknown types and garbage do not end the session");
+    s.handle_text(t0, r#"{"type":"Error","code":"INVALID_SETTINGS","description":"bad model"}"#);
+    let out = drain(&mut s);
+    let Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))) = &out[0] else { panic!("{out:?}") };
+    assert_eq!(error.to_string(), "agent deepgram failed: Deepgram error INVALID_SETTINGS: bad model");
+    assert_eq!(out[1], Output::Close);
+    s.handle_binary(t0, &[1; 160]);
+    s.handle_closed(t0, "gone");
+    assert!(drain(&mut s).is_empty(), "nothing after the end");
+}
+
+#[test]
+fn socket_drop_mid_call_is_a_clear_failure() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.handle_closed(t0, "connection dropped");
+    let out = drain(&mut s);
+    let Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))) = &out[0] else { panic!("{out:?}") };
+    assert!(error.to_string().contains("mid-call (connection dropped)"), "{error}");
+}
+
+#[test]
+fn tool_calls_are_answered_with_the_same_id_unless_cancelled() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.handle_text(
+        t0,
+        r#"{"type":"FunctionCallRequest","functions":[
+            {"id":"a","name":"lookup","arguments":"{}","client_side":true},
+            {"id":"b","name":"server_fn","arguments":"{}","client_side":false},
+            {"id":"c","name":"lookup","arguments":"{\"q\":1}","client_side":true}]}"#,
+    );
+    let out = drain(&mut s);
+    let ids: Vec<&str> = out
+        .iter()
+        .filter_map(|o| if let Output::RunTool(t) = o { Some(t.id.as_str()) } else { None })
+        .collect();
+    assert_eq!(ids, ["a", "c"], "server-side calls are Deepgram's");
+    s.handle_text(t0, r#"{"type":"FunctionCallCancelled","functions":[{"id":"c","name":"lookup"}]}"#);
+    s.handle_tool_result(t0, "c".into(), "lookup".into(), "late".into());
+    s.handle_tool_result(t0, "a".into(), "lookup".into(), "42".into());
+    s.handle_tool_result(t0, "a".into(), "lookup".into(), "twice".into());
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    let Output::SendText(text) = &out[0] else { panic!() };
+    let Ok(ClientMessage::FunctionCallResponse(r)) = ClientMessage::parse(text) else { panic!("{text}") };
+    assert_eq!((r.id.as_deref(), r.name.as_str(), r.content.as_str()), (Some("a"), "lookup", "42"));
+}
+
+#[test]
+fn turn_latency_runs_from_the_users_text_to_the_first_agent_audio() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    // Greeting audio is not a turn.
+    s.handle_binary(t0, &[1; 160]);
+    assert_eq!(s.last_turn_latency(), None);
+    let t1 = t0 + Duration::from_secs(3);
+    s.handle_text(t1, r#"{"type":"UserStartedSpeaking"}"#);
+    s.handle_text(
+        t1 + Duration::from_millis(900),
+        r#"{"type":"ConversationText","role":"user","content":"hola"}"#,
+    );
+    s.handle_text(
+        t1 + Duration::from_millis(1500),
+        r#"{"type":"AgentStartedSpeaking","total_latency":0.7,"tts_latency":0.2,"ttt_latency":0.4}"#,
+    );
+    s.handle_binary(t1 + Duration::from_millis(1620), &[1; 320]);
+    s.handle_binary(t1 + Duration::from_millis(1700), &[1; 320]);
+    let turn = s.last_turn_latency().expect("a turn");
+    assert_eq!(turn.bridge, Duration::from_millis(720));
+    assert_eq!(turn.total, Some(Duration::from_millis(700)));
+    let transcripts: Vec<(Role, String)> = drain(&mut s)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Event(AgentEvent::Transcript { role, text, .. }) => Some((role, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(transcripts, [(Role::User, "hola".to_owned())]);
+}
+
+#[test]
+fn call_end_closes_with_call_ended() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.call_ended();
+    assert_eq!(drain(&mut s), [Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)), Output::Close]);
+    assert!(!s.handle_call_audio(t0, &AudioFrame::silence(AudioFormat::Ulaw8k)));
+}
