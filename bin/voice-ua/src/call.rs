@@ -9,6 +9,7 @@
 //! end, one summary line. The hot path reuses its buffers and never blocks: the agent
 //! is reached with `try_send`, the socket is non-blocking, and nothing takes a lock.
 
+use crate::agent_config::Fallback;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use voice_ua_agent::{AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit};
+use voice_ua_agent::{
+    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, SessionEnd,
+};
 use voice_ua_media::{
     DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
     SourceFilter, SourceVerdict,
@@ -40,6 +43,14 @@ pub struct CallConfig {
     pub jitter: JitterConfig,
     /// SIP domain, for transfer targets given as bare extensions.
     pub domain: String,
+    /// What the caller hears, and where they go, when the agent fails.
+    pub fallback: Fallback,
+}
+
+/// What to do once the queued agent audio has played out.
+enum AfterPlayback {
+    HangUp(String),
+    Transfer(String),
 }
 
 /// RTP ports handed out round-robin from a range (even ports, RFC 3550 §11).
@@ -206,13 +217,13 @@ pub async fn run_call(
         callee: uri_of(&call.info.to),
         format: format_of(law),
     };
-    let session = match agent.open(facts).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("the {} agent could not start: {e}; hanging up", agent.name());
-            let _ = call.hangup(Some("Q.850;cause=41;text=\"agent unavailable\"")).await;
-            return;
-        }
+    let (session, open_error) = match agent.open(facts).await {
+        Ok(s) => (s, None),
+        // Still run the call: the caller hears the fallback prompt, not silence.
+        Err(e) => (
+            AgentSession::spawn("none", |_io| async {}),
+            Some(format!("the {} agent could not start: {e}", agent.name())),
+        ),
     };
     let timer = match timer {
         TimerDecision::Run { interval, refresher, .. } => {
@@ -221,6 +232,9 @@ pub async fn run_call(
         _ => None,
     };
     let mut media = Media::new(socket, plan, law, &cfg);
+    if let Some(cause) = open_error {
+        media.fall_back(&cause, &cfg);
+    }
     let ending = media.run(&mut call, &mut oa, session, timer, &cfg, &stop).await;
     media.summary(started, &ending);
 }
@@ -258,7 +272,9 @@ struct Media {
     packets_in: u64,
     packets_out: u64,
     last_rtp: Instant,
-    hangup_after_playback: Option<String>,
+    after_playback: Option<AfterPlayback>,
+    /// The agent failed: no more audio goes to it.
+    agent_failed: bool,
 }
 
 impl Media {
@@ -279,7 +295,8 @@ impl Media {
             packets_in: 0,
             packets_out: 0,
             last_rtp: now,
-            hangup_after_playback: None,
+            after_playback: None,
+            agent_failed: false,
         }
     }
 
@@ -334,8 +351,10 @@ impl Media {
                     let now = Instant::now();
                     let frame = self.jitter.pop(now);
                     let n = self.law.encode_slice(frame.samples, &mut frame_bytes);
-                    if let Ok(f) = AudioFrame::new(&frame_bytes[..n]) {
-                        let _ = session.send_audio(f);
+                    if !self.agent_failed {
+                        if let Ok(f) = AudioFrame::new(&frame_bytes[..n]) {
+                            let _ = session.send_audio(f);
+                        }
                     }
                     if let Some(end) = self.on_agent_events(&mut session, call, cfg).await {
                         break end;
@@ -347,10 +366,20 @@ impl Media {
                             }
                         }
                     }
-                    if let Some(reason) = &self.hangup_after_playback {
-                        if self.pacer.queued().is_zero() {
-                            let _ = call.hangup(None).await;
-                            break Ending { by: "agent", why: reason.clone() };
+                    if self.pacer.queued().is_zero() {
+                        match self.after_playback.take() {
+                            Some(AfterPlayback::HangUp(reason)) => {
+                                let _ = call.hangup(None).await;
+                                break Ending { by: "agent", why: reason };
+                            }
+                            Some(AfterPlayback::Transfer(target)) => {
+                                let accepted = self.transfer(call, &target, cfg).await;
+                                if !accepted {
+                                    let _ = call.hangup(None).await;
+                                    break Ending { by: "voice-ua", why: format!("transfer to {target} failed") };
+                                }
+                            }
+                            None => {}
                         }
                     }
                     if self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > cfg.media_timeout {
@@ -482,7 +511,7 @@ impl Media {
                 }
                 AgentEvent::FlushPlayback => self.pacer.flush(),
                 AgentEvent::HangUp { after_playback: true, reason } => {
-                    self.hangup_after_playback = Some(reason)
+                    self.after_playback = Some(AfterPlayback::HangUp(reason))
                 }
                 AgentEvent::HangUp { after_playback: false, reason } => {
                     let _ = call.hangup(None).await;
@@ -510,15 +539,69 @@ impl Media {
                     }
                 }
                 AgentEvent::Transcript { role, text, .. } => tracing::info!(?role, %text, "transcript"),
+                AgentEvent::Ended(SessionEnd::Failed(e)) => self.fall_back(&e.to_string(), cfg),
                 AgentEvent::Ended(end) => {
                     tracing::info!("agent session ended: {end}");
-                    if self.hangup_after_playback.is_none() {
-                        self.hangup_after_playback = Some(end.to_string());
+                    self.agent_failed = true;
+                    if self.after_playback.is_none() {
+                        self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
                     }
                 }
             }
         }
         None
+    }
+
+    /// Blind transfer with REFER; true when the PBX accepted it (the call then ends
+    /// when its NOTIFY reports success).
+    async fn transfer(&self, call: &IncomingCall, target: &str, cfg: &CallConfig) -> bool {
+        let uri = if target.starts_with("sip:") {
+            target.to_string()
+        } else {
+            format!("sip:{target}@{}", cfg.domain)
+        };
+        match call.refer(&uri).await {
+            Ok(code) if (200..300).contains(&code) => {
+                tracing::info!(%uri, status = code, "transfer accepted");
+                true
+            }
+            Ok(code) => {
+                tracing::warn!(%uri, status = code, "transfer refused by the PBX");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(%uri, "transfer failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// The agent failed: the caller is never left in silence. Play the fallback
+    /// prompt, then transfer to the human target if there is one, else hang up.
+    fn fall_back(&mut self, cause: &str, cfg: &CallConfig) {
+        if self.agent_failed {
+            return;
+        }
+        self.agent_failed = true;
+        let next = match &cfg.fallback.transfer {
+            Some(t) => format!("transferring the caller to {t}"),
+            None => "ending the call".to_string(),
+        };
+        tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
+        self.pacer.flush();
+        let mut chunk = [0u8; 160];
+        for part in cfg.fallback.ulaw.chunks(160) {
+            let out = &mut chunk[..part.len()];
+            out.copy_from_slice(part);
+            if self.law == Law::Alaw {
+                voice_ua_media::g711::ulaw_to_alaw_in_place(out);
+            }
+            self.pacer.push_encoded(out);
+        }
+        self.after_playback = Some(match &cfg.fallback.transfer {
+            Some(t) => AfterPlayback::Transfer(t.clone()),
+            None => AfterPlayback::HangUp(format!("agent failed: {cause}")),
+        });
     }
 
     fn summary(&self, started: Instant, ending: &Ending) {

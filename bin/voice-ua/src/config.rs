@@ -29,6 +29,8 @@ pub enum ConfigError {
         "cannot read the SIP password file {path}: {source}; check sip.password_file and its permissions"
     )]
     PasswordFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the {what} file {path}: {source}; check the path and its permissions")]
+    SecretFile { what: &'static str, path: PathBuf, source: std::io::Error },
 }
 
 /// The file as written; every key optional, unknown keys refused.
@@ -41,6 +43,8 @@ pub struct FileConfig {
     pub log: LogSection,
     #[serde(default)]
     pub calls: CallsSection,
+    #[serde(default)]
+    pub agent: crate::agent_config::AgentSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +373,35 @@ mod tests {
             "follow_nat",
             "format",
             "filter",
+            "allow",
+            "max_calls",
+            "codecs",
+            "rtp_ports",
+            "media_timeout_secs",
+            "ring_ms",
+            "jitter_start_ms",
+            "jitter_max_ms",
+            "provider",
+            "key_file",
+            "url",
+            "ca_file",
+            "language",
+            "listen_model",
+            "think_provider",
+            "think_model",
+            "speak_model",
+            "prompt",
+            "prompt_file",
+            "greeting",
+            "fallback_audio",
+            "fallback_transfer",
+            "name",
+            "description",
+            "kind",
+            "timeout_ms",
+            "headers",
+            "parameters",
+            "target",
         ] {
             assert!(text.contains(&format!("{key} =")), "example config documents {key}");
         }

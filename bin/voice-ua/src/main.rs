@@ -2,9 +2,11 @@
 //! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM)
 //! or `check` (validate and print the effective settings).
 
+mod agent_config;
 mod call;
 mod config;
 
+use agent_config::AgentChoice;
 use clap::{Parser, Subcommand, ValueEnum};
 use config::{ConfigError, Overrides, PASSWORD_ENV};
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
-use voice_ua_agent::{AgentProvider, EchoProvider};
+use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider};
 use voice_ua_media::JitterConfig;
 use voice_ua_sip::{RegStatus, SipAgent};
 
@@ -51,7 +53,16 @@ enum Command {
     #[command(after_help = EXAMPLES)]
     Register(RegisterArgs),
     /// Validate the configuration and print the effective settings (secrets masked).
-    Check(RegisterArgs),
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct CheckArgs {
+    #[command(flatten)]
+    base: RegisterArgs,
+    /// Also connect to the agent (Deepgram) and check that the key works.
+    #[arg(long)]
+    agent: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -115,12 +126,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (path, file) = config::load(cli.config.as_deref())?;
     let args = match &cli.command {
-        Command::Register(a) | Command::Check(a) => a,
+        Command::Register(a) => a,
+        Command::Check(c) => &c.base,
     };
     let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
     let calls = config::calls(&file)?;
+    let (agent_choice, fallback) =
+        agent_config::choose(&file.agent, std::env::var(agent_config::KEY_ENV).ok())?;
     match cli.command {
-        Command::Check(_) => {
+        Command::Check(check) => {
             print!("{}", config::describe(&settings, path.as_deref()));
             println!(
                 "calls:              up to {}, codecs {}, RTP ports {}-{}, media timeout {} s, allow {:?}",
@@ -131,6 +145,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 calls.media_timeout.as_secs(),
                 calls.allow
             );
+            match &agent_choice {
+                AgentChoice::Echo => println!("agent:              echo (no Deepgram key configured)"),
+                AgentChoice::Deepgram(d) => println!(
+                    "agent:              deepgram at {} (key {:?}), listen {}, think {}/{}, speak {}, functions [{}]",
+                    d.url,
+                    "********",
+                    d.settings.listen_model,
+                    d.settings.think_provider,
+                    d.settings.think_model,
+                    d.settings.speak_model,
+                    d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+            println!(
+                "fallback:           {:.1} s prompt, then {}",
+                fallback.ulaw.len() as f64 / 8000.0,
+                fallback
+                    .transfer
+                    .as_deref()
+                    .map(|t| format!("transfer to {t}"))
+                    .unwrap_or_else(|| "hang up".into())
+            );
+            if check.agent {
+                let AgentChoice::Deepgram(d) = &agent_choice else {
+                    anyhow::bail!("--agent checks the Deepgram key, but no key is configured (DEEPGRAM_API_KEY or agent.key_file)");
+                };
+                voice_ua_agent::install_crypto_provider();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                match rt.block_on(voice_ua_agent::check_key(d)) {
+                    Ok(id) => println!(
+                        "agent check:        OK (Deepgram accepted the key and the Settings; request {id})"
+                    ),
+                    Err(e) => anyhow::bail!("agent check failed: {e}"),
+                }
+            }
             println!("configuration OK");
             Ok(ExitCode::SUCCESS)
         }
@@ -152,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             init_logging(format, cli.log.or(file.log.filter))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(register(settings, calls))
+            rt.block_on(register(settings, calls, agent_choice, fallback))
         }
     }
 }
@@ -180,6 +229,8 @@ fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()>
 async fn register(
     mut settings: voice_ua_sip::SipSettings,
     calls: config::CallSettings,
+    agent_choice: AgentChoice,
+    fallback: agent_config::Fallback,
 ) -> anyhow::Result<ExitCode> {
     settings.accept_calls = true;
     settings.allow = calls.allow.clone();
@@ -202,11 +253,19 @@ async fn register(
         ring: calls.ring,
         jitter,
         domain,
+        fallback,
     });
-    tracing::info!(
-        "no Deepgram key configured: calls are answered by the echo agent (it repeats what the caller says)"
-    );
-    let provider: Arc<dyn AgentProvider> = Arc::new(EchoProvider::default());
+    let provider: Arc<dyn AgentProvider> = match agent_choice {
+        AgentChoice::Echo => {
+            tracing::info!("no Deepgram key configured: calls are answered by the echo agent (it repeats what the caller says)");
+            Arc::new(EchoProvider::default())
+        }
+        AgentChoice::Deepgram(d) => {
+            voice_ua_agent::install_crypto_provider();
+            tracing::info!(url = %d.url, "calls are answered by the Deepgram Voice Agent");
+            Arc::new(DeepgramProvider::new(*d)?)
+        }
+    };
     let stop_calls = tokio_util::sync::CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let signal = shutdown_signal();

@@ -2,137 +2,17 @@
 //! incoming call with SDP, RTP both ways through the jitter buffer, the echo agent
 //! and the pacer, an RFC 4733 digit, and the caller's BYE — then the summary line.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use common::{rtp, ulaw, Call};
 use std::time::{Duration, Instant};
-
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.split("\r\n").find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn reply_ok(req: &str) -> String {
-    let mut out = "SIP/2.0 200 OK\r\n".to_string();
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        out.push_str(&format!("{name}: {}\r\n", header(req, name).unwrap_or("")));
-    }
-    out.push_str("Contact: <sip:9000@127.0.0.1>;expires=300\r\nContent-Length: 0\r\n\r\n");
-    out
-}
-
-fn free_udp() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0").expect("bind")
-}
-
-/// μ-law (G.711) of one sample, for the test signal: any valid codes will do, since
-/// the echo must hand back exactly the bytes it received.
-fn ulaw(x: i16) -> u8 {
-    let sign = if x < 0 { 0x80u8 } else { 0 };
-    let mag = (i32::from(x).abs().min(32635) + 132) as u32;
-    let exp = (31 - mag.leading_zeros()).saturating_sub(7).min(7);
-    let mantissa = (mag >> (exp + 3)) & 0x0f;
-    !(sign | (exp << 4) as u8 | mantissa as u8)
-}
-
-fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
 
 #[test]
 fn a_call_is_answered_and_the_caller_hears_themselves() {
-    let pbx = free_udp();
-    pbx.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-    let pbx_addr = pbx.local_addr().expect("addr");
-    let sip_port = free_udp().local_addr().expect("a").port();
-    let rtp_first = 31000 + (std::process::id() % 500) as u16 * 2 * 8;
-    let dir = std::env::temp_dir().join(format!("voice-ua-call-echo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cfg = dir.join("v.toml");
-    std::fs::write(&cfg, format!("[calls]\nrtp_ports = \"{}-{}\"\n", rtp_first, rtp_first + 14))
-        .expect("cfg");
-    let mut ua = Command::new(env!("CARGO_BIN_EXE_voice-ua"))
-        .args(["--log-format", "json", "--config", cfg.to_str().expect("utf8"), "register", "--ext", "9000"])
-        .args(["--pbx", &pbx_addr.to_string(), "--bind", &format!("127.0.0.1:{sip_port}")])
-        .env("VOICE_UA_SIP_PASSWORD", "pw")
-        .env("RUST_LOG", "info")
-        .current_dir(&dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("voice-ua starts");
-    let (log_tx, log_rx) = mpsc::channel::<String>();
-    let stderr = ua.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = log_tx.send(line);
-        }
-    });
-    let ua_sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
-    let mut buf = vec![0u8; 65536];
-    let recv = |pbx: &UdpSocket, buf: &mut Vec<u8>| -> Option<String> {
-        let (n, _) = pbx.recv_from(buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-    };
-
-    // REGISTER → 200.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        assert!(Instant::now() < deadline, "no REGISTER");
-        if let Some(m) = recv(&pbx, &mut buf) {
-            if m.starts_with("REGISTER") {
-                pbx.send_to(reply_ok(&m).as_bytes(), ua_sip).expect("send");
-                break;
-            }
-        }
-    }
-
-    // INVITE with PCMU and telephone-event.
-    let media = free_udp();
-    media.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
-    let media_port = media.local_addr().expect("a").port();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
-    );
-    let invite = format!(
-        "INVITE sip:9000@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKinv1\r\n\
-         From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: echo-1@pbx\r\n\
-         CSeq: 1 INVITE\r\nContact: <sip:2001@{pbx_addr}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    pbx.send_to(invite.as_bytes(), ua_sip).expect("send");
-    let ok = loop {
-        assert!(Instant::now() < deadline + Duration::from_secs(5), "no 200 OK");
-        if let Some(m) = recv(&pbx, &mut buf) {
-            if m.starts_with("SIP/2.0 200") && m.contains("INVITE") {
-                break m;
-            }
-        }
-    };
-    let answer = ok.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let m_line = answer.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
-    assert!(m_line.ends_with("RTP/AVP 0 101"), "{m_line}");
-    let ua_rtp_port: u16 = m_line.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("port");
-    assert!((rtp_first..=rtp_first + 14).contains(&ua_rtp_port) && ua_rtp_port % 2 == 0, "{ua_rtp_port}");
-    let to = header(&ok, "To").expect("To").to_string();
-    let ack = format!(
-        "ACK sip:9000@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKack1\r\n\
-         From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: {to}\r\nCall-ID: echo-1@pbx\r\nCSeq: 1 ACK\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    pbx.send_to(ack.as_bytes(), ua_sip).expect("ack");
+    let call = Call::start("call-echo", "", &[]);
+    let (media, ua_rtp) = (&call.media, call.ua_rtp);
 
     // 1 s of a 440 Hz "utterance", then silence, at real-time pace; collect what comes back.
-    let ua_rtp: SocketAddr = format!("127.0.0.1:{ua_rtp_port}").parse().expect("addr");
     let tone: Vec<u8> = (0..8000)
         .map(|i| ulaw((8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin()) as i16))
         .collect();
@@ -153,43 +33,17 @@ fn a_call_is_answered_and_the_caller_hears_themselves() {
             }
             dtmf_sent = true;
         }
-        while start.elapsed() < Duration::from_millis(20 * (u64::from(n) + 1)) {
-            let mut b = [0u8; 1500];
-            if let Ok((len, from)) = media.recv_from(&mut b) {
-                assert_eq!(from, ua_rtp, "symmetric RTP: sent from the advertised port");
-                if len >= 12 {
-                    got.push((
-                        u16::from_be_bytes([b[2], b[3]]),
-                        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                        b[1] & 0x80 != 0,
-                        b[12..len].to_vec(),
-                    ));
-                }
-            }
-        }
+        let due = start + Duration::from_millis(20 * (u64::from(n) + 1));
+        call.drain_rtp(&mut got, due.saturating_duration_since(Instant::now()));
     }
 
     // The caller hangs up.
-    let bye = format!(
-        "BYE sip:9000@127.0.0.1:{sip_port} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKbye1\r\n\
-         From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: {to}\r\nCall-ID: echo-1@pbx\r\nCSeq: 2 BYE\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    pbx.send_to(bye.as_bytes(), ua_sip).expect("bye");
-    let bye_ok = loop {
-        if let Some(m) = recv(&pbx, &mut buf) {
-            if m.contains("CSeq: 2 BYE") {
-                break m;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(12), "no answer to BYE");
-    };
-    assert!(bye_ok.starts_with("SIP/2.0 200"), "{bye_ok}");
+    call.send(&call.in_dialog("BYE", 2, "", ""));
+    let bye_ok = call.recv(Duration::from_secs(5)).expect("an answer to BYE");
+    assert!(bye_ok.starts_with("SIP/2.0 200") && bye_ok.contains("CSeq: 2 BYE"), "{bye_ok}");
     std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill").args(["-TERM", &ua.id().to_string()]).status();
-    let status = ua.wait().expect("exit");
+    let (status, logs) = call.stop();
     assert!(status.success(), "exit status {status:?}");
-    let logs: Vec<String> = log_rx.try_iter().collect();
 
     // RTP out: continuous (one packet per 20 ms, +1 sequence, +160 timestamp).
     assert!(got.len() >= 180, "about one packet per 20 ms: got {}", got.len());
@@ -235,6 +89,5 @@ fn a_call_is_answered_and_the_caller_hears_themselves() {
     assert!(f["packets_in"].as_u64().unwrap_or(0) >= 190, "{summary}");
     assert!(f["packets_out"].as_u64().unwrap_or(0) >= 180, "{summary}");
     assert_eq!(f["hung_up_by"], "caller", "{summary}");
-    assert!(v["spans"].to_string().contains("echo-1@pbx"), "the call's span carries its id: {summary}");
-    let _ = std::fs::remove_dir_all(dir);
+    assert!(v["spans"].to_string().contains("call-echo-1@pbx"), "the call's span carries its id: {summary}");
 }

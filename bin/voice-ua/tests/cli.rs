@@ -6,7 +6,11 @@ use std::process::{Command, Output};
 
 fn voice_ua(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voice-ua"));
-    cmd.args(args).current_dir(dir).env_remove("VOICE_UA_SIP_PASSWORD").env_remove("RUST_LOG");
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("VOICE_UA_SIP_PASSWORD")
+        .env_remove("RUST_LOG")
+        .env_remove("DEEPGRAM_API_KEY");
     for (k, v) in env {
         cmd.env(k, v);
     }

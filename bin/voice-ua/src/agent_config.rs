@@ -1,0 +1,305 @@
+//! The `[agent]` section: which agent answers calls (Deepgram, or the echo test when no
+//! key is configured), its Settings (models, prompt, greeting, functions), and what the
+//! caller hears when the agent fails (a short prompt, then a transfer to a human or a
+//! polite hang-up). The Deepgram key comes from `DEEPGRAM_API_KEY` or `agent.key_file`,
+//! never from argv, and is never printed.
+
+use crate::config::ConfigError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, ToolKind};
+
+pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub provider: Option<String>,
+    pub url: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub language: Option<String>,
+    pub listen_model: Option<String>,
+    pub think_provider: Option<String>,
+    pub think_model: Option<String>,
+    pub prompt: Option<String>,
+    pub prompt_file: Option<PathBuf>,
+    pub speak_model: Option<String>,
+    pub greeting: Option<String>,
+    pub fallback_audio: Option<PathBuf>,
+    pub fallback_transfer: Option<String>,
+    #[serde(default)]
+    pub functions: Vec<FunctionSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSection {
+    pub name: String,
+    pub description: String,
+    pub kind: String,
+    pub url: Option<String>,
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub parameters: Option<toml::Value>,
+    pub target: Option<String>,
+}
+
+/// Which agent answers.
+#[derive(Debug, Clone)]
+pub enum AgentChoice {
+    Echo,
+    Deepgram(Box<DeepgramConfig>),
+}
+
+/// What the caller hears when the agent fails mid-call or cannot start.
+#[derive(Clone, Default)]
+pub struct Fallback {
+    /// μ-law 8 kHz audio (transcoded for A-law calls).
+    pub ulaw: Vec<u8>,
+    /// Where to transfer the caller afterwards (extension or SIP URI).
+    pub transfer: Option<String>,
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback")
+            .field("audio_seconds", &(self.ulaw.len() as f64 / 8000.0))
+            .field("transfer", &self.transfer)
+            .finish()
+    }
+}
+
+/// The fallback prompt shipped with voice-ua (μ-law, 8 kHz, spoken with espeak-ng).
+const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../conf/fallback-en.ulaw");
+
+fn invalid(key: &'static str, value: &str, why: &str) -> ConfigError {
+    ConfigError::Invalid { key, value: value.to_string(), why: why.to_string() }
+}
+
+/// Resolve `[agent]` into the agent to use. `env_key` is `DEEPGRAM_API_KEY`, if set.
+pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice, Fallback), ConfigError> {
+    let key = match (env_key.filter(|k| !k.trim().is_empty()), &a.key_file) {
+        (Some(k), _) => Some(k.trim().to_string()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::SecretFile {
+                    what: "Deepgram key",
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let fallback = Fallback {
+        ulaw: match &a.fallback_audio {
+            Some(p) => std::fs::read(p).map_err(|e| {
+                invalid("agent.fallback_audio", &p.display().to_string(), &format!("cannot read it: {e}"))
+            })?,
+            None => BUILTIN_FALLBACK.to_vec(),
+        },
+        transfer: a.fallback_transfer.clone().filter(|t| !t.is_empty()),
+    };
+    // The Deepgram settings are checked even when the echo agent is chosen, so
+    // `voice-ua check` finds their mistakes before a key is added.
+    let deepgram = deepgram_config(a, key.clone().unwrap_or_default())?;
+    let provider = a.provider.as_deref().unwrap_or(if key.is_some() { "deepgram" } else { "echo" });
+    let choice = match provider {
+        "echo" => AgentChoice::Echo,
+        "deepgram" => {
+            if key.as_deref().is_none_or(str::is_empty) {
+                return Err(ConfigError::Missing {
+                    what: "Deepgram API key",
+                    fix: "set DEEPGRAM_API_KEY or agent.key_file (or agent.provider = \"echo\")",
+                });
+            }
+            AgentChoice::Deepgram(Box::new(deepgram))
+        }
+        other => return Err(invalid("agent.provider", other, "use deepgram or echo")),
+    };
+    Ok((choice, fallback))
+}
+
+fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, ConfigError> {
+    let mut cfg = DeepgramConfig::new(key);
+    if let Some(url) = &a.url {
+        if !(url.starts_with("wss://") || url.starts_with("ws://")) {
+            return Err(invalid("agent.url", url, "expected wss://host/path"));
+        }
+        cfg.url = url.clone();
+    }
+    if let Some(ca) = &a.ca_file {
+        if !ca.is_file() {
+            return Err(invalid(
+                "agent.ca_file",
+                &ca.display().to_string(),
+                "no such file (a PEM CA certificate)",
+            ));
+        }
+        cfg.extra_ca_file = Some(ca.clone());
+    }
+    let d = AgentConfig::default();
+    let prompt = match (&a.prompt, &a.prompt_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "agent.prompt_file",
+                "(both set)",
+                "set agent.prompt or agent.prompt_file, not both",
+            ))
+        }
+        (Some(p), None) => p.clone(),
+        (None, Some(path)) => read_text("agent.prompt_file", path)?,
+        (None, None) => d.prompt.clone(),
+    };
+    let mut functions = Vec::new();
+    for f in &a.functions {
+        functions.push(function(f)?);
+    }
+    cfg.settings = AgentConfig {
+        language: a.language.clone().unwrap_or(d.language),
+        listen_model: a.listen_model.clone().unwrap_or(d.listen_model),
+        think_provider: a.think_provider.clone().unwrap_or(d.think_provider),
+        think_model: a.think_model.clone().unwrap_or(d.think_model),
+        prompt,
+        speak_model: a.speak_model.clone().unwrap_or(d.speak_model),
+        greeting: a.greeting.clone().filter(|g| !g.is_empty()),
+        functions,
+        experimental: d.experimental,
+    };
+    Ok(cfg)
+}
+
+fn read_text(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, &path.display().to_string(), &format!("cannot read it: {e}")))
+}
+
+fn function(f: &FunctionSection) -> Result<FunctionSpec, ConfigError> {
+    if f.name.is_empty() || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(invalid("agent.functions.name", &f.name, "use letters, digits, _ and -"));
+    }
+    let parameters = match &f.parameters {
+        Some(v) => serde_json::to_value(v).map_err(|e| {
+            invalid("agent.functions.parameters", &f.name, &format!("not JSON-compatible: {e}"))
+        })?,
+        None => serde_json::json!({"type": "object", "properties": {}}),
+    };
+    let kind = match f.kind.as_str() {
+        "http" => {
+            let url =
+                f.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://")).ok_or_else(
+                    || {
+                        invalid(
+                            "agent.functions.url",
+                            f.url.as_deref().unwrap_or(""),
+                            "kind = \"http\" needs url = \"http(s)://...\"",
+                        )
+                    },
+                )?;
+            ToolKind::Http {
+                url,
+                headers: f.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                timeout: Duration::from_millis(f.timeout_ms.unwrap_or(5000).clamp(100, 60_000)),
+            }
+        }
+        "transfer" => ToolKind::Builtin(Builtin::Transfer {
+            target: f.target.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
+                invalid("agent.functions.target", &f.name, "kind = \"transfer\" needs target = \"9001\"")
+            })?,
+        }),
+        "hangup" => ToolKind::Builtin(Builtin::Hangup),
+        "send_dtmf" => ToolKind::Builtin(Builtin::SendDtmf),
+        other => {
+            return Err(invalid("agent.functions.kind", other, "use http, transfer, hangup or send_dtmf"))
+        }
+    };
+    Ok(FunctionSpec { name: f.name.clone(), description: f.description.clone(), parameters, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(text: &str) -> AgentSection {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn no_key_means_echo_and_a_key_means_deepgram() {
+        let (c, fb) = choose(&AgentSection::default(), None).expect("ok");
+        assert!(matches!(c, AgentChoice::Echo));
+        assert!(fb.ulaw.len() > 8000, "the shipped fallback prompt is at least a second long");
+        let (c, _) = choose(&AgentSection::default(), Some("k".repeat(40))).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram expected") };
+        assert_eq!(d.url, "wss://agent.deepgram.com/v1/agent/converse");
+        assert!(!format!("{d:?}").contains(&"k".repeat(40)), "the key is never printed");
+        let e = choose(&section("provider = \"deepgram\""), None).expect_err("no key");
+        assert!(e.to_string().contains("DEEPGRAM_API_KEY"), "{e}");
+    }
+
+    #[test]
+    fn settings_and_functions_come_from_the_section() {
+        let a = section(
+            r#"
+            language = "es"
+            speak_model = "aura-2-luna-es"
+            prompt = "Eres el conserje."
+            greeting = "Hola"
+            fallback_transfer = "9001"
+            [[functions]]
+            name = "open_gate"
+            description = "Open the gate"
+            kind = "http"
+            url = "http://127.0.0.1:8088/open_gate"
+            timeout_ms = 2000
+            headers = { "X-Api-Key" = "k1" }
+            parameters = { type = "object", properties = { gate = { type = "string" } }, required = ["gate"] }
+            [[functions]]
+            name = "transfer_to_guard"
+            description = "Guard"
+            kind = "transfer"
+            target = "9001"
+            "#,
+        );
+        let (c, fb) = choose(&a, Some("key".into())).expect("ok");
+        assert_eq!(fb.transfer.as_deref(), Some("9001"));
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.settings.language, "es");
+        assert_eq!(d.settings.speak_model, "aura-2-luna-es");
+        assert_eq!(d.settings.greeting.as_deref(), Some("Hola"));
+        let f = &d.settings.functions;
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].parameters["required"][0], "gate");
+        assert!(
+            matches!(&f[0].kind, ToolKind::Http { timeout, headers, .. } if *timeout == Duration::from_millis(2000) && headers[0].0 == "X-Api-Key")
+        );
+        assert!(matches!(&f[1].kind, ToolKind::Builtin(Builtin::Transfer { target }) if target == "9001"));
+    }
+
+    #[test]
+    fn mistakes_are_one_line() {
+        for (text, expect) in [
+            ("provider = \"gpt\"", "agent.provider = \"gpt\""),
+            ("url = \"https://x\"", "agent.url"),
+            ("[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"http\"", "agent.functions.url"),
+            (
+                "[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"transfer\"",
+                "agent.functions.target",
+            ),
+            ("[[functions]]\nname = \"x y\"\ndescription = \"d\"\nkind = \"hangup\"", "agent.functions.name"),
+            ("[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"teleport\"", "agent.functions.kind"),
+            ("prompt = \"a\"\nprompt_file = \"/etc/hostname\"", "not both"),
+            ("key_file = \"/nonexistent/key\"", "/nonexistent/key"),
+        ] {
+            let e = choose(&section(text), None).expect_err(text);
+            let line = e.to_string();
+            assert!(line.contains(expect), "{text}: {line}");
+            assert!(!line.contains('\n'));
+        }
+    }
+}

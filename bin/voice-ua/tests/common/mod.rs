@@ -1,0 +1,278 @@
+//! A fake PBX and caller for the binary's end-to-end tests: starts `voice-ua` with a
+//! config, answers its REGISTER, places a PCMU call to it and hands back the sockets,
+//! plus small helpers to read SIP and build RTP by hand. Loopback only.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A response to `req` with `status`, copying the transaction headers.
+pub fn reply(req: &str, status: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        out.push_str(&format!("{name}: {}\r\n", header(req, name).unwrap_or("")));
+    }
+    out.push_str(&format!("{extra}Content-Length: 0\r\n\r\n"));
+    out
+}
+
+pub fn free_udp() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("bind")
+}
+
+/// μ-law (G.711) of one sample, for test signals.
+pub fn ulaw(x: i16) -> u8 {
+    let sign = if x < 0 { 0x80u8 } else { 0 };
+    let mag = (i32::from(x).abs().min(32635) + 132) as u32;
+    let exp = (31 - mag.leading_zeros()).saturating_sub(7).min(7);
+    let mantissa = (mag >> (exp + 3)) & 0x0f;
+    !(sign | (exp << 4) as u8 | mantissa as u8)
+}
+
+pub fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// One RTP packet voice-ua sent: (sequence, timestamp, marker, payload).
+pub type Received = (u16, u32, bool, Vec<u8>);
+
+/// voice-ua registered with the fake PBX and in a call with the fake caller.
+pub struct Call {
+    pub ua: Child,
+    pub logs: mpsc::Receiver<String>,
+    pub pbx: UdpSocket,
+    pub pbx_addr: SocketAddr,
+    pub ua_sip: SocketAddr,
+    pub media: UdpSocket,
+    pub ua_rtp: SocketAddr,
+    pub to: String,
+    pub call_id: String,
+    pub dir: PathBuf,
+    pub rtp_ports: (u16, u16),
+    next_cseq: u32,
+}
+
+impl Call {
+    /// Start voice-ua with `config` (plus an `[calls] rtp_ports` line it adds),
+    /// register it, call it with a PCMU offer and ACK the 200.
+    pub fn start(name: &str, config: &str, env: &[(&str, &str)]) -> Call {
+        let pbx = free_udp();
+        pbx.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let pbx_addr = pbx.local_addr().expect("addr");
+        let sip_port = free_udp().local_addr().expect("a").port();
+        let salt = std::process::id() % 400 + name.len() as u32 * 7;
+        let rtp_first = 30000 + (salt as u16 % 800) * 16;
+        let dir = std::env::temp_dir().join(format!("voice-ua-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cfg = dir.join("v.toml");
+        let config = if config.contains("[calls]") {
+            config.replacen("[calls]", &format!("[calls]\nrtp_ports = \"{rtp_first}-{}\"", rtp_first + 14), 1)
+        } else {
+            format!("{config}\n[calls]\nrtp_ports = \"{rtp_first}-{}\"\n", rtp_first + 14)
+        };
+        std::fs::write(&cfg, config).expect("cfg");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voice-ua"));
+        cmd.args([
+            "--log-format",
+            "json",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "register",
+            "--ext",
+            "9000",
+        ])
+        .args(["--pbx", &pbx_addr.to_string(), "--bind", &format!("127.0.0.1:{sip_port}")])
+        .env("VOICE_UA_SIP_PASSWORD", "pw")
+        .env("RUST_LOG", "info")
+        .env_remove("DEEPGRAM_API_KEY")
+        .current_dir(&dir)
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut ua = cmd.spawn().expect("voice-ua starts");
+        let (log_tx, logs) = mpsc::channel::<String>();
+        let stderr = ua.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = log_tx.send(line);
+            }
+        });
+        let ua_sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+        let media = free_udp();
+        media.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
+        let mut call = Call {
+            ua,
+            logs,
+            pbx,
+            pbx_addr,
+            ua_sip,
+            media,
+            ua_rtp: ua_sip,
+            to: String::new(),
+            call_id: format!("{name}-1@pbx"),
+            dir,
+            rtp_ports: (rtp_first, rtp_first + 14),
+            next_cseq: 2,
+        };
+        let reg = call.wait_request("REGISTER", Duration::from_secs(5));
+        call.send(&reply(&reg, "200 OK", "Contact: <sip:9000@127.0.0.1>;expires=300\r\n"));
+        call.invite();
+        call
+    }
+
+    pub fn send(&self, text: &str) {
+        self.pbx.send_to(text.as_bytes(), self.ua_sip).expect("send");
+    }
+
+    /// The next SIP message from voice-ua, within `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.pbx.recv_from(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if !m.trim().is_empty() {
+                    return Some(m);
+                }
+            }
+        }
+        None
+    }
+
+    /// Wait for a request with this method (answering REGISTER refreshes meanwhile).
+    pub fn wait_request(&self, method: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv(Duration::from_millis(100)) {
+                if m.starts_with(&format!("{method} ")) {
+                    return m;
+                }
+                if m.starts_with("REGISTER ") {
+                    self.send(&reply(&m, "200 OK", ""));
+                }
+            }
+        }
+        panic!("no {method} from voice-ua within {timeout:?}");
+    }
+
+    fn invite(&mut self) {
+        let media_port = self.media.local_addr().expect("a").port();
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
+        );
+        let (pbx, ua) = (self.pbx_addr, self.ua_sip);
+        let invite = format!(
+            "INVITE sip:9000@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bKinv1\r\n\
+             From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: {}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:2001@{pbx}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            self.call_id,
+            sdp.len()
+        );
+        self.send(&invite);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let ok = loop {
+            assert!(Instant::now() < deadline, "no 200 OK to the INVITE");
+            if let Some(m) = self.recv(Duration::from_millis(100)) {
+                if m.starts_with("SIP/2.0 200") && m.contains(" INVITE") {
+                    break m;
+                }
+            }
+        };
+        let answer = ok.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let m_line = answer.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
+        assert!(m_line.ends_with("RTP/AVP 0 101"), "{m_line}");
+        let port: u16 = m_line.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("port");
+        assert!((self.rtp_ports.0..=self.rtp_ports.1).contains(&port) && port % 2 == 0, "{port}");
+        self.ua_rtp = format!("127.0.0.1:{port}").parse().expect("addr");
+        self.to = header(&ok, "To").expect("To").to_string();
+        let ack = self.in_dialog("ACK", 1, "", "");
+        self.send(&ack);
+    }
+
+    /// A request inside the call's dialog, from the caller.
+    pub fn in_dialog(&self, method: &str, cseq: u32, extra: &str, body: &str) -> String {
+        format!(
+            "{method} sip:9000@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{method}{cseq}\r\n\
+             From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            self.ua_sip,
+            self.pbx_addr,
+            self.to,
+            self.call_id,
+            body.len()
+        )
+    }
+
+    pub fn next_cseq(&mut self) -> u32 {
+        self.next_cseq += 1;
+        self.next_cseq
+    }
+
+    /// Receive whatever RTP voice-ua sent, for up to `wait`.
+    pub fn drain_rtp(&self, into: &mut Vec<Received>, wait: Duration) {
+        let until = Instant::now() + wait;
+        loop {
+            let mut b = [0u8; 1500];
+            if let Ok((len, from)) = self.media.recv_from(&mut b) {
+                assert_eq!(from, self.ua_rtp, "symmetric RTP: sent from the advertised port");
+                if len >= 12 {
+                    into.push((
+                        u16::from_be_bytes([b[2], b[3]]),
+                        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                        b[1] & 0x80 != 0,
+                        b[12..len].to_vec(),
+                    ));
+                }
+            }
+            if Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
+    /// Send `n` packets of μ-law silence at real-time pace, collecting what comes back.
+    pub fn talk_silence(&self, first_seq: u16, n: u32, into: &mut Vec<Received>) {
+        let start = Instant::now();
+        for i in 0..n {
+            let seq = first_seq.wrapping_add(i as u16);
+            self.media
+                .send_to(&rtp(0, seq, u32::from(seq) * 160, i == 0, &[0xff; 160]), self.ua_rtp)
+                .expect("rtp");
+            let due = start + Duration::from_millis(20 * (u64::from(i) + 1));
+            self.drain_rtp(into, due.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// SIGTERM, wait for the exit, and return every log line.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let _ = Command::new("kill").args(["-TERM", &self.ua.id().to_string()]).status();
+        let status = self.ua.wait().expect("exit");
+        let logs = self.logs.try_iter().collect();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (status, logs)
+    }
+}
+
+/// How many of `got`'s payloads are exactly one of `chunks`.
+pub fn exact_matches(got: &[Received], chunks: &[&[u8]]) -> usize {
+    got.iter().filter(|p| chunks.contains(&p.3.as_slice())).count()
+}
