@@ -244,6 +244,9 @@ async fn ring(call: &mut IncomingCall, ring: Duration) -> bool {
     if let Err(e) = call.ringing() {
         tracing::warn!("could not send 180 Ringing: {e}");
     }
+    if ring.is_zero() {
+        return true;
+    }
     let until = tokio::time::sleep(ring);
     tokio::pin!(until);
     loop {

@@ -22,6 +22,9 @@ const FRAME_TIME: Duration = Duration::from_millis(20);
 /// Bytes of one outgoing packet: header + 20 ms of G.711.
 pub const PACKET_LEN: usize = HEADER_LEN + FRAME_SAMPLES;
 
+/// The queue's first size: 2 s of audio.
+const INITIAL_QUEUE_SAMPLES: usize = 16_000;
+
 /// What happens to audio pushed into a full queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
@@ -94,6 +97,9 @@ pub struct PacerStats {
 #[derive(Debug)]
 pub struct Pacer {
     config: PacerConfig,
+    /// The most samples the queue may hold (`max_queue`).
+    max_samples: usize,
+    /// Ring buffer; its length grows from `INITIAL_QUEUE_SAMPLES` up to `max_samples`.
     queue: Vec<u8>,
     head: usize,
     len: usize,
@@ -112,10 +118,14 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer whose first frame is due at `start`.
     pub fn new(config: PacerConfig, start: Instant) -> Self {
-        let capacity = (config.max_queue.as_millis() as usize * 8).max(FRAME_SAMPLES);
+        let max_samples = (config.max_queue.as_millis() as usize * 8).max(FRAME_SAMPLES);
+        // Start small and grow on demand up to `max_queue`: most calls never queue more
+        // than a few seconds, and growth is rare, so steady state still allocates nothing.
+        let initial = max_samples.min(INITIAL_QUEUE_SAMPLES);
         Pacer {
             config,
-            queue: vec![config.law.silence(); capacity],
+            max_samples,
+            queue: vec![config.law.silence(); initial],
             head: 0,
             len: 0,
             sequence: config.initial_sequence,
@@ -308,9 +318,25 @@ impl Pacer {
         Some(len)
     }
 
+    /// Re-allocate the ring with `size` slots, queued audio first.
+    fn grow(&mut self, size: usize) {
+        let mut bigger = vec![self.config.law.silence(); size];
+        let capacity = self.queue.len();
+        for (i, slot) in bigger.iter_mut().take(self.len).enumerate() {
+            if let Some(b) = self.queue.get((self.head + i) % capacity) {
+                *slot = *b;
+            }
+        }
+        self.queue = bigger;
+        self.head = 0;
+    }
+
     /// Apply the overflow policy for `wanted` new samples: returns how many of them to
     /// skip from the front and how many to take.
     fn make_room(&mut self, wanted: usize) -> (usize, usize) {
+        if wanted > self.queue.len() - self.len && self.queue.len() < self.max_samples {
+            self.grow((self.len + wanted).max(self.queue.len() * 2).min(self.max_samples));
+        }
         let capacity = self.queue.len();
         let free = capacity - self.len;
         if wanted <= free {

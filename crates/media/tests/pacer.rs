@@ -171,3 +171,27 @@ fn small_output_buffer_is_refused() {
     let mut small = [0u8; 100];
     assert_eq!(p.poll_transmit(t0, &mut small), None);
 }
+
+#[test]
+fn the_queue_grows_on_demand_up_to_max_queue_and_keeps_order() {
+    let start = Instant::now();
+    let mut config = PacerConfig::new(Law::Ulaw, 7, 0, 0);
+    config.max_queue = Duration::from_secs(10);
+    let mut pacer = Pacer::new(config, start);
+    let audio: Vec<u8> = (0..48_000u32).map(|i| (i % 200) as u8 + 20).collect();
+    // 5 s in one push is more than the first 2 s ring: it grows and takes it all.
+    assert_eq!(pacer.push_encoded(&audio[..40_000]), 40_000);
+    assert_eq!(pacer.push_encoded(&audio[40_000..]), 8_000);
+    // Beyond 10 s the overflow policy (reject) applies.
+    assert_eq!(pacer.push_encoded(&[0x55; 40_000]), 32_000);
+    assert_eq!(pacer.stats().overflow_samples, 8_000);
+    let mut out = [0u8; 400];
+    let mut sent = Vec::new();
+    for n in 0..300u64 {
+        let now = start + Duration::from_millis(20 * n);
+        while let Some(len) = pacer.poll_transmit(now, &mut out) {
+            sent.extend_from_slice(&out[12..len]);
+        }
+    }
+    assert_eq!(&sent[..48_000], &audio[..], "queued audio leaves in order across the growth");
+}
