@@ -22,3 +22,6 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # The interop tests run the real binary: build it first.
 cargo build --workspace --bins
 VOICE_UA_REQUIRE_INTEROP=1 cargo test --workspace --all-targets
+
+# The example HTTP backend for the gate concierge (its own small workspace).
+(cd examples/gate-backend && cargo test --locked)

@@ -116,3 +116,32 @@ fn version_and_help_with_examples() {
     assert!(help.contains("--ext") && help.contains("--public-addr") && help.contains("Examples:"), "{help}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_gate_concierge_example_is_a_valid_configuration() {
+    let dir = temp_dir("example");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gate-concierge/voice-ua.toml");
+    let out = voice_ua(
+        &["check", "--config", example.to_str().expect("utf8")],
+        &[("VOICE_UA_SIP_PASSWORD", "pw"), ("DEEPGRAM_API_KEY", "example-key-not-real")],
+        &dir,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("agent:              deepgram"), "{stdout}");
+    for f in [
+        "check_visitor",
+        "find_resident",
+        "notify_resident",
+        "open_gate",
+        "get_recent_plates",
+        "register_visitor",
+        "transfer_to_guard",
+    ] {
+        assert!(stdout.contains(f), "function {f} declared: {stdout}");
+    }
+    assert!(stdout.contains("then transfer to 9001"), "{stdout}");
+    assert!(!stdout.contains("example-key-not-real"), "the key is not printed");
+    let _ = std::fs::remove_dir_all(dir);
+}
