@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use voice_ua_agent::{
-    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, SessionEnd,
+    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, Role, SessionEnd,
 };
 use voice_ua_media::{
     DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
@@ -278,6 +278,11 @@ struct Media {
     after_playback: Option<AfterPlayback>,
     /// The agent failed: no more audio goes to it.
     agent_failed: bool,
+    /// The conversation as text, with when each line arrived (kept for the call record).
+    transcript: Vec<(std::time::SystemTime, Role, String)>,
+    /// When the caller's last words arrived as text: a turn's start, until the agent's
+    /// first RTP packet of its answer leaves.
+    turn_started: Option<Instant>,
 }
 
 impl Media {
@@ -300,6 +305,8 @@ impl Media {
             last_rtp: now,
             after_playback: None,
             agent_failed: false,
+            transcript: Vec::new(),
+            turn_started: None,
         }
     }
 
@@ -366,6 +373,12 @@ impl Media {
                         if let (true, Some(to)) = (self.plan.direction.we_send(), self.send_target()) {
                             if self.socket.try_send_to(&rtp_out[..len], to).is_ok() {
                                 self.packets_out += 1;
+                            }
+                        }
+                        // A marked packet starts the agent's answer: the turn is over.
+                        if rtp_out[1] & 0x80 != 0 {
+                            if let Some(t) = self.turn_started.take() {
+                                tracing::info!(latency_ms = t.elapsed().as_millis() as u64, "turn: caller's words to the agent's first RTP packet");
                             }
                         }
                     }
@@ -541,7 +554,13 @@ impl Media {
                         }
                     }
                 }
-                AgentEvent::Transcript { role, text, .. } => tracing::info!(?role, %text, "transcript"),
+                AgentEvent::Transcript { role, text, at } => {
+                    tracing::info!(?role, %text, "transcript");
+                    if role == Role::User {
+                        self.turn_started = Some(Instant::now());
+                    }
+                    self.transcript.push((at, role, text));
+                }
                 AgentEvent::Ended(SessionEnd::Failed(e)) => self.fall_back(&e.to_string(), cfg),
                 AgentEvent::Ended(end) => {
                     tracing::info!("agent session ended: {end}");
@@ -618,6 +637,7 @@ impl Media {
             late = s.late,
             concealed = s.concealed,
             jitter_ms = f64::from(s.jitter) / 8.0,
+            transcript_lines = self.transcript.len(),
             hung_up_by = ending.by,
             "call ended: {}",
             ending.why

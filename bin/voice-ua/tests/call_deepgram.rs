@@ -48,8 +48,15 @@ async fn the_caller_hears_the_agent_greeting_over_wss() {
     assert_eq!(settings["audio"]["output"]["encoding"], "mulaw", "{settings}");
     assert!(r.audio_frames >= 80, "the caller's audio streamed continuously: {}", r.audio_frames);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(r.script_done, "the fake ran its whole script: {}", r.end);
     assert!(logs.iter().any(|l| l.contains("calls are answered by the Deepgram Voice Agent")));
     assert!(!logs.iter().any(|l| l.contains(KEY)), "the key never reaches the log");
+    assert!(
+        logs.iter().any(|l| l.contains("\"transcript\"") && l.contains("\"text\":\"Hello\"")),
+        "agent line logged"
+    );
+    let summary = logs.iter().find(|l| l.contains("call ended: ")).expect("summary");
+    assert!(summary.contains("\"transcript_lines\":1"), "the transcript is kept per call: {summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
