@@ -23,5 +23,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 cargo build --workspace --bins
 VOICE_UA_REQUIRE_INTEROP=1 cargo test --workspace --all-targets
 
+# The hardened systemd unit: systemd-analyze verify/security and a sysusers dry run.
+bash deploy/check-unit.sh
+
 # The example HTTP backend for the gate concierge (its own small workspace).
 (cd examples/gate-backend && cargo test --locked)
