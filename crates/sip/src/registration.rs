@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Methods voice-ua accepts, for Allow headers.
-pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY";
+pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 
 /// Back-off after the PBX refused us for a reason a retry will not fix by itself.
 const REFUSAL_BACKOFF: [Duration; 3] =
