@@ -32,7 +32,7 @@ use crate::support::{logs, require_tools, wait_until, RunDir};
 const ECHO_THRESHOLD: f64 = 0.6;
 
 /// Window for the envelope: one RTP packet.
-const WINDOW_S: f64 = 0.020;
+pub(crate) const WINDOW_S: f64 = 0.020;
 
 /// Makes the caller's speech: `sox` syllables joined, then silence.
 fn make_speech(run: &RunDir, sox: &Path) -> PathBuf {
@@ -71,7 +71,7 @@ fn make_speech(run: &RunDir, sox: &Path) -> PathBuf {
 
 /// Mono 16-bit PCM samples and rate of a RIFF/WAVE file (first channel if
 /// more than one).
-fn read_wav(path: &Path) -> (Vec<f64>, u32) {
+pub(crate) fn read_wav(path: &Path) -> (Vec<f64>, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     assert!(
         bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
@@ -102,7 +102,7 @@ fn read_wav(path: &Path) -> (Vec<f64>, u32) {
 }
 
 /// RMS per `WINDOW_S` window.
-fn envelope(samples: &[f64], rate: u32) -> Vec<f64> {
+pub(crate) fn envelope(samples: &[f64], rate: u32) -> Vec<f64> {
     let n = ((f64::from(rate) * WINDOW_S) as usize).max(1);
     samples.chunks(n).map(|w| (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt()).collect()
 }
@@ -110,7 +110,7 @@ fn envelope(samples: &[f64], rate: u32) -> Vec<f64> {
 /// Normalised cross-correlation of `a` against `b` delayed by `lag`
 /// windows (a[t] with b[t + lag]) over their overlap; 0 when either side
 /// is constant.
-fn ncc(a: &[f64], b: &[f64], lag: usize) -> f64 {
+pub(crate) fn ncc(a: &[f64], b: &[f64], lag: usize) -> f64 {
     if lag >= b.len() {
         return 0.0;
     }
@@ -150,7 +150,7 @@ fn best_echo(sent: &[f64], received: &[f64]) -> (f64, f64) {
 }
 
 /// A fixed pseudo-random permutation (xorshift, Fisher-Yates).
-fn shuffled(v: &[f64], mut seed: u64) -> Vec<f64> {
+pub(crate) fn shuffled(v: &[f64], mut seed: u64) -> Vec<f64> {
     let mut out = v.to_vec();
     for i in (1..out.len()).rev() {
         seed ^= seed << 13;
@@ -161,13 +161,13 @@ fn shuffled(v: &[f64], mut seed: u64) -> Vec<f64> {
     out
 }
 
-fn find_dump(dir: &Path, suffix: &str) -> Option<PathBuf> {
+pub(crate) fn find_dump(dir: &Path, suffix: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
         p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("dump-") && n.ends_with(suffix))
     })
 }
 
-fn baresip_module_dir() -> PathBuf {
+pub(crate) fn baresip_module_dir() -> PathBuf {
     std::env::var_os("VOICE_UA_BARESIP_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/lib/baresip/modules"))

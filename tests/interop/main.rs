@@ -2,12 +2,15 @@
 //! 127.0.0.1 — Kamailio 5.6 as a registrar with digest auth
 //! (`register_kamailio`) and sipp playing scripted registrars
 //! (`register_sipp`); calls placed by sipp (`calls_sipp`) and by baresip
-//! (`calls_baresip`, which also checks the echo in what it heard).
+//! (`calls_baresip`, which also checks the echo in what it heard); and
+//! `agent_e2e`: baresip -> Kamailio as registrar + proxy -> voice-ua bridged
+//! to the fake Deepgram Voice Agent (greeting, tool call, barge-in,
+//! transfer, fallback on failure).
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
 //! Needs `kamailio`, `kamcmd` and `sipp` (Debian: kamailio, sip-tester),
-//! and for the baresip test `baresip` and `sox`.
+//! and for the baresip tests `baresip` (and `sox` for `calls_baresip`).
 //! When they are missing each test prints a SKIP line and passes, unless
 //! `VOICE_UA_REQUIRE_INTEROP=1`, which turns that into a failure.
 //! The binary under test is `$VOICE_UA_BIN`, else `<target>/debug/voice-ua`
@@ -17,6 +20,7 @@
 //! (under `$TMPDIR/voice-ua-interop/`, kept when the test fails), so tests
 //! run in parallel.
 
+mod agent_e2e;
 mod calls_baresip;
 mod calls_sipp;
 mod register_kamailio;

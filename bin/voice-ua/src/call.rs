@@ -439,6 +439,15 @@ impl Media {
                             let _ = call.hangup(None).await;
                             break Ending { by: "voice-ua", why: "transferred".into() };
                         }
+                        if code >= 300 {
+                            if self.agent_failed {
+                                // Nobody is left to talk to the caller: end the call
+                                // rather than leave them in silence.
+                                let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
+                                break Ending { by: "voice-ua", why: format!("transfer failed ({code}) after the agent failed") };
+                            }
+                            tracing::warn!(status = code, "the transfer failed; the caller stays with the agent");
+                        }
                     }
                     Some(CallSignal::Ended(end)) => {
                         break Ending { by: if end.by_remote { "caller" } else { "voice-ua" }, why: end.detail };

@@ -74,6 +74,18 @@ pub const PASSWORD: &str = "calls-9000-Secret";
 /// retries), with `[calls]` = `rtp_ports` from `block` plus `extra`
 /// lines. Returns once its SIP port listens.
 pub fn start_ua(run: &RunDir, pbx_port: u16, block: &PortBlock, extra: &str, password: &str) -> VoiceUa {
+    start_ua_env(run, pbx_port, block, extra, password, &[])
+}
+
+/// [`start_ua`] with extra environment variables for voice-ua only.
+pub fn start_ua_env(
+    run: &RunDir,
+    pbx_port: u16,
+    block: &PortBlock,
+    extra: &str,
+    password: &str,
+    env: &[(&str, &str)],
+) -> VoiceUa {
     let toml = format!("[calls]\nrtp_ports = \"{}\"\n{extra}\n", block.ua_range());
     let cfg = UaConfig {
         pbx_port,
@@ -82,7 +94,7 @@ pub fn start_ua(run: &RunDir, pbx_port: u16, block: &PortBlock, extra: &str, pas
         password: Password::Env(password.to_string()),
         expires: None,
     };
-    let mut ua = VoiceUa::start_with_config(run, &cfg, Some(&toml));
+    let mut ua = VoiceUa::start_with_env(run, &cfg, Some(&toml), env);
     let up = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
         if !ua.is_running() {
             return Some(false);

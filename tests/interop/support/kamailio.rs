@@ -1,4 +1,5 @@
-//! Kamailio 5.6 as registrar (tests/kamailio/registrar.cfg), one instance
+//! Kamailio 5.6 as registrar (tests/kamailio/registrar.cfg) or as a PBX-like
+//! registrar + proxy (tests/kamailio/pbx.cfg), one instance
 //! per test: foreground (`-DD -E`), own process group, its own ports, ctl
 //! socket and run directory; stopped with SIGTERM to the group on drop.
 
@@ -81,8 +82,14 @@ impl Kamailio {
     /// Starts Kamailio listening on a fresh UDP+TCP port on 127.0.0.1;
     /// `max_expires` caps the granted expiry (registrar `max_expires`).
     pub fn start(run: &RunDir, tools: &Tools, max_expires: Option<u32>) -> Kamailio {
+        Self::start_cfg(run, tools, "registrar.cfg", max_expires)
+    }
+
+    /// Like [`Kamailio::start`] with another script from `tests/kamailio/`
+    /// (`pbx.cfg`: registrar + record-routing proxy).
+    pub fn start_cfg(run: &RunDir, tools: &Tools, cfg_name: &str, max_expires: Option<u32>) -> Kamailio {
         let port = free_port();
-        let cfg = tests_dir().join("kamailio/registrar.cfg");
+        let cfg = tests_dir().join("kamailio").join(cfg_name);
         let mut ctl_path = run.file("kamailio-ctl.sock");
         if ctl_path.as_os_str().len() > 100 {
             // unix socket paths are limited to 108 bytes

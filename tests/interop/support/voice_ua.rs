@@ -75,6 +75,17 @@ impl VoiceUa {
     /// given: the TOML is written to `voice-ua.toml` in the run directory
     /// (not the working directory, so only the flag can find it).
     pub fn start_with_config(run: &RunDir, cfg: &UaConfig, config_toml: Option<&str>) -> VoiceUa {
+        Self::start_with_env(run, cfg, config_toml, &[])
+    }
+
+    /// Like [`VoiceUa::start_with_config`], with extra environment variables
+    /// (e.g. `DEEPGRAM_API_KEY`) for the child only.
+    pub fn start_with_env(
+        run: &RunDir,
+        cfg: &UaConfig,
+        config_toml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> VoiceUa {
         let bin = binary();
         // A fresh working directory: no ./voice-ua.toml is found there.
         let workdir = run.subdir("ua-cwd");
@@ -103,6 +114,7 @@ impl VoiceUa {
             }
         }
         cmd.env("RUST_LOG", "info").env("HOME", &workdir).env("XDG_CONFIG_HOME", &workdir);
+        cmd.envs(env.iter().copied());
         match &cfg.password {
             Password::Flag(p) => {
                 cmd.arg("--password").arg(p);
