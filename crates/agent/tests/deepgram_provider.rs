@@ -526,3 +526,30 @@ async fn fake_refuses_a_wrong_key_with_dg_error() {
         other => panic!("expected HTTP 401, got {:?}", other.map(|_| ())),
     }
 }
+
+#[tokio::test]
+async fn a_user_turn_after_agent_audio_done_reaches_the_call_with_silent_input() {
+    let script = vec![
+        Step::speak("Hello", 1000, true),
+        Step::Pause(Duration::from_millis(600)),
+        Step::user_says("who is there"),
+        Step::speak("The concierge", 400, true),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut cfg = config_for(&fake);
+    cfg.settings.greeting = Some("Hello".into());
+    let provider = DeepgramProvider::new(cfg).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        let _ = session.send_audio(AudioFrame::silence(AudioFormat::Ulaw8k));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Some(e) = session.try_event() {
+            events.push(e);
+        }
+    }
+    let users =
+        events.iter().filter(|e| matches!(e, AgentEvent::Transcript { role: Role::User, .. })).count();
+    assert_eq!(users, 1, "the caller's words after the greeting's AgentAudioDone: {events:?}");
+}
