@@ -527,7 +527,7 @@ async fn fake_refuses_a_wrong_key_with_dg_error() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_turn_after_agent_audio_done_reaches_the_call_with_silent_input() {
     let script = vec![
         Step::speak("Hello", 1000, true),
