@@ -45,6 +45,8 @@ pub struct CallConfig {
     pub domain: String,
     /// What the caller hears, and where they go, when the agent fails.
     pub fallback: Fallback,
+    /// Counted at call start and end and on agent events, never per frame.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What to do once the queued agent audio has played out.
@@ -115,6 +117,8 @@ fn format_of(law: Law) -> AudioFormat {
 struct Ending {
     by: &'static str,
     why: String,
+    /// The `outcome` label of `voice_ua_calls_total`.
+    outcome: &'static str,
 }
 
 /// Run one call to its end. Never panics on what the network sends.
@@ -125,6 +129,7 @@ pub async fn run_call(
     stop: CancellationToken,
 ) {
     let started = Instant::now();
+    let mut counted = cfg.metrics.call_started();
     let socket = match cfg.ports.bind(cfg.bind_ip).await {
         Ok(s) => s,
         Err(e) => {
@@ -143,6 +148,7 @@ pub async fn run_call(
         Some(offer) => match oa.answer(offer) {
             Ok((plan, answer)) if law_of(plan.codec).is_some() => {
                 if !ring(&mut call, cfg.ring).await {
+                    counted.set_outcome("caller_cancel");
                     return;
                 }
                 if let Err(e) = call.accept(&answer, timer.response_headers()) {
@@ -154,9 +160,13 @@ pub async fn run_call(
             Ok(_) => {
                 tracing::warn!("refusing the call: only G.711 is carried end to end so far");
                 let _ = call.reject(488);
+                counted.set_outcome("no_codec_488");
                 return;
             }
             Err(e) => {
+                if e.status() == 488 {
+                    counted.set_outcome("no_codec_488");
+                }
                 tracing::warn!(status = e.status(), "refusing the call: {e}");
                 let _ = call.reject(e.status());
                 return;
@@ -165,6 +175,7 @@ pub async fn run_call(
         None => {
             let offer = oa.offer();
             if !ring(&mut call, cfg.ring).await {
+                counted.set_outcome("caller_cancel");
                 return;
             }
             if let Err(e) = call.accept(&offer, timer.response_headers()) {
@@ -184,6 +195,7 @@ pub async fn run_call(
                         Some(Ok(p)) if law_of(p.codec).is_some() => plan = Some(p),
                         other => {
                             tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
+                            counted.set_outcome("no_codec_488");
                             let _ = call.hangup(Some("SIP;cause=488;text=\"no usable SDP answer\"")).await;
                             return;
                         }
@@ -197,6 +209,9 @@ pub async fn run_call(
                     "call ended before it was established: {}",
                     end.detail
                 );
+                if end.by_remote {
+                    counted.set_outcome("caller_hangup");
+                }
                 return;
             }
             Ok(Some(CallSignal::Offer(req))) => req.reject(491, vec![]).await,
@@ -220,10 +235,13 @@ pub async fn run_call(
     let (session, open_error) = match agent.open(facts).await {
         Ok(s) => (s, None),
         // Still run the call: the caller hears the fallback prompt, not silence.
-        Err(e) => (
-            AgentSession::spawn("none", |_io| async {}),
-            Some(format!("the {} agent could not start: {e}", agent.name())),
-        ),
+        Err(e) => {
+            cfg.metrics.agent_error(crate::metrics::error_kind(&e));
+            (
+                AgentSession::spawn("none", |_io| async {}),
+                Some(format!("the {} agent could not start: {e}", agent.name())),
+            )
+        }
     };
     let timer = match timer {
         TimerDecision::Run { interval, refresher, .. } => {
@@ -236,7 +254,8 @@ pub async fn run_call(
         media.fall_back(&cause, &cfg);
     }
     let ending = media.run(&mut call, &mut oa, session, timer, &cfg, &stop).await;
-    media.summary(started, &ending);
+    media.summary(started, &ending, &cfg.metrics);
+    counted.set_outcome(ending.outcome);
 }
 
 /// 180 Ringing, then wait `ring` for a CANCEL. False when the caller gave up.
@@ -378,6 +397,7 @@ impl Media {
                         // A marked packet starts the agent's answer: the turn is over.
                         if rtp_out[1] & 0x80 != 0 {
                             if let Some(t) = self.turn_started.take() {
+                                cfg.metrics.turn_latency(t.elapsed().as_secs_f64());
                                 tracing::info!(latency_ms = t.elapsed().as_millis() as u64, "turn: caller's words to the agent's first RTP packet");
                             }
                         }
@@ -386,13 +406,13 @@ impl Media {
                         match self.after_playback.take() {
                             Some(AfterPlayback::HangUp(reason)) => {
                                 let _ = call.hangup(None).await;
-                                break Ending { by: "agent", why: reason };
+                                break Ending { by: "agent", why: reason, outcome: "agent_hangup" };
                             }
                             Some(AfterPlayback::Transfer(target)) => {
                                 let accepted = self.transfer(call, &target, cfg).await;
                                 if !accepted {
                                     let _ = call.hangup(None).await;
-                                    break Ending { by: "voice-ua", why: format!("transfer to {target} failed") };
+                                    break Ending { by: "voice-ua", why: format!("transfer to {target} failed"), outcome: "failed" };
                                 }
                             }
                             None => {}
@@ -400,7 +420,7 @@ impl Media {
                     }
                     if self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > cfg.media_timeout {
                         let _ = call.hangup(Some("Q.850;cause=102;text=\"media timeout\"")).await;
-                        break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()) };
+                        break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()), outcome: "media_timeout" };
                     }
                 }
                 sig = call.next() => match sig {
@@ -437,23 +457,24 @@ impl Media {
                         tracing::info!(status = code, "transfer progress");
                         if (200..300).contains(&code) {
                             let _ = call.hangup(None).await;
-                            break Ending { by: "voice-ua", why: "transferred".into() };
+                            break Ending { by: "voice-ua", why: "transferred".into(), outcome: "transferred" };
                         }
                         if code >= 300 {
                             if self.agent_failed {
                                 // Nobody is left to talk to the caller: end the call
                                 // rather than leave them in silence.
                                 let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
-                                break Ending { by: "voice-ua", why: format!("transfer failed ({code}) after the agent failed") };
+                                break Ending { by: "voice-ua", why: format!("transfer failed ({code}) after the agent failed"), outcome: "failed" };
                             }
                             tracing::warn!(status = code, "the transfer failed; the caller stays with the agent");
                         }
                     }
                     Some(CallSignal::Ended(end)) => {
-                        break Ending { by: if end.by_remote { "caller" } else { "voice-ua" }, why: end.detail };
+                        let (by, outcome) = if end.by_remote { ("caller", "caller_hangup") } else { ("voice-ua", "failed") };
+                        break Ending { by, why: end.detail, outcome };
                     }
                     Some(CallSignal::Acked { sdp: None }) => {}
-                    None => break Ending { by: "voice-ua", why: "signalling ended".into() },
+                    None => break Ending { by: "voice-ua", why: "signalling ended".into(), outcome: "failed" },
                 },
                 _ = sleep_until_opt(timer_due) => {
                     let Some(t) = timer.as_mut() else { continue };
@@ -467,14 +488,14 @@ impl Media {
                         }
                         Some(TimerAction::Expired) => {
                             let _ = call.hangup(Some("SIP;cause=408;text=\"session timer expired\"")).await;
-                            break Ending { by: "voice-ua", why: "no session refresh from the PBX".into() };
+                            break Ending { by: "voice-ua", why: "no session refresh from the PBX".into(), outcome: "session_expired" };
                         }
                         None => {}
                     }
                 }
                 _ = stop.cancelled() => {
                     let _ = call.hangup(Some("Q.850;cause=16;text=\"voice-ua stopping\"")).await;
-                    break Ending { by: "voice-ua", why: "shutting down".into() };
+                    break Ending { by: "voice-ua", why: "shutting down".into(), outcome: "shutdown" };
                 }
             }
         };
@@ -534,13 +555,18 @@ impl Media {
                 AgentEvent::Audio(frame) => {
                     self.pacer.push_encoded(frame.as_bytes());
                 }
-                AgentEvent::FlushPlayback => self.pacer.flush(),
+                AgentEvent::FlushPlayback => {
+                    cfg.metrics.barge_in();
+                    self.pacer.flush()
+                }
                 AgentEvent::HangUp { after_playback: true, reason } => {
+                    cfg.metrics.tool_call("hangup", "ok");
                     self.after_playback = Some(AfterPlayback::HangUp(reason))
                 }
                 AgentEvent::HangUp { after_playback: false, reason } => {
+                    cfg.metrics.tool_call("hangup", "ok");
                     let _ = call.hangup(None).await;
-                    return Some(Ending { by: "agent", why: reason });
+                    return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
                 }
                 AgentEvent::Transfer { target } => {
                     let uri = if target.starts_with("sip:") {
@@ -548,20 +574,31 @@ impl Media {
                     } else {
                         format!("sip:{target}@{}", cfg.domain)
                     };
-                    match call.refer(&uri).await {
+                    let result = match call.refer(&uri).await {
                         Ok(code) if (200..300).contains(&code) => {
-                            tracing::info!(%uri, status = code, "transfer accepted")
+                            tracing::info!(%uri, status = code, "transfer accepted");
+                            "accepted"
                         }
-                        Ok(code) => tracing::warn!(%uri, status = code, "transfer refused by the PBX"),
-                        Err(e) => tracing::warn!(%uri, "transfer failed: {e}"),
-                    }
+                        Ok(code) => {
+                            tracing::warn!(%uri, status = code, "transfer refused by the PBX");
+                            "refused"
+                        }
+                        Err(e) => {
+                            tracing::warn!(%uri, "transfer failed: {e}");
+                            "error"
+                        }
+                    };
+                    cfg.metrics.tool_call("transfer", result);
                 }
                 AgentEvent::SendDigits(digits) => {
+                    let mut result = "ok";
                     for d in digits.chars() {
                         if let Err(e) = self.pacer.send_dtmf(d, Duration::from_millis(100)) {
                             tracing::warn!("digit {d} not sent: {e}");
+                            result = "error";
                         }
                     }
+                    cfg.metrics.tool_call("dtmf", result);
                 }
                 AgentEvent::Transcript { role, text, at } => {
                     tracing::info!(?role, %text, "transcript");
@@ -570,7 +607,10 @@ impl Media {
                     }
                     self.transcript.push((at, role, text));
                 }
-                AgentEvent::Ended(SessionEnd::Failed(e)) => self.fall_back(&e.to_string(), cfg),
+                AgentEvent::Ended(SessionEnd::Failed(e)) => {
+                    cfg.metrics.agent_error(crate::metrics::error_kind(&e));
+                    self.fall_back(&e.to_string(), cfg)
+                }
                 AgentEvent::Ended(end) => {
                     tracing::info!("agent session ended: {end}");
                     self.agent_failed = true;
@@ -635,8 +675,16 @@ impl Media {
         });
     }
 
-    fn summary(&self, started: Instant, ending: &Ending) {
+    fn summary(&self, started: Instant, ending: &Ending, metrics: &crate::metrics::Metrics) {
         let s = self.jitter.stats();
+        metrics.rtp_summary(&crate::metrics::RtpSummary {
+            packets_in: self.packets_in,
+            packets_out: self.packets_out,
+            lost: s.lost,
+            late: s.late,
+            concealed: s.concealed,
+            jitter_seconds: f64::from(s.jitter) / 8000.0,
+        });
         tracing::info!(
             duration_s = started.elapsed().as_secs_f32(),
             codec = self.plan.codec.encoding(),

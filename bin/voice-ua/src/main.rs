@@ -5,6 +5,8 @@
 mod agent_config;
 mod call;
 mod config;
+mod http;
+mod metrics;
 
 use agent_config::AgentChoice;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -131,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
     let calls = config::calls(&file)?;
+    let http_listen = config::http(&file)?;
     let (agent_choice, fallback) =
         agent_config::choose(&file.agent, std::env::var(agent_config::KEY_ENV).ok())?;
     match cli.command {
@@ -158,6 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             }
+            println!(
+                "http:               {}",
+                http_listen
+                    .map(|a| format!("http://{a}/metrics and /healthz"))
+                    .unwrap_or_else(|| "off".into())
+            );
             println!(
                 "fallback:           {:.1} s prompt, then {}",
                 fallback.ulaw.len() as f64 / 8000.0,
@@ -201,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             init_logging(format, cli.log.or(file.log.filter))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(register(settings, calls, agent_choice, fallback))
+            rt.block_on(register(settings, calls, agent_choice, fallback, http_listen))
         }
     }
 }
@@ -231,6 +240,7 @@ async fn register(
     calls: config::CallSettings,
     agent_choice: AgentChoice,
     fallback: agent_config::Fallback,
+    http_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     settings.accept_calls = true;
     settings.allow = calls.allow.clone();
@@ -238,6 +248,31 @@ async fn register(
     let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
     let bind_ip = settings.bind.ip();
     let mut agent = SipAgent::start(settings).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let mut reg_status = agent.status();
+    let reg_metrics = metrics.clone();
+    let reg_watch = tokio::spawn(async move {
+        loop {
+            reg_metrics.on_reg_status(&reg_status.borrow_and_update().clone());
+            if reg_status.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    let http_server = match http_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "serving /metrics and /healthz over HTTP");
+                Some(tokio::spawn(http::serve(l, metrics.clone(), agent.status())))
+            }
+            // Monitoring must not stop the phone: log it and carry on.
+            Err(e) => {
+                tracing::error!("cannot listen for HTTP on {addr}: {e}; set http.listen to a free IP:PORT, or \"\" to turn it off");
+                None
+            }
+        },
+    };
     let mut incoming = agent.take_calls().ok_or_else(|| anyhow::anyhow!("the SIP agent offers no calls"))?;
     let jitter = JitterConfig {
         start_delay: calls.jitter_start,
@@ -254,6 +289,7 @@ async fn register(
         jitter,
         domain,
         fallback,
+        metrics,
     });
     let provider: Arc<dyn AgentProvider> = match agent_choice {
         AgentChoice::Echo => {
@@ -291,6 +327,10 @@ async fn register(
     match agent.shutdown().await {
         RegStatus::Stopped => {}
         other => tracing::warn!(?other, "stopped before the un-register finished"),
+    }
+    reg_watch.abort();
+    if let Some(h) = http_server {
+        h.abort();
     }
     Ok(ExitCode::SUCCESS)
 }

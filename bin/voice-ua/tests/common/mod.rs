@@ -86,6 +86,9 @@ impl Call {
         } else {
             format!("{config}\n[calls]\nrtp_ports = \"{rtp_first}-{}\"\n", rtp_first + 14)
         };
+        // Tests run in parallel: no monitoring listener unless the test asks for one.
+        let config =
+            if config.contains("[http]") { config } else { format!("{config}\n[http]\nlisten = \"\"\n") };
         std::fs::write(&cfg, config).expect("cfg");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_voice-ua"));
         cmd.args([

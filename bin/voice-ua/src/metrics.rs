@@ -1,0 +1,329 @@
+//! The process's metrics, for `GET /metrics` (Prometheus text format 0.0.4).
+//!
+//! One [`Metrics`] handle (behind an `Arc`) is shared by the registration watcher and
+//! every call. Updates are atomic increments; they happen on events (registration
+//! changes, call start and end, barge-in, tool calls, agent errors), never per frame.
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use voice_ua_sip::RegStatus;
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Buckets of the agent turn latency histogram, seconds.
+const TURN_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
+
+/// The `outcome` labels a call can end with (see `call.rs`).
+pub const OUTCOMES: [&str; 9] = [
+    "caller_hangup",
+    "agent_hangup",
+    "transferred",
+    "no_codec_488",
+    "media_timeout",
+    "session_expired",
+    "caller_cancel",
+    "shutdown",
+    "failed",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    registered: IntGauge,
+    reg_attempts: IntCounter,
+    reg_failures: IntCounterVec,
+    active_calls: IntGauge,
+    calls: IntCounterVec,
+    rtp_in: IntCounter,
+    rtp_out: IntCounter,
+    rtp_lost: IntCounter,
+    rtp_late: IntCounter,
+    rtp_concealed: IntCounter,
+    last_jitter: Gauge,
+    turn_latency: Histogram,
+    barge_ins: IntCounter,
+    tool_calls: IntCounterVec,
+    agent_errors: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::build().expect("the metric names and labels are valid")
+    }
+
+    fn build() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        fn reg<M: prometheus::core::Collector + Clone + 'static>(
+            r: &Registry,
+            m: M,
+        ) -> prometheus::Result<M> {
+            r.register(Box::new(m.clone()))?;
+            Ok(m)
+        }
+        let counter = |name: &str, help: &str| reg(&registry, IntCounter::new(name, help)?);
+        let labelled = |name: &str, help: &str, label: &str| {
+            reg(&registry, IntCounterVec::new(Opts::new(name, help), &[label])?)
+        };
+        let calls = labelled("voice_ua_calls_total", "Calls handled, by how they ended", "outcome")?;
+        // Known outcomes start at 0, so rate() and increase() see the first call.
+        for outcome in OUTCOMES {
+            calls.with_label_values(&[outcome]);
+        }
+        Ok(Metrics {
+            registered: reg(
+                &registry,
+                IntGauge::new(
+                    "voice_ua_registered",
+                    "1 while the extension is registered on the PBX, else 0",
+                )?,
+            )?,
+            reg_attempts: counter(
+                "voice_ua_registration_attempts_total",
+                "Registration outcomes reported (successes and failures, refreshes included)",
+            )?,
+            reg_failures: labelled(
+                "voice_ua_registration_failures_total",
+                "Failed registrations by kind (credentials_rejected, refused, failed, lapsed)",
+                "kind",
+            )?,
+            active_calls: reg(&registry, IntGauge::new("voice_ua_active_calls", "Calls in progress")?)?,
+            calls,
+            rtp_in: counter("voice_ua_rtp_packets_in_total", "RTP packets received (summed at call end)")?,
+            rtp_out: counter("voice_ua_rtp_packets_out_total", "RTP packets sent (summed at call end)")?,
+            rtp_lost: counter(
+                "voice_ua_rtp_packets_lost_total",
+                "RTP packets lost (RFC 3550, summed at call end)",
+            )?,
+            rtp_late: counter(
+                "voice_ua_rtp_packets_late_total",
+                "RTP packets dropped for arriving after their playout time (summed at call end)",
+            )?,
+            rtp_concealed: counter(
+                "voice_ua_rtp_frames_concealed_total",
+                "20 ms frames concealed because their audio was missing (summed at call end)",
+            )?,
+            last_jitter: reg(
+                &registry,
+                Gauge::new(
+                    "voice_ua_last_call_jitter_seconds",
+                    "RTP interarrival jitter of the last call to end",
+                )?,
+            )?,
+            turn_latency: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "voice_ua_agent_turn_latency_seconds",
+                        "From the caller's words (as text) to the agent's first RTP packet of its answer",
+                    )
+                    .buckets(TURN_BUCKETS.to_vec()),
+                )?,
+            )?,
+            barge_ins: counter("voice_ua_barge_ins_total", "Agent audio flushed because the caller spoke")?,
+            tool_calls: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("voice_ua_tool_calls_total", "Built-in tool calls by name and result"),
+                    &["name", "result"],
+                )?,
+            )?,
+            agent_errors: labelled("voice_ua_agent_errors_total", "Agent failures by kind", "kind")?,
+            registry,
+        })
+    }
+
+    /// The exposition text (Prometheus text format 0.0.4).
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+
+    /// A registration status change (from `SipAgent::status()`).
+    pub fn on_reg_status(&self, status: &RegStatus) {
+        match status {
+            RegStatus::Registered { .. } => {
+                self.registered.set(1);
+                self.reg_attempts.inc();
+            }
+            RegStatus::NotRegistered { why } => {
+                self.registered.set(0);
+                self.reg_attempts.inc();
+                self.reg_failures.with_label_values(&[reg_failure_kind(why)]).inc();
+            }
+            RegStatus::Starting | RegStatus::Stopped => self.registered.set(0),
+        }
+    }
+
+    /// A call reached voice-ua: counted as active until the guard drops, then once
+    /// in `voice_ua_calls_total` with the outcome set on the guard ("failed" unless set).
+    pub fn call_started(self: &std::sync::Arc<Self>) -> CallGuard {
+        self.active_calls.inc();
+        CallGuard { metrics: self.clone(), outcome: "failed" }
+    }
+
+    /// A call's media figures, at its end.
+    pub fn rtp_summary(&self, r: &RtpSummary) {
+        self.rtp_in.inc_by(r.packets_in);
+        self.rtp_out.inc_by(r.packets_out);
+        self.rtp_lost.inc_by(r.lost);
+        self.rtp_late.inc_by(r.late);
+        self.rtp_concealed.inc_by(r.concealed);
+        self.last_jitter.set(r.jitter_seconds);
+    }
+
+    pub fn turn_latency(&self, seconds: f64) {
+        self.turn_latency.observe(seconds);
+    }
+
+    pub fn barge_in(&self) {
+        self.barge_ins.inc();
+    }
+
+    /// A built-in tool the agent called: `name` is transfer, hangup or dtmf.
+    pub fn tool_call(&self, name: &str, result: &str) {
+        self.tool_calls.with_label_values(&[name, result]).inc();
+    }
+
+    /// An agent failure; `kind` is a short fixed word (the error's variant).
+    pub fn agent_error(&self, kind: &str) {
+        self.agent_errors.with_label_values(&[kind]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// One call's media figures, as in its summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RtpSummary {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub concealed: u64,
+    pub jitter_seconds: f64,
+}
+
+/// Counts a call as active while alive; on drop, counts its outcome.
+pub struct CallGuard {
+    metrics: std::sync::Arc<Metrics>,
+    outcome: &'static str,
+}
+
+impl CallGuard {
+    pub fn set_outcome(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.metrics.active_calls.dec();
+        self.metrics.calls.with_label_values(&[self.outcome]).inc();
+    }
+}
+
+/// The kind of a registration failure, from the reason the SIP agent reports.
+fn reg_failure_kind(why: &str) -> &'static str {
+    if why.starts_with("PBX rejected the password") {
+        "credentials_rejected"
+    } else if why.starts_with("PBX refused the registration") {
+        "refused"
+    } else if why == "registration lapsed" {
+        "lapsed"
+    } else {
+        "failed"
+    }
+}
+
+/// The variant name of an agent error (`Provider { .. }` → "Provider"), a bounded label.
+pub fn error_kind(e: &voice_ua_agent::AgentError) -> &'static str {
+    use voice_ua_agent::AgentError as E;
+    match e {
+        E::UnsupportedFormat { .. } => "unsupported_format",
+        E::FrameTooLarge { .. } => "frame_too_large",
+        E::InvalidDigit { .. } => "invalid_digit",
+        E::InputFull { .. } => "input_full",
+        E::Closed { .. } => "closed",
+        E::AgentStopped { .. } => "agent_stopped",
+        E::Provider { .. } => "provider",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.split_once(' ').map(|(n, _)| n) == Some(name))
+    }
+
+    #[test]
+    fn the_exposition_text_is_prometheus_0_0_4() {
+        let m = Arc::new(Metrics::new());
+        m.on_reg_status(&RegStatus::NotRegistered {
+            why: "PBX rejected the password for 9000@pbx (403)".into(),
+        });
+        m.on_reg_status(&RegStatus::Registered { expires: 300 });
+        {
+            let mut call = m.call_started();
+            m.barge_in();
+            m.turn_latency(0.3);
+            m.tool_call("transfer", "accepted");
+            m.agent_error("provider");
+            m.rtp_summary(&RtpSummary {
+                packets_in: 200,
+                packets_out: 198,
+                lost: 2,
+                late: 1,
+                concealed: 3,
+                jitter_seconds: 0.004,
+            });
+            assert!(m.render().contains("\nvoice_ua_active_calls 1\n"));
+            call.set_outcome("caller_hangup");
+        }
+        let text = m.render();
+        assert_eq!(CONTENT_TYPE, "text/plain; version=0.0.4");
+        for (name, value) in [
+            ("voice_ua_registered", "1"),
+            ("voice_ua_registration_attempts_total", "2"),
+            ("voice_ua_registration_failures_total{kind=\"credentials_rejected\"}", "1"),
+            ("voice_ua_active_calls", "0"),
+            ("voice_ua_calls_total{outcome=\"caller_hangup\"}", "1"),
+            ("voice_ua_rtp_packets_in_total", "200"),
+            ("voice_ua_rtp_packets_out_total", "198"),
+            ("voice_ua_rtp_packets_lost_total", "2"),
+            ("voice_ua_rtp_packets_late_total", "1"),
+            ("voice_ua_rtp_frames_concealed_total", "3"),
+            ("voice_ua_last_call_jitter_seconds", "0.004"),
+            ("voice_ua_barge_ins_total", "1"),
+            ("voice_ua_tool_calls_total{name=\"transfer\",result=\"accepted\"}", "1"),
+            ("voice_ua_agent_errors_total{kind=\"provider\"}", "1"),
+            ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.25\"}", "0"),
+            ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.5\"}", "1"),
+            ("voice_ua_agent_turn_latency_seconds_bucket{le=\"+Inf\"}", "1"),
+            ("voice_ua_agent_turn_latency_seconds_count", "1"),
+        ] {
+            assert_eq!(line(&text, name), Some(format!("{name} {value}").as_str()), "{name} in\n{text}");
+        }
+        assert!(text.contains("# TYPE voice_ua_calls_total counter\n"), "{text}");
+        assert!(text.contains("voice_ua_calls_total{outcome=\"media_timeout\"} 0\n"), "{text}");
+        assert!(text.contains("# TYPE voice_ua_registered gauge\n"), "{text}");
+        assert!(text.contains("# TYPE voice_ua_agent_turn_latency_seconds histogram\n"), "{text}");
+        assert!(text.contains("# HELP voice_ua_active_calls Calls in progress\n"), "{text}");
+        m.on_reg_status(&RegStatus::NotRegistered { why: "registration lapsed".into() });
+        assert!(m.render().contains("\nvoice_ua_registered 0\n"));
+        assert!(m.render().contains("voice_ua_registration_failures_total{kind=\"lapsed\"} 1\n"));
+    }
+}

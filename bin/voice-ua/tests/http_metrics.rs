@@ -1,0 +1,86 @@
+//! The monitoring endpoint end to end: voice-ua with `[http] listen` on a free
+//! loopback port, a fake PBX and caller (tests/common). /healthz answers 200 once
+//! registered; /metrics counts the call while it runs and after the caller's BYE.
+
+mod common;
+
+use common::Call;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// GET `path` over HTTP/1.1: (status code, body).
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    if path == "/metrics" {
+        assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    }
+    Some((code, body.to_string()))
+}
+
+/// The value of one sample line (`name{labels} value`) of the exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn health_and_metrics_follow_registration_and_calls() {
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let http: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut call = Call::start("http-metrics", &format!("[http]\nlisten = \"{http}\"\n"), &[]);
+    // A failed assertion must not leave voice-ua running (the test would hang on its stderr).
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| during_the_call(&call, http)));
+    if let Err(panic) = checked {
+        let _ = call.ua.kill();
+        let _ = call.ua.wait();
+        std::panic::resume_unwind(panic);
+    }
+    let (status, _logs) = call.stop();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(get(http, "/healthz").is_none(), "the listener closes with the process");
+}
+
+fn during_the_call(call: &Call, http: SocketAddr) {
+    // Registered (Call::start answered the REGISTER with 200) and in a call.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let health = loop {
+        match get(http, "/healthz") {
+            Some((200, body)) => break body,
+            other => assert!(Instant::now() < deadline, "no 200 from /healthz: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health.trim(), "registered");
+    let (code, text) = get(http, "/metrics").expect("/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(sample(&text, "voice_ua_registered"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "voice_ua_active_calls"), Some(1.0), "{text}");
+    assert!(text.contains("# TYPE voice_ua_calls_total counter"), "{text}");
+
+    // 1 s of silence both ways, then the caller hangs up.
+    let mut got = Vec::new();
+    call.talk_silence(0, 50, &mut got);
+    call.send(&call.in_dialog("BYE", 2, "", ""));
+    let bye_ok = call.recv(Duration::from_secs(5)).expect("an answer to BYE");
+    assert!(bye_ok.starts_with("SIP/2.0 200") && bye_ok.contains("CSeq: 2 BYE"), "{bye_ok}");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let (_, text) = get(http, "/metrics").expect("/metrics");
+        if sample(&text, "voice_ua_active_calls") == Some(0.0) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(sample(&text, "voice_ua_active_calls"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "voice_ua_calls_total{outcome=\"caller_hangup\"}"), Some(1.0), "{text}");
+    assert!(sample(&text, "voice_ua_rtp_packets_in_total").unwrap_or(0.0) >= 40.0, "{text}");
+    assert!(sample(&text, "voice_ua_rtp_packets_out_total").unwrap_or(0.0) > 0.0, "{text}");
+    assert_eq!(get(http, "/nothing").map(|r| r.0), Some(404));
+}
