@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use voice_ua_agent::fake_server::{FakeConfig, FakeDeepgram, Record, Step};
 
-use crate::calls_baresip::{baresip_module_dir, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
+use crate::calls_baresip::{baresip_config, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
 use crate::support::calls::{self, PortBlock};
 use crate::support::kamailio::{self, Kamailio};
 use crate::support::ports::{free_port, is_listening};
@@ -122,35 +122,7 @@ impl Baresip {
         write_wav(&silence, &vec![0i16; 8000 * 30], 8000);
         let sip_port = free_port();
         let cons_port = free_port();
-        let config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{sip_port}\n\
-             net_interface 127.0.0.1\n\
-             rtp_ports {}-{}\n\
-             audio_player aubridge,nowhere\n\
-             audio_alert aubridge,nowhere\n\
-             audio_source aufile,{}\n\
-             ausrc_srate 8000\n\
-             auplay_srate 8000\n\
-             ausrc_channels 1\n\
-             auplay_channels 1\n\
-             module_path {}\n\
-             module g711.so\n\
-             module aufile.so\n\
-             module aubridge.so\n\
-             module sndfile.so\n\
-             module cons.so\n\
-             module_app account.so\n\
-             module_app menu.so\n\
-             cons_listen 127.0.0.1:{cons_port}\n\
-             statmode_default off\n\
-             snd_path {}\n",
-            block.peer(4),
-            block.peer(15),
-            silence.display(),
-            baresip_module_dir().display(),
-            dumps.display()
-        );
+        let config = baresip_config(sip_port, (block.peer(4), block.peer(15)), &silence, cons_port, &dumps);
         std::fs::write(cfg_dir.join("config"), config).expect("write baresip config");
         let mut accounts = format!("<sip:1001@127.0.0.1:{kam_port}>;regint=60;audio_codecs=PCMU/8000\n");
         if with_9001 {

@@ -173,23 +173,16 @@ pub(crate) fn baresip_module_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/baresip/modules"))
 }
 
-#[test]
-fn baresip_caller_hears_its_speech_echoed() {
-    let Some(tools) = require_tools("baresip_echo", &["baresip", "sox"]) else {
-        return;
-    };
-    voice_ua::binary();
-    let run = RunDir::new("baresip_echo");
-    let block = PortBlock::next();
-    let ua = calls::start_ua(&run, free_port(), &block, "", calls::PASSWORD);
-    let speech = make_speech(&run, tools.get("sox"));
-
-    let cfg_dir = run.subdir("baresip");
-    let dumps = run.subdir("dumps");
-    let sip_port = free_port();
-    let cons_port = free_port();
-    let modules = baresip_module_dir();
-    let config = format!(
+/// A headless baresip config: SIP on `sip_port`, RTP in `rtp`, `source` as its
+/// microphone, no player, received audio dumped into `dumps`, commands on `cons_port`.
+pub(crate) fn baresip_config(
+    sip_port: u16,
+    rtp: (u16, u16),
+    source: &Path,
+    cons_port: u16,
+    dumps: &Path,
+) -> String {
+    format!(
         "poll_method epoll\n\
          sip_listen 127.0.0.1:{sip_port}\n\
          net_interface 127.0.0.1\n\
@@ -212,12 +205,30 @@ fn baresip_caller_hears_its_speech_echoed() {
          cons_listen 127.0.0.1:{cons_port}\n\
          statmode_default off\n\
          snd_path {}\n",
-        block.peer(4),
-        block.peer(8),
-        speech.display(),
-        modules.display(),
+        rtp.0,
+        rtp.1,
+        source.display(),
+        baresip_module_dir().display(),
         dumps.display()
-    );
+    )
+}
+
+#[test]
+fn baresip_caller_hears_its_speech_echoed() {
+    let Some(tools) = require_tools("baresip_echo", &["baresip", "sox"]) else {
+        return;
+    };
+    voice_ua::binary();
+    let run = RunDir::new("baresip_echo");
+    let block = PortBlock::next();
+    let ua = calls::start_ua(&run, free_port(), &block, "", calls::PASSWORD);
+    let speech = make_speech(&run, tools.get("sox"));
+
+    let cfg_dir = run.subdir("baresip");
+    let dumps = run.subdir("dumps");
+    let sip_port = free_port();
+    let cons_port = free_port();
+    let config = baresip_config(sip_port, (block.peer(4), block.peer(8)), &speech, cons_port, &dumps);
     std::fs::write(cfg_dir.join("config"), config).expect("write baresip config");
     std::fs::write(
         cfg_dir.join("accounts"),
