@@ -191,6 +191,15 @@ struct Rig {
 }
 
 impl Rig {
+    /// Every request and reply Kamailio logged, requests first.
+    fn sip_trace(&self) -> Vec<String> {
+        self.kam
+            .tagged_lines("INTEROP-REQ")
+            .into_iter()
+            .chain(self.kam.tagged_lines("INTEROP-REPLY"))
+            .collect()
+    }
+
     /// Kamailio (pbx.cfg), the fake agent with `script`, voice-ua registered
     /// as 9000 with `functions`, baresip as 1001 (+ 9001); then baresip
     /// dials 9000 and the call is established. None (after SKIP) without
@@ -609,12 +618,7 @@ fn agent_transfer_function_refers_the_caller_through_the_pbx() {
     });
     let ended = calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
-    let trace: Vec<String> = rig
-        .kam
-        .tagged_lines("INTEROP-REQ")
-        .into_iter()
-        .chain(rig.kam.tagged_lines("INTEROP-REPLY"))
-        .collect();
+    let trace = rig.sip_trace();
     rig.baresip.quit();
     let refers = rig.requests("REFER");
     let refer = refers.first().unwrap_or_else(|| panic!("no REFER through the proxy\n{}", rig.diag()));
@@ -677,12 +681,7 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
         rig.requests("NOTIFY").into_iter().map(|r| get(&r, "frag").to_string()).find(|f| !f.contains(" 100 "))
     });
     std::thread::sleep(Duration::from_millis(300));
-    let trace: Vec<String> = rig
-        .kam
-        .tagged_lines("INTEROP-REQ")
-        .into_iter()
-        .chain(rig.kam.tagged_lines("INTEROP-REPLY"))
-        .collect();
+    let trace = rig.sip_trace();
     let ended_before_hangup = calls::calls_ended(&rig.ua);
     rig.baresip.command("/hangup");
     let ended = calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
