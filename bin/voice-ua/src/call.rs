@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use voice_ua_agent::echo::{pcm_level_dbfs, SpeechDetector};
 use voice_ua_agent::{
-    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, Role, SessionEnd,
+    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, ReplyFigures, Role,
+    SessionEnd, TransferOutcome,
 };
 use voice_ua_media::{
     DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
@@ -26,7 +28,7 @@ use voice_ua_media::{
 };
 use voice_ua_sip::negotiate::{Codec, MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction, TimerDecision};
-use voice_ua_sip::{CallSignal, IncomingCall};
+use voice_ua_sip::{CallSignal, IncomingCall, SipError};
 
 /// What every call shares (from the configuration).
 #[derive(Debug)]
@@ -54,6 +56,28 @@ enum AfterPlayback {
     HangUp(String),
     Transfer(String),
 }
+
+/// How long after the PBX took a REFER (202) the agent is told "accepted" if no NOTIFY
+/// has reported the end by then.
+const TRANSFER_REPORT_AFTER: Duration = Duration::from_secs(4);
+
+/// A blind transfer under way: the REFER runs on its own task (the audio loop never
+/// waits for the PBX), then NOTIFYs report how the new call went (RFC 3515).
+struct Transfer {
+    uri: String,
+    refer: Option<tokio::task::JoinHandle<Result<u16, SipError>>>,
+    /// The agent asked for it and waits for exactly one result; the fallback's own
+    /// transfer has nobody to tell.
+    for_agent: bool,
+    reported: bool,
+    /// The PBX took the REFER: tell the agent "accepted" at this instant unless a
+    /// NOTIFY has settled it first.
+    report_by: Option<Instant>,
+}
+
+/// Speech detector settings for the caller's side: 12 dB over the noise floor and above
+/// -45 dBFS; speech starts after 60 ms, ends after 200 ms of quiet.
+const CALLER_VAD: (f32, f32, u32, u32) = (12.0, -45.0, 3, 10);
 
 /// RTP ports handed out round-robin from a range (even ports, RFC 3550 §11).
 #[derive(Debug)]
@@ -299,9 +323,18 @@ struct Media {
     agent_failed: bool,
     /// The conversation as text, with when each line arrived (kept for the call record).
     transcript: Vec<(std::time::SystemTime, Role, String)>,
-    /// When the caller's last words arrived as text: a turn's start, until the agent's
-    /// first RTP packet of its answer leaves.
-    turn_started: Option<Instant>,
+    /// The caller's speech, for turn latency: where their utterances end.
+    vad: SpeechDetector,
+    /// When the last loud caller frame was played out of the jitter buffer.
+    last_loud: Option<Instant>,
+    /// The caller's last utterance ended here (as received) and no reply has started.
+    speech_end: Option<Instant>,
+    /// The current utterance already had its turn measured (a reply started during it).
+    utterance_measured: bool,
+    /// The agent's own figures for the reply about to play.
+    reply_figures: Option<ReplyFigures>,
+    /// The blind transfer under way, if any.
+    transfer: Option<Transfer>,
 }
 
 impl Media {
@@ -325,7 +358,12 @@ impl Media {
             after_playback: None,
             agent_failed: false,
             transcript: Vec::new(),
-            turn_started: None,
+            vad: SpeechDetector::new(CALLER_VAD.0, CALLER_VAD.1, CALLER_VAD.2, CALLER_VAD.3),
+            last_loud: None,
+            speech_end: None,
+            utterance_measured: false,
+            reply_figures: None,
+            transfer: None,
         }
     }
 
@@ -368,6 +406,7 @@ impl Media {
         let mut rtp_in = [0u8; 1500];
         let mut rtp_out = [0u8; 1500];
         let mut frame_bytes = [0u8; 160];
+        let mut agent_open = true;
         let ending = loop {
             let timer_due = timer.as_ref().and_then(|t| t.poll_timeout());
             tokio::select! {
@@ -376,16 +415,38 @@ impl Media {
                         self.on_datagram(&rtp_in[..n.min(rtp_in.len())], from, &session);
                     }
                 }
+                // Agent events are handled as they arrive: a barge-in flushes the pacer
+                // at once, so no agent frame leaves after it.
+                ev = session.event(), if agent_open => {
+                    let Some(ev) = ev else {
+                        agent_open = false;
+                        continue;
+                    };
+                    if let Some(end) = self.on_agent_event(ev, &session, call, cfg).await {
+                        break end;
+                    }
+                }
+                r = join_refer(&mut self.transfer) => {
+                    if let Some(end) = self.on_refer_answered(r, &session, call, cfg).await {
+                        break end;
+                    }
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let frame = self.jitter.pop(now);
                     let n = self.law.encode_slice(frame.samples, &mut frame_bytes);
+                    let level = pcm_level_dbfs(frame.samples);
+                    self.track_caller_speech(now, level);
                     if !self.agent_failed {
                         if let Ok(f) = AudioFrame::new(&frame_bytes[..n]) {
                             let _ = session.send_audio(f);
                         }
                     }
-                    if let Some(end) = self.on_agent_events(&mut session, call, cfg).await {
+                    let mut ended = None;
+                    while let (true, Some(ev)) = (ended.is_none(), session.try_event()) {
+                        ended = self.on_agent_event(ev, &session, call, cfg).await;
+                    }
+                    if let Some(end) = ended {
                         break end;
                     }
                     while let Some(len) = self.pacer.poll_transmit(now, &mut rtp_out) {
@@ -396,25 +457,17 @@ impl Media {
                         }
                         // A marked packet starts the agent's answer: the turn is over.
                         if rtp_out[1] & 0x80 != 0 {
-                            if let Some(t) = self.turn_started.take() {
-                                cfg.metrics.turn_latency(t.elapsed().as_secs_f64());
-                                tracing::info!(latency_ms = t.elapsed().as_millis() as u64, "turn: caller's words to the agent's first RTP packet");
-                            }
+                            self.reply_started(now, cfg);
                         }
                     }
+                    self.report_transfer_if_due(now, &session, cfg);
                     if self.pacer.queued().is_zero() {
                         match self.after_playback.take() {
                             Some(AfterPlayback::HangUp(reason)) => {
                                 let _ = call.hangup(None).await;
                                 break Ending { by: "agent", why: reason, outcome: "agent_hangup" };
                             }
-                            Some(AfterPlayback::Transfer(target)) => {
-                                let accepted = self.transfer(call, &target, cfg).await;
-                                if !accepted {
-                                    let _ = call.hangup(None).await;
-                                    break Ending { by: "voice-ua", why: format!("transfer to {target} failed"), outcome: "failed" };
-                                }
-                            }
+                            Some(AfterPlayback::Transfer(target)) => self.start_transfer(call, &target, false, &session, cfg),
                             None => {}
                         }
                     }
@@ -454,19 +507,8 @@ impl Media {
                     }
                     Some(CallSignal::Digit(d)) => self.forward_digit(d, &session),
                     Some(CallSignal::TransferProgress(code)) => {
-                        tracing::info!(status = code, "transfer progress");
-                        if (200..300).contains(&code) {
-                            let _ = call.hangup(None).await;
-                            break Ending { by: "voice-ua", why: "transferred".into(), outcome: "transferred" };
-                        }
-                        if code >= 300 {
-                            if self.agent_failed {
-                                // Nobody is left to talk to the caller: end the call
-                                // rather than leave them in silence.
-                                let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
-                                break Ending { by: "voice-ua", why: format!("transfer failed ({code}) after the agent failed"), outcome: "failed" };
-                            }
-                            tracing::warn!(status = code, "the transfer failed; the caller stays with the agent");
+                        if let Some(end) = self.on_transfer_progress(code, &session, call, cfg).await {
+                            break end;
                         }
                     }
                     Some(CallSignal::Ended(end)) => {
@@ -543,106 +585,227 @@ impl Media {
         }
     }
 
-    /// Everything the agent has said since the last tick.
-    async fn on_agent_events(
+    /// One event from the agent.
+    async fn on_agent_event(
         &mut self,
-        session: &mut AgentSession,
+        ev: AgentEvent,
+        session: &AgentSession,
         call: &IncomingCall,
         cfg: &CallConfig,
     ) -> Option<Ending> {
-        while let Some(ev) = session.try_event() {
-            match ev {
-                AgentEvent::Audio(frame) => {
-                    self.pacer.push_encoded(frame.as_bytes());
-                }
-                AgentEvent::FlushPlayback => {
-                    cfg.metrics.barge_in();
-                    self.pacer.flush()
-                }
-                AgentEvent::HangUp { after_playback: true, reason } => {
-                    cfg.metrics.tool_call("hangup", "ok");
-                    self.after_playback = Some(AfterPlayback::HangUp(reason))
-                }
-                AgentEvent::HangUp { after_playback: false, reason } => {
-                    cfg.metrics.tool_call("hangup", "ok");
-                    let _ = call.hangup(None).await;
-                    return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
-                }
-                AgentEvent::Transfer { target } => {
-                    let uri = if target.starts_with("sip:") {
-                        target.clone()
-                    } else {
-                        format!("sip:{target}@{}", cfg.domain)
-                    };
-                    let result = match call.refer(&uri).await {
-                        Ok(code) if (200..300).contains(&code) => {
-                            tracing::info!(%uri, status = code, "transfer accepted");
-                            "accepted"
-                        }
-                        Ok(code) => {
-                            tracing::warn!(%uri, status = code, "transfer refused by the PBX");
-                            "refused"
-                        }
-                        Err(e) => {
-                            tracing::warn!(%uri, "transfer failed: {e}");
-                            "error"
-                        }
-                    };
-                    cfg.metrics.tool_call("transfer", result);
-                }
-                AgentEvent::SendDigits(digits) => {
-                    let mut result = "ok";
-                    for d in digits.chars() {
-                        if let Err(e) = self.pacer.send_dtmf(d, Duration::from_millis(100)) {
-                            tracing::warn!("digit {d} not sent: {e}");
-                            result = "error";
-                        }
+        match ev {
+            AgentEvent::Audio(frame) => {
+                self.pacer.push_encoded(frame.as_bytes());
+            }
+            AgentEvent::FlushPlayback => {
+                cfg.metrics.barge_in();
+                self.pacer.flush()
+            }
+            AgentEvent::HangUp { after_playback: true, reason } => {
+                cfg.metrics.tool_call("hangup", "ok");
+                self.after_playback = Some(AfterPlayback::HangUp(reason))
+            }
+            AgentEvent::HangUp { after_playback: false, reason } => {
+                cfg.metrics.tool_call("hangup", "ok");
+                let _ = call.hangup(None).await;
+                return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
+            }
+            AgentEvent::Transfer { target } => self.start_transfer(call, &target, true, session, cfg),
+            AgentEvent::SendDigits(digits) => {
+                let mut result = "ok";
+                for d in digits.chars() {
+                    if let Err(e) = self.pacer.send_dtmf(d, Duration::from_millis(100)) {
+                        tracing::warn!("digit {d} not sent: {e}");
+                        result = "error";
                     }
-                    cfg.metrics.tool_call("dtmf", result);
                 }
-                AgentEvent::Transcript { role, text, at } => {
-                    tracing::info!(?role, %text, "transcript");
-                    if role == Role::User {
-                        self.turn_started = Some(Instant::now());
-                    }
-                    self.transcript.push((at, role, text));
-                }
-                AgentEvent::Ended(SessionEnd::Failed(e)) => {
-                    cfg.metrics.agent_error(crate::metrics::error_kind(&e));
-                    self.fall_back(&e.to_string(), cfg)
-                }
-                AgentEvent::Ended(end) => {
-                    tracing::info!("agent session ended: {end}");
-                    self.agent_failed = true;
-                    if self.after_playback.is_none() {
-                        self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
-                    }
+                cfg.metrics.tool_call("dtmf", result);
+            }
+            AgentEvent::Transcript { role, text, at } => {
+                tracing::info!(?role, %text, "transcript");
+                self.transcript.push((at, role, text));
+            }
+            AgentEvent::ReplyStarted(figures) => self.reply_figures = Some(figures),
+            AgentEvent::Ended(SessionEnd::Failed(e)) => {
+                cfg.metrics.agent_error(crate::metrics::error_kind(&e));
+                self.fall_back(&e.to_string(), cfg)
+            }
+            AgentEvent::Ended(end) => {
+                tracing::info!("agent session ended: {end}");
+                self.agent_failed = true;
+                if self.after_playback.is_none() {
+                    self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
                 }
             }
         }
         None
     }
 
-    /// Blind transfer with REFER; true when the PBX accepted it (the call then ends
-    /// when its NOTIFY reports success).
-    async fn transfer(&self, call: &IncomingCall, target: &str, cfg: &CallConfig) -> bool {
+    /// Follow the caller's speech (one played-out frame per tick) to find where each
+    /// utterance ends, as received: the last loud frame's end, less the jitter buffer's
+    /// playout delay.
+    fn track_caller_speech(&mut self, now: Instant, level_dbfs: f32) {
+        let step = self.vad.push(level_dbfs, 0.0);
+        if step.started {
+            self.utterance_measured = false;
+        }
+        if step.loud {
+            self.last_loud = Some(now);
+        }
+        if step.ended && !self.utterance_measured {
+            self.speech_end = self.utterance_end();
+        }
+    }
+
+    fn utterance_end(&self) -> Option<Instant> {
+        let delay = self.jitter.stats().delay;
+        self.last_loud.map(|t| (t + Duration::from_millis(20)).checked_sub(delay).unwrap_or(t))
+    }
+
+    /// The first packet of an agent reply left: log the turn's latency (the caller's
+    /// end of speech → this packet) beside the agent's own figures.
+    fn reply_started(&mut self, now: Instant, cfg: &CallConfig) {
+        let end = match self.speech_end.take() {
+            Some(end) => Some(end),
+            // The reply began while the caller was still (by our detector) talking.
+            None if self.vad.speaking() && !self.utterance_measured => {
+                self.utterance_measured = true;
+                self.utterance_end()
+            }
+            None => None,
+        };
+        let figures = self.reply_figures.take().unwrap_or_default();
+        let Some(end) = end else { return };
+        let latency = now.saturating_duration_since(end);
+        cfg.metrics.turn_latency(latency.as_secs_f64());
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        tracing::info!(
+            latency_ms = latency.as_millis() as u64,
+            agent_total_ms = ms(figures.total),
+            agent_think_ms = ms(figures.think),
+            agent_speak_ms = ms(figures.speak),
+            "turn: caller's end of speech to the agent's first RTP packet"
+        );
+    }
+
+    /// Start a blind transfer (REFER) on its own task. `for_agent`: the agent asked and
+    /// gets one [`TransferOutcome`]; otherwise it is the fallback's transfer.
+    fn start_transfer(
+        &mut self,
+        call: &IncomingCall,
+        target: &str,
+        for_agent: bool,
+        session: &AgentSession,
+        cfg: &CallConfig,
+    ) {
+        if self.transfer.is_some() {
+            tracing::warn!(%target, "a transfer is already under way; not starting another");
+            if for_agent {
+                report(session, TransferOutcome::AlreadyInProgress, cfg);
+            }
+            return;
+        }
         let uri = if target.starts_with("sip:") {
             target.to_string()
         } else {
             format!("sip:{target}@{}", cfg.domain)
         };
-        match call.refer(&uri).await {
+        tracing::info!(%uri, "transferring the caller (REFER)");
+        let transferer = call.transferer();
+        let refer_to = uri.clone();
+        let refer = tokio::spawn(async move { transferer.refer(&refer_to).await });
+        self.transfer =
+            Some(Transfer { uri, refer: Some(refer), for_agent, reported: false, report_by: None });
+    }
+
+    /// The PBX answered the REFER (or did not).
+    async fn on_refer_answered(
+        &mut self,
+        answer: Result<u16, String>,
+        session: &AgentSession,
+        call: &IncomingCall,
+        cfg: &CallConfig,
+    ) -> Option<Ending> {
+        let t = self.transfer.as_mut()?;
+        let outcome = match answer {
             Ok(code) if (200..300).contains(&code) => {
-                tracing::info!(%uri, status = code, "transfer accepted");
-                true
+                tracing::info!(uri = %t.uri, status = code, "transfer accepted by the PBX");
+                t.report_by = Some(Instant::now() + TRANSFER_REPORT_AFTER);
+                return None;
             }
-            Ok(code) => {
-                tracing::warn!(%uri, status = code, "transfer refused by the PBX");
-                false
+            Ok(0) => {
+                tracing::warn!(uri = %t.uri, "transfer failed: no response to the REFER");
+                TransferOutcome::NoAnswer
+            }
+            Ok(status) => {
+                tracing::warn!(uri = %t.uri, status, "transfer refused by the PBX");
+                TransferOutcome::Refused { status }
             }
             Err(e) => {
-                tracing::warn!(%uri, "transfer failed: {e}");
-                false
+                tracing::warn!(uri = %t.uri, "transfer failed: {e}");
+                TransferOutcome::NoAnswer
+            }
+        };
+        self.transfer_failed(outcome, session, call, cfg).await
+    }
+
+    /// A NOTIFY reported the transfer's progress (a sipfrag status line).
+    async fn on_transfer_progress(
+        &mut self,
+        code: u16,
+        session: &AgentSession,
+        call: &IncomingCall,
+        cfg: &CallConfig,
+    ) -> Option<Ending> {
+        tracing::info!(status = code, "transfer progress");
+        if (200..300).contains(&code) {
+            if let Some(t) = self.transfer.as_mut() {
+                if t.for_agent && !t.reported {
+                    t.reported = true;
+                    report(session, TransferOutcome::Completed, cfg);
+                }
+            }
+            let _ = call.hangup(None).await;
+            return Some(Ending { by: "voice-ua", why: "transferred".into(), outcome: "transferred" });
+        }
+        if code >= 300 {
+            return self.transfer_failed(TransferOutcome::Failed { status: code }, session, call, cfg).await;
+        }
+        None
+    }
+
+    /// The transfer is over and the caller is still here: tell the agent, or, when the
+    /// agent has failed, end the call rather than leave the caller in silence.
+    async fn transfer_failed(
+        &mut self,
+        outcome: TransferOutcome,
+        session: &AgentSession,
+        call: &IncomingCall,
+        cfg: &CallConfig,
+    ) -> Option<Ending> {
+        let t = self.transfer.take();
+        if t.as_ref().is_some_and(|t| t.for_agent && !t.reported) {
+            report(session, outcome, cfg);
+        }
+        if self.agent_failed {
+            let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
+            let why = format!("transfer failed ({outcome}) after the agent failed");
+            return Some(Ending { by: "voice-ua", why, outcome: "failed" });
+        }
+        tracing::warn!(%outcome, "the transfer failed; the caller stays with the agent");
+        None
+    }
+
+    /// The PBX took the REFER a while ago and no NOTIFY has settled it: tell the agent
+    /// "accepted" so it is not left waiting.
+    fn report_transfer_if_due(&mut self, now: Instant, session: &AgentSession, cfg: &CallConfig) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        if t.report_by.is_some_and(|at| now >= at) {
+            t.report_by = None;
+            if t.for_agent && !t.reported {
+                t.reported = true;
+                tracing::info!(uri = %t.uri, "no final NOTIFY yet: telling the agent the transfer was accepted");
+                report(session, TransferOutcome::Accepted, cfg);
             }
         }
     }
@@ -699,6 +862,38 @@ impl Media {
             "call ended: {}",
             ending.why
         );
+    }
+}
+
+/// Tell the agent how its transfer went, and count it.
+fn report(session: &AgentSession, outcome: TransferOutcome, cfg: &CallConfig) {
+    let label = match outcome {
+        TransferOutcome::Accepted => "accepted",
+        TransferOutcome::Completed => "completed",
+        TransferOutcome::Refused { .. } => "refused",
+        TransferOutcome::Failed { .. } => "failed",
+        TransferOutcome::NoAnswer => "no_answer",
+        TransferOutcome::AlreadyInProgress => "busy",
+    };
+    cfg.metrics.tool_call("transfer", label);
+    if let Err(e) = session.send_transfer_result(outcome) {
+        tracing::warn!("the transfer result did not reach the agent: {e}");
+    }
+}
+
+/// The REFER task's answer, once; pending while there is none.
+async fn join_refer(transfer: &mut Option<Transfer>) -> Result<u16, String> {
+    let Some(task) = transfer.as_mut().and_then(|t| t.refer.as_mut()) else {
+        return std::future::pending().await;
+    };
+    let r = task.await;
+    if let Some(t) = transfer.as_mut() {
+        t.refer = None;
+    }
+    match r {
+        Ok(Ok(code)) => Ok(code),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the REFER task stopped: {e}")),
     }
 }
 

@@ -17,6 +17,26 @@ fn agent_config(fake: &FakeDeepgram, extra: &str) -> String {
     format!("[agent]\nurl = \"{}\"\n{ca}greeting = \"Hello\"\n{extra}", fake.url())
 }
 
+/// One call: talk `packets` packets (a tone where `loud`), hang up, stop voice-ua.
+async fn talk_and_hang_up(
+    name: &'static str,
+    config: String,
+    packets: u32,
+    loud: fn(u32) -> bool,
+) -> (Vec<Received>, std::process::ExitStatus, Vec<String>) {
+    tokio::task::spawn_blocking(move || {
+        let call = Call::start(name, &config, &[("DEEPGRAM_API_KEY", KEY)]);
+        let mut got: Vec<Received> = Vec::new();
+        call.talk(0, packets, &mut got, loud);
+        call.send(&call.in_dialog("BYE", 2, "", ""));
+        let _ = call.recv(Duration::from_secs(3));
+        let (status, logs) = call.stop();
+        (got, status, logs)
+    })
+    .await
+    .expect("join")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_hears_the_agent_greeting_over_wss() {
     let fake =
@@ -24,17 +44,7 @@ async fn the_caller_hears_the_agent_greeting_over_wss() {
             .await
             .expect("fake agent");
     let config = agent_config(&fake, "");
-    let (got, status, logs) = tokio::task::spawn_blocking(move || {
-        let call = Call::start("dg-greeting", &config, &[("DEEPGRAM_API_KEY", KEY)]);
-        let mut got: Vec<Received> = Vec::new();
-        call.talk_silence(0, 120, &mut got);
-        call.send(&call.in_dialog("BYE", 2, "", ""));
-        let _ = call.recv(Duration::from_secs(3));
-        let (status, logs) = call.stop();
-        (got, status, logs)
-    })
-    .await
-    .expect("join");
+    let (got, status, logs) = talk_and_hang_up("dg-greeting", config, 120, |_| false).await;
     assert!(status.success(), "{status:?}");
     let greeting = tone(AudioFormat::Ulaw8k, 1000);
     let chunks: Vec<&[u8]> = greeting.chunks(160).collect();
@@ -103,6 +113,126 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         line.contains("INTERNAL_SERVER_ERROR") && line.contains("transferring the caller to 9001"),
         "{line}"
     );
+    let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
+    assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
+}
+
+/// The caller talks, the agent answers after a pause with a long reply, and the caller
+/// talks over it: the turn is measured from the caller's end of speech and logged beside
+/// the agent's own figures, and the barge-in cuts the reply short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
+    let script = vec![
+        Step::speak("Hello", 400, true),
+        Step::WaitAudio { frames: 10, min_dbfs: Some(-30.0) },
+        Step::user_says("Is anyone there?"),
+        Step::Pause(Duration::from_millis(600)),
+        Step::speak("Yes, this is the concierge, and this answer goes on for a long time", 5000, true),
+        Step::WaitAudio { frames: 5, min_dbfs: Some(-30.0) },
+        Step::user_says("Stop"),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
+    let config = agent_config(&fake, "");
+    // 0-1 s quiet, 1.0-1.6 s speech, then quiet, 3.0-3.4 s speech over the reply.
+    let loud = |i: u32| (50..80).contains(&i) || (150..170).contains(&i);
+    let (got, status, logs) = talk_and_hang_up("dg-turn", config, 350, loud).await;
+    assert!(status.success(), "{status:?}");
+    let records = fake.wait_records(1, Duration::from_secs(3)).await;
+    assert!(records[0].script_done, "the fake ran its whole script: {}", records[0].end);
+    // Greeting (20 packets) + the reply up to the barge-in; uninterrupted, the reply
+    // alone would have been 250 packets, all of them before the call ended at 7 s.
+    let agent_packets = got.iter().filter(|p| p.3.iter().any(|&b| b != 0xff)).count();
+    assert!(
+        (40..=130).contains(&agent_packets),
+        "greeting and a cut reply, not the whole 5 s reply: {agent_packets} agent packets"
+    );
+    let turn = logs
+        .iter()
+        .find(|l| l.contains("turn: caller's end of speech to the agent's first RTP packet"))
+        .expect("the turn is logged");
+    assert!(turn.contains("\"agent_total_ms\":800"), "the agent's own figure beside ours: {turn}");
+    let latency: u64 = turn
+        .split("\"latency_ms\":")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("latency_ms");
+    // The reply was held back 600 ms after the fake heard 10 loud frames, so it starts
+    // after the caller's 600 ms of speech ended: a positive latency, measured from the
+    // end of speech rather than from its start (which would add the 600 ms).
+    assert!(latency > 0, "{turn}");
+    assert!(!logs.iter().any(|l| l.contains("caller's transcript")), "one turn line per turn, from the call");
+}
+
+/// The agent's transfer function answers with what the PBX did: a busy target is an
+/// error the agent can talk about (the call goes on), a completed transfer ends the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_learns_whether_the_transfer_went_through() {
+    let script = vec![
+        Step::speak("Hello", 200, true),
+        Step::call("fc_1", "transfer_to_guard", "{}"),
+        Step::speak("The guard is busy; let me try again", 400, true),
+        Step::call("fc_2", "transfer_to_guard", "{}"),
+        Step::Pause(Duration::from_secs(3)),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
+    let functions = "[[agent.functions]]\nname = \"transfer_to_guard\"\ndescription = \"Guard\"\n\
+                     kind = \"transfer\"\ntarget = \"9001\"\n";
+    let config = agent_config(&fake, functions);
+    let (between, status, logs) = tokio::task::spawn_blocking(move || {
+        let mut call = Call::start("dg-transfer", &config, &[("DEEPGRAM_API_KEY", KEY)]);
+        let notify = |call: &mut Call, frag: &str| {
+            let cseq = call.next_cseq();
+            call.send(&call.in_dialog(
+                "NOTIFY",
+                cseq,
+                "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
+                frag,
+            ));
+        };
+        let refer = call.wait_request("REFER", Duration::from_secs(5));
+        call.send(&reply(&refer, "202 Accepted", ""));
+        notify(&mut call, "SIP/2.0 486 Busy Here\r\n");
+        // The caller stays with the agent until it tries again.
+        let mut between = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let second = loop {
+            assert!(std::time::Instant::now() < deadline, "no second REFER: {between:?}");
+            if let Some(m) = call.recv(Duration::from_millis(100)) {
+                if m.starts_with("REFER ") {
+                    break m;
+                }
+                between.push(m.lines().next().unwrap_or_default().to_string());
+            }
+        };
+        call.send(&reply(&second, "202 Accepted", ""));
+        notify(&mut call, "SIP/2.0 200 OK\r\n");
+        let bye = call.wait_request("BYE", Duration::from_secs(4));
+        call.send(&reply(&bye, "200 OK", ""));
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, logs) = call.stop();
+        (between, status, logs)
+    })
+    .await
+    .expect("join");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !between.iter().any(|l| l.starts_with("BYE")),
+        "a busy target does not end the call: {between:?}"
+    );
+    let records = fake.wait_records(1, Duration::from_secs(3)).await;
+    let r = &records[0];
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let answers: Vec<(Option<&str>, &str)> =
+        r.function_responses.iter().map(|f| (f.id.as_deref(), f.content.as_str())).collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0].0, Some("fc_1"));
+    assert!(
+        answers[0].1.starts_with("error: the transfer to 9001 failed: the line is busy (SIP 486)"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[1].0, Some("fc_2"));
+    assert!(answers[1].1.starts_with("ok: the transfer to 9001 was completed"), "{answers:?}");
     let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
     assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
 }

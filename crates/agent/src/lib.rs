@@ -26,5 +26,5 @@ pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
 pub use error::AgentError;
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
-    Role, SessionEnd, SessionStats,
+    ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome,
 };

@@ -6,13 +6,14 @@
 //!
 //! - **call → agent** ([`CallInput`]): one [`AudioFrame`] of 20 ms in the call's format
 //!   every 20 ms, continuous (the call sends silence or concealment during RTP gaps, so
-//!   frame count is the agent's clock), DTMF [`Digit`]s as they are pressed, and
-//!   [`CallInput::CallEnded`] once.
+//!   frame count is the agent's clock), DTMF [`Digit`]s as they are pressed, one
+//!   [`CallInput::TransferResult`] per transfer it asked for, and [`CallInput::CallEnded`] once.
 //! - **agent → call** ([`AgentEvent`]): agent audio in the call's format in chunks of at
 //!   most [`MAX_FRAME_BYTES`] (faster than real time is fine: the call's pacer queues
 //!   it), [`AgentEvent::FlushPlayback`] (barge-in: drop queued agent audio now),
 //!   [`AgentEvent::HangUp`], [`AgentEvent::Transfer`], [`AgentEvent::SendDigits`],
-//!   [`AgentEvent::Transcript`], and at most one [`AgentEvent::Ended`], last.
+//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], and at most one
+//!   [`AgentEvent::Ended`], last.
 //!
 //! # Contract
 //!
@@ -77,8 +78,65 @@ pub enum CallInput {
     Audio(AudioFrame),
     /// A DTMF key the caller pressed.
     Digit(Digit),
+    /// What became of the last [`AgentEvent::Transfer`] (one per transfer).
+    TransferResult(TransferOutcome),
     /// The call is over; the agent should stop.
     CallEnded,
+}
+
+/// How a blind transfer went, as the call saw it in SIP: the REFER's response, then the
+/// NOTIFYs that report the new call's progress (RFC 3515).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The PBX took the REFER (202) and has not reported the end yet: the caller is being
+    /// connected.
+    Accepted,
+    /// The PBX reported the transfer done (NOTIFY `200`): the caller has left this call.
+    Completed,
+    /// The PBX refused the REFER with this status.
+    Refused {
+        /// The REFER's final status.
+        status: u16,
+    },
+    /// The PBX took the REFER but the transfer target failed (NOTIFY with this status:
+    /// busy, no answer, unavailable).
+    Failed {
+        /// The status the NOTIFY carried.
+        status: u16,
+    },
+    /// The REFER got no answer (timeout or transport error).
+    NoAnswer,
+    /// Another transfer is still under way; this one was not started.
+    AlreadyInProgress,
+}
+
+impl TransferOutcome {
+    /// The caller has been (or is being) handed over.
+    pub fn succeeded(self) -> bool {
+        matches!(self, TransferOutcome::Accepted | TransferOutcome::Completed)
+    }
+}
+
+impl std::fmt::Display for TransferOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferOutcome::Accepted => f.write_str("accepted by the PBX; the caller is being connected"),
+            TransferOutcome::Completed => f.write_str("completed; the caller has been connected"),
+            TransferOutcome::Refused { status } => write!(f, "refused by the PBX (SIP {status})"),
+            TransferOutcome::Failed { status } => {
+                let why = match status {
+                    486 | 600 => "the line is busy",
+                    408 | 480 | 487 => "nobody answered",
+                    404 | 484 | 604 => "the number does not exist",
+                    403 | 603 => "the call was declined",
+                    _ => "the transfer target could not be reached",
+                };
+                write!(f, "failed: {why} (SIP {status})")
+            }
+            TransferOutcome::NoAnswer => f.write_str("failed: the PBX did not answer the transfer request"),
+            TransferOutcome::AlreadyInProgress => f.write_str("not started: another transfer is under way"),
+        }
+    }
 }
 
 /// Who said something, in a [`AgentEvent::Transcript`].
@@ -124,7 +182,8 @@ pub enum AgentEvent {
         /// Why, for the log.
         reason: String,
     },
-    /// Transfer the caller (blind transfer, SIP REFER) to this extension or URI.
+    /// Transfer the caller (blind transfer, SIP REFER) to this extension or URI. The call
+    /// answers with exactly one [`CallInput::TransferResult`].
     Transfer {
         /// Extension number or SIP URI.
         target: String,
@@ -140,8 +199,22 @@ pub enum AgentEvent {
         /// When the provider learnt it.
         at: SystemTime,
     },
+    /// The agent starts a reply, with its own latency figures when it gave them (logged
+    /// beside the turn latency the call measures).
+    ReplyStarted(ReplyFigures),
     /// The session is over; nothing follows.
     Ended(SessionEnd),
+}
+
+/// An agent's own account of a reply's latency (Deepgram's `AgentStartedSpeaking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplyFigures {
+    /// From the caller's end of speech to the reply's first audio, as the agent counts it.
+    pub total: Option<std::time::Duration>,
+    /// Time to the LLM's answer (text).
+    pub think: Option<std::time::Duration>,
+    /// Time to the first synthesized audio.
+    pub speak: Option<std::time::Duration>,
 }
 
 /// Something that can be an agent for a call: Deepgram, the echo test, a test double.

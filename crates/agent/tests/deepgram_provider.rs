@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
 use voice_ua_agent::{
     check_key, AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts,
-    DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind,
+    DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
 };
 
 const KEY: &str = "test-key-0123456789";
@@ -286,8 +286,9 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
     assert!(resp.content.starts_with("error: the crm function failed"), "{}", resp.content);
 }
 
-#[tokio::test]
-async fn builtin_transfer_emits_transfer_and_answers_the_agent() {
+/// The agent calls the transfer builtin; the call reports `outcome`; returns the content
+/// of the FunctionCallResponse the fake received.
+async fn transfer_answer(outcome: TransferOutcome) -> String {
     let script = vec![Step::call("fc_2", "transfer_to_sales", "{}"), Step::Pause(Duration::from_millis(50))];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
     let mut config = config_for(&fake);
@@ -304,14 +305,29 @@ async fn builtin_transfer_emits_transfer_and_answers_the_agent() {
     })
     .await;
     assert!(events.contains(&AgentEvent::Transfer { target: "201".into() }));
+    // The function call stays open while the call carries out the transfer.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    session.send_transfer_result(outcome).expect("result");
     // Let the response reach the fake, then hang up.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     finish(&mut session).await;
     let r = &fake.wait_records(1, LIMIT).await[0];
     assert!(r.violations.is_empty(), "{r:?}");
+    assert_eq!(r.function_responses.len(), 1, "one answer per function call: {r:?}");
     let resp = &r.function_responses[0];
     assert_eq!((resp.id.as_deref(), resp.name.as_str()), (Some("fc_2"), "transfer_to_sales"));
-    assert!(resp.content.starts_with("ok"), "{}", resp.content);
+    resp.content.clone()
+}
+
+#[tokio::test]
+async fn builtin_transfer_answers_the_agent_with_the_pbx_outcome() {
+    let ok = transfer_answer(TransferOutcome::Completed).await;
+    assert!(ok.starts_with("ok: the transfer to 201 was completed"), "{ok}");
+    let busy = transfer_answer(TransferOutcome::Failed { status: 486 }).await;
+    assert!(busy.starts_with("error: the transfer to 201 failed: the line is busy (SIP 486)"), "{busy}");
+    assert!(busy.contains("the caller is still with you"), "{busy}");
+    let refused = transfer_answer(TransferOutcome::Refused { status: 403 }).await;
+    assert!(refused.contains("refused by the PBX (SIP 403)"), "{refused}");
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use voice_ua_agent::deepgram::messages::ClientMessage;
 use voice_ua_agent::deepgram::session::{DeepgramSession, Output, State, HANDSHAKE_TIMEOUT, KEEPALIVE_AFTER};
-use voice_ua_agent::{AgentError, AgentEvent, AudioFormat, AudioFrame, DeepgramConfig, Role, SessionEnd};
+use voice_ua_agent::{
+    AgentError, AgentEvent, AudioFormat, AudioFrame, DeepgramConfig, ReplyFigures, Role, SessionEnd,
+};
 
 fn session(t0: Instant) -> DeepgramSession {
     let config = DeepgramConfig::new("k");
@@ -203,14 +205,27 @@ fn turn_latency_runs_from_the_users_text_to_the_first_agent_audio() {
     let turn = s.last_turn_latency().expect("a turn");
     assert_eq!(turn.bridge, Duration::from_millis(720));
     assert_eq!(turn.total, Some(Duration::from_millis(700)));
-    let transcripts: Vec<(Role, String)> = drain(&mut s)
-        .into_iter()
+    let out = drain(&mut s);
+    let transcripts: Vec<(Role, String)> = out
+        .iter()
         .filter_map(|o| match o {
-            Output::Event(AgentEvent::Transcript { role, text, .. }) => Some((role, text)),
+            Output::Event(AgentEvent::Transcript { role, text, .. }) => Some((*role, text.clone())),
             _ => None,
         })
         .collect();
     assert_eq!(transcripts, [(Role::User, "hola".to_owned())]);
+    // Deepgram's own figures go to the call, before the reply's audio.
+    let figures = out.iter().position(|o| {
+        *o == Output::Event(AgentEvent::ReplyStarted(ReplyFigures {
+            total: Some(Duration::from_millis(700)),
+            think: Some(Duration::from_millis(400)),
+            speak: Some(Duration::from_millis(200)),
+        }))
+    });
+    let figures = figures.expect("ReplyStarted with Deepgram's figures");
+    let reply_frames =
+        out[figures..].iter().filter(|o| matches!(o, Output::Event(AgentEvent::Audio(_)))).count();
+    assert_eq!(reply_frames, 4, "all 640 bytes of the reply follow the figures: {out:?}");
 }
 
 #[test]

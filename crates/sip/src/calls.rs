@@ -112,6 +112,24 @@ impl Drop for OfferRequest {
     }
 }
 
+/// Sends a blind transfer (REFER) on one call; cheap to clone, usable from any task.
+/// The transfer's progress still arrives on the call as [`CallSignal::TransferProgress`].
+#[derive(Clone)]
+pub struct Transferer {
+    dialog: InviteDialog,
+}
+
+impl Transferer {
+    /// REFER to `target_uri`; the REFER's final status (202 when the PBX took it, 0 when
+    /// no response came).
+    pub async fn refer(&self, target_uri: &str) -> Result<u16, SipError> {
+        let uri = rsipstack::sip::Uri::try_from(target_uri)
+            .map_err(|e| SipError::Stack(format!("transfer target {target_uri} is not a SIP URI: {e}")))?;
+        let resp = self.dialog.refer(uri, None, None).await?;
+        Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
+    }
+}
+
 /// A call offered to voice-ua. The owner answers or rejects it, then follows it
 /// with `next` until `CallSignal::Ended`.
 pub struct IncomingCall {
@@ -156,10 +174,13 @@ impl IncomingCall {
     /// Blind transfer: REFER to `target` (a SIP URI or an extension at the PBX).
     /// Returns the REFER's final status (202 when the PBX took it).
     pub async fn refer(&self, target_uri: &str) -> Result<u16, SipError> {
-        let uri = rsipstack::sip::Uri::try_from(target_uri)
-            .map_err(|e| SipError::Stack(format!("transfer target {target_uri} is not a SIP URI: {e}")))?;
-        let resp = self.dialog.refer(uri, None, None).await?;
-        Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
+        self.transferer().refer(target_uri).await
+    }
+
+    /// A handle that can send this call's REFER from another task, so the call's own
+    /// loop never waits on the PBX's answer.
+    pub fn transferer(&self) -> Transferer {
+        Transferer { dialog: self.dialog.clone() }
     }
 
     /// A session refresh from our side (re-INVITE with our current SDP).

@@ -29,6 +29,6 @@ mod router;
 mod settings;
 
 pub use agent::{RegStatus, SipAgent};
-pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest};
+pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, Transferer};
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};

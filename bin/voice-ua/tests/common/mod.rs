@@ -254,11 +254,23 @@ impl Call {
 
     /// Send `n` packets of μ-law silence at real-time pace, collecting what comes back.
     pub fn talk_silence(&self, first_seq: u16, n: u32, into: &mut Vec<Received>) {
+        self.talk(first_seq, n, into, |_| false);
+    }
+
+    /// Send `n` μ-law packets at real-time pace, collecting what comes back: packet `i`
+    /// (counted from 0) carries a 440 Hz tone at about -12 dBFS when `loud(i)`, else silence.
+    pub fn talk(&self, first_seq: u16, n: u32, into: &mut Vec<Received>, loud: impl Fn(u32) -> bool) {
         let start = Instant::now();
+        let mut tone = [0u8; 160];
+        for (k, b) in tone.iter_mut().enumerate() {
+            let x = (std::f64::consts::TAU * 440.0 * k as f64 / 8000.0).sin() * 8000.0;
+            *b = ulaw(x as i16);
+        }
         for i in 0..n {
             let seq = first_seq.wrapping_add(i as u16);
+            let payload = if loud(i) { &tone } else { &[0xff; 160] };
             self.media
-                .send_to(&rtp(0, seq, u32::from(seq) * 160, i == 0, &[0xff; 160]), self.ua_rtp)
+                .send_to(&rtp(0, seq, u32::from(seq) * 160, i == 0, payload), self.ua_rtp)
                 .expect("rtp");
             let due = start + Duration::from_millis(20 * (u64::from(i) + 1));
             self.drain_rtp(into, due.saturating_duration_since(Instant::now()));

@@ -397,6 +397,13 @@ impl AgentProvider for DeepgramProvider {
 /// A finished tool: `(id, name, content)`.
 type ToolResult = (String, String, String);
 
+/// A `transfer` function call waiting for the call's [`crate::TransferOutcome`].
+struct PendingTransfer {
+    id: String,
+    name: String,
+    target: String,
+}
+
 /// The session task: connect, then shuttle frames between the call, the socket and the
 /// state machine until one side ends.
 async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: CallFacts, mut io: AgentIo) {
@@ -411,6 +418,8 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
         }
     };
     let (tool_tx, mut tool_rx) = mpsc::channel::<ToolResult>(8);
+    // The transfer the call is carrying out: its function call waits for the outcome.
+    let mut transfer: Option<PendingTransfer> = None;
     let mut call_open = true;
     loop {
         // Act on everything the state machine decided.
@@ -434,7 +443,8 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                     }
                 }
                 Output::RunTool(tool) => {
-                    if let Some(result) = start_tool(&config, &tls, tool, &io, &tool_tx).await {
+                    if let Some(result) = start_tool(&config, &tls, tool, &io, &tool_tx, &mut transfer).await
+                    {
                         session.handle_tool_result(now(), result.0, result.1, result.2);
                     }
                 }
@@ -477,6 +487,22 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                 Some(CallInput::Digit(digit)) => {
                     tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
                 }
+                Some(CallInput::TransferResult(outcome)) => match transfer.take() {
+                    Some(t) => {
+                        tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
+                        let content = if outcome.succeeded() {
+                            format!("ok: the transfer to {} was {outcome}", t.target)
+                        } else {
+                            format!(
+                                "error: the transfer to {} {outcome}; the caller is still with you: \
+                                 tell them, and offer to help another way",
+                                t.target
+                            )
+                        };
+                        session.handle_tool_result(now(), t.id, t.name, content);
+                    }
+                    None => tracing::debug!(%outcome, "a transfer result nobody waits for"),
+                },
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
             Some((id, name, content)) = tool_rx.recv() => session.handle_tool_result(now(), id, name, content),
@@ -510,6 +536,7 @@ async fn start_tool(
     call: ToolCall,
     io: &AgentIo,
     results: &mpsc::Sender<ToolResult>,
+    transfer: &mut Option<PendingTransfer>,
 ) -> Option<ToolResult> {
     let ToolCall { id, name, arguments } = call;
     let Some(spec) = config.settings.functions.iter().find(|f| f.name == name) else {
@@ -517,6 +544,19 @@ async fn start_tool(
         return Some((id, name.clone(), format!("error: there is no function named {name}")));
     };
     match &spec.kind {
+        // The answer waits for the call's transfer result (REFER response, NOTIFYs).
+        ToolKind::Builtin(Builtin::Transfer { target }) => {
+            if transfer.is_some() {
+                let outcome = crate::TransferOutcome::AlreadyInProgress;
+                return Some((id, name, format!("error: the transfer to {target} was {outcome}")));
+            }
+            tracing::info!(%target, "agent transfers the call");
+            if io.send(AgentEvent::Transfer { target: target.clone() }).await.is_err() {
+                return Some((id, name, "error: the call is already over".into()));
+            }
+            *transfer = Some(PendingTransfer { id, name, target: target.clone() });
+            None
+        }
         ToolKind::Builtin(builtin) => {
             let content = run_builtin(builtin, &arguments, io).await;
             Some((id, name, content))
@@ -544,10 +584,7 @@ async fn start_tool(
 async fn run_builtin(builtin: &Builtin, arguments: &str, io: &AgentIo) -> String {
     let args: serde_json::Value = serde_json::from_str(arguments).unwrap_or(serde_json::Value::Null);
     let event = match builtin {
-        Builtin::Transfer { target } => {
-            tracing::info!(%target, "agent transfers the call");
-            AgentEvent::Transfer { target: target.clone() }
-        }
+        Builtin::Transfer { .. } => return "error: transfers are run by the session".into(),
         Builtin::Hangup => {
             let reason = args.get("reason").and_then(|r| r.as_str()).unwrap_or("agent ended the call");
             tracing::info!(%reason, "agent hangs up after its last words");
@@ -565,7 +602,6 @@ async fn run_builtin(builtin: &Builtin, arguments: &str, io: &AgentIo) -> String
         }
     };
     let content = match &event {
-        AgentEvent::Transfer { target } => format!("ok: transferring the caller to {target}"),
         AgentEvent::HangUp { .. } => "ok: the call ends after your last words".into(),
         AgentEvent::SendDigits(d) => format!("ok: sent DTMF {d}"),
         _ => "ok".into(),

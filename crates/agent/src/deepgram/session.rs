@@ -17,19 +17,17 @@
 //!   only logged: after a barge-in it may never come, so no state waits for it.
 //! - `Error` → `Ended(Failed)` with the code and description on one line.
 //!
-//! **Turn latency.** The seam gives the provider no "caller stopped speaking" input, so
-//! the caller's end of speech *as seen by voice-ua* is defined as the arrival of the
-//! user's `ConversationText`: Deepgram sends it once its end-of-turn detection has closed
-//! the utterance, which is the earliest moment the bridge knows the turn is over. The
-//! turn's latency runs from there to the first agent audio frame of the reply, and is
-//! logged beside Deepgram's own `AgentStartedSpeaking` figures when they came. It leaves
-//! out Deepgram's endpointing delay (inside `total_latency`) and the call's playout.
+//! **Turn latency.** `AgentStartedSpeaking`'s figures go to the call as
+//! [`AgentEvent::ReplyStarted`]; the call measures the turn itself, from the caller's end
+//! of speech (its own speech detector) to the reply's first RTP packet, and logs both.
+//! This session keeps a provider-side figure for tests and debug logs: the user's
+//! `ConversationText` (Deepgram's end of turn) → the first agent audio frame.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
-use crate::provider::{AgentEvent, AudioFormat, AudioFrame, Role, SessionEnd};
+use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
 use crate::AgentError;
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
@@ -269,6 +267,12 @@ impl DeepgramSession {
             }
             ServerMessage::AgentStartedSpeaking { total_latency, tts_latency, ttt_latency } => {
                 self.agent_figures = Some((total_latency, tts_latency, ttt_latency));
+                let d = |s: Option<f64>| s.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                self.event(AgentEvent::ReplyStarted(ReplyFigures {
+                    total: d(total_latency),
+                    think: d(ttt_latency),
+                    speak: d(tts_latency),
+                }));
             }
             ServerMessage::AgentAudioDone => tracing::debug!("agent audio done (sent, not played)"),
             ServerMessage::LatencyReport { stt_latency, ttt_latency, tts_latency, total_latency } => {
@@ -308,7 +312,8 @@ impl DeepgramSession {
             let total = figures.and_then(|f| f.0).and_then(|s| Duration::try_from_secs_f64(s).ok());
             self.last_turn = Some(TurnLatency { bridge, total });
             let ms = |s: Option<f64>| s.map(|s| (s * 1000.0).round() as u64);
-            tracing::info!(
+            // The call logs the turn at info, from the caller's end of speech.
+            tracing::debug!(
                 turn = self.turns,
                 latency_ms = bridge.as_millis() as u64,
                 dg_total_ms = ms(figures.and_then(|f| f.0)),

@@ -9,7 +9,7 @@ mod tone;
 mod vad;
 
 pub use self::core::{EchoConfig, EchoCore, EchoOutput, LEAD_FRAMES, PREROLL_FRAMES, TAIL_FRAMES};
-pub use self::vad::{level_dbfs, SpeechDetector, VadStep};
+pub use self::vad::{level_dbfs, pcm_level_dbfs, SpeechDetector, VadStep};
 
 use crate::provider::{AgentEvent, AgentIo, AgentProvider, AgentSession, CallFacts, CallInput, SessionEnd};
 use crate::AgentError;
@@ -51,6 +51,8 @@ async fn run(mut core: EchoCore, mut io: AgentIo) {
         match io.recv().await {
             Some(CallInput::Audio(frame)) => core.push_frame(frame.as_bytes()),
             Some(CallInput::Digit(digit)) => core.push_digit(digit),
+            // The echo agent never asks for a transfer.
+            Some(CallInput::TransferResult(_)) => {}
             Some(CallInput::CallEnded) | None => break,
         }
     }

@@ -37,6 +37,20 @@ pub fn level_dbfs(format: AudioFormat, bytes: &[u8]) -> f32 {
     (db as f32).max(SILENCE_DBFS)
 }
 
+/// Mean power of 16-bit PCM samples relative to a full-scale square wave, in dB (what
+/// [`level_dbfs`] computes after decoding).
+pub fn pcm_level_dbfs(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return SILENCE_DBFS;
+    }
+    let sum: u64 = samples.iter().map(|&x| (i64::from(x) * i64::from(x)) as u64).sum();
+    let mean = sum as f64 / samples.len() as f64;
+    if mean < 1.0 {
+        return SILENCE_DBFS;
+    }
+    ((10.0 * (mean / (32768.0 * 32768.0)).log10()) as f32).max(SILENCE_DBFS)
+}
+
 /// What one frame did to the detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VadStep {
@@ -133,6 +147,11 @@ mod tests {
         }
         let db = level_dbfs(AudioFormat::Linear16 { rate_hz: 8000 }, &square);
         assert!(db.abs() < 0.01, "{db}");
+        let pcm: Vec<i16> = (0..160).map(|i| if i % 2 == 0 { i16::MAX } else { -i16::MAX }).collect();
+        assert!(pcm_level_dbfs(&pcm).abs() < 0.01);
+        assert_eq!(pcm_level_dbfs(&[0; 160]), SILENCE_DBFS);
+        let quarter: Vec<i16> = pcm.iter().map(|x| x / 4).collect();
+        assert!((pcm_level_dbfs(&quarter) + 12.04).abs() < 0.01, "{}", pcm_level_dbfs(&quarter));
     }
 
     #[test]

@@ -120,6 +120,18 @@ impl AgentSession {
         }
     }
 
+    /// Tell the agent how the transfer it asked for went. Like a digit, never skipped; a
+    /// full channel is an [`AgentError::InputFull`] for the call to log.
+    pub fn send_transfer_result(&self, outcome: super::TransferOutcome) -> Result<(), AgentError> {
+        match self.try_send(CallInput::TransferResult(outcome)) {
+            Err(TrySendError::Full(_)) => {
+                Err(AgentError::InputFull { what: "transfer result", capacity: INPUT_CAPACITY })
+            }
+            Err(TrySendError::Closed(_)) => Err(AgentError::Closed { side: "agent" }),
+            Ok(()) => Ok(()),
+        }
+    }
+
     fn try_send(&self, input: CallInput) -> Result<(), TrySendError<()>> {
         match &self.input {
             Some(tx) => tx.try_send(input).map_err(|e| match e {
