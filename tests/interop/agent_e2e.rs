@@ -655,6 +655,10 @@ fn agent_transfer_function_refers_the_caller_through_the_pbx() {
         records.first().map(|r| &r.violations)
     );
     assert!(!rig.ua_events("transfer accepted").is_empty(), "{}", rig.ua.diag());
+    // the agent learnt what the PBX did, under the id it asked with
+    let answers = records.first().map(|r| r.function_responses.clone()).unwrap_or_default();
+    let answer = answers.iter().find(|f| f.id.as_deref() == Some("fc_t")).expect("an answer to fc_t");
+    assert!(answer.content.starts_with("ok: the transfer to 9001 was"), "{answer:?}");
     assert_eq!(ended[0].message, "call ended: transferred", "{:?}", ended[0]);
     assert_eq!(ended[0].hung_up_by, "voice-ua", "{:?}", ended[0]);
     eprintln!("agent_transfer: {:.1} s", rig.started.elapsed().as_secs_f64());
