@@ -335,6 +335,8 @@ struct Media {
     reply_figures: Option<ReplyFigures>,
     /// The blind transfer under way, if any.
     transfer: Option<Transfer>,
+    /// The agent's id for the conversation (for the call record).
+    agent_session_id: Option<String>,
 }
 
 impl Media {
@@ -364,6 +366,7 @@ impl Media {
             utterance_measured: false,
             reply_figures: None,
             transfer: None,
+            agent_session_id: None,
         }
     }
 
@@ -626,6 +629,7 @@ impl Media {
                 self.transcript.push((at, role, text));
             }
             AgentEvent::ReplyStarted(figures) => self.reply_figures = Some(figures),
+            AgentEvent::SessionOpened { id } => self.agent_session_id = Some(id),
             AgentEvent::Ended(SessionEnd::Failed(e)) => {
                 cfg.metrics.agent_error(crate::metrics::error_kind(&e));
                 self.fall_back(&e.to_string(), cfg)

@@ -199,6 +199,12 @@ pub enum AgentEvent {
         /// When the provider learnt it.
         at: SystemTime,
     },
+    /// The agent's own id for this conversation (Deepgram's `request_id`), for the call
+    /// record.
+    SessionOpened {
+        /// The id.
+        id: String,
+    },
     /// The agent starts a reply, with its own latency figures when it gave them (logged
     /// beside the turn latency the call measures).
     ReplyStarted(ReplyFigures),

@@ -569,3 +569,42 @@ async fn a_user_turn_after_agent_audio_done_reaches_the_call_with_silent_input()
         events.iter().filter(|e| matches!(e, AgentEvent::Transcript { role: Role::User, .. })).count();
     assert_eq!(users, 1, "the caller's words after the greeting's AgentAudioDone: {events:?}");
 }
+
+#[tokio::test]
+async fn nearing_the_two_hour_cap_the_call_moves_to_a_new_session_with_its_history() {
+    let warning =
+        r#"{"type":"Warning","code":"MAXIMUM_SESSION_LENGTH_APPROACHING","description":"5 minutes left"}"#;
+    let script = vec![
+        Step::speak("Hello", 200, true),
+        Step::user_says("my name is Ana"),
+        Step::speak("Hi Ana", 200, true),
+        Step::SendRaw(warning.into()),
+        Step::Pause(Duration::from_secs(10)),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).tls(true).script(script)).await.expect("fake");
+    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    // Until the first connection has been closed by the renewal, then a little more.
+    let mut events = drive(&mut session, AudioFormat::Ulaw8k, |_| !fake.records().is_empty()).await;
+    events.extend(drive(&mut session, AudioFormat::Ulaw8k, |ev| ev.len() > 30).await);
+    events.extend(finish(&mut session).await);
+    assert!(
+        !events.iter().any(|e| matches!(e, AgentEvent::Ended(SessionEnd::Failed(_)))),
+        "the call never sees the switch as a failure: {events:?}"
+    );
+    let records = fake.wait_records(2, LIMIT).await;
+    assert_eq!(records[0].end, "client closed", "the old session is closed politely");
+    let new = &records[1];
+    assert!(new.violations.is_empty(), "{:?}", new.violations);
+    assert!(new.audio_frames > 0, "the caller's audio now flows to the new session");
+    let settings = serde_json::to_value(new.settings.as_ref().expect("Settings")).expect("json");
+    assert_eq!(settings["agent"]["greeting"], Value::Null, "no second greeting: {settings}");
+    assert_eq!(
+        settings["agent"]["context"]["messages"],
+        json!([
+            {"type": "History", "role": "assistant", "content": "Hello"},
+            {"type": "History", "role": "user", "content": "my name is Ana"},
+            {"type": "History", "role": "assistant", "content": "Hi Ana"},
+        ])
+    );
+}

@@ -155,6 +155,36 @@ pub struct AgentSettings {
     /// Spoken once when the session starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
+    /// The conversation so far, when this session continues a call (reference §3.2,
+    /// `agent.context.messages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+}
+
+/// `agent.context`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Earlier turns, oldest first.
+    pub messages: Vec<HistoryMessage>,
+}
+
+/// One `{type:"History", role, content}` entry of `agent.context.messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    /// Always `History`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `user` or `assistant`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
+}
+
+impl HistoryMessage {
+    /// A text entry.
+    pub fn new(role: &str, content: &str) -> Self {
+        HistoryMessage { kind: "History".into(), role: role.into(), content: content.into() }
+    }
 }
 
 /// The `Settings` message: sent once, first, right after `Welcome`.

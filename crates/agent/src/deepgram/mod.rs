@@ -139,6 +139,7 @@ impl DeepgramConfig {
                     },
                 },
                 greeting: s.greeting.clone(),
+                context: None,
             },
             experimental: s.experimental,
             mip_opt_out: false,
@@ -418,6 +419,8 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
         }
     };
     let (tool_tx, mut tool_rx) = mpsc::channel::<ToolResult>(8);
+    // A fresh session being opened to continue the call past Deepgram's 2 h cap.
+    let mut renewal: Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>> = None;
     // The transfer the call is carrying out: its function call waits for the outcome.
     let mut transfer: Option<PendingTransfer> = None;
     let mut call_open = true;
@@ -452,6 +455,14 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                     let _ = ws.close(None).await;
                     log_drops(&session, &io);
                     return;
+                }
+                Output::Renew => {
+                    let settings = session.renewal_settings(config.settings_message(call.format));
+                    let (config, tls, format) = (Arc::clone(&config), Arc::clone(&tls), call.format);
+                    renewal =
+                        Some(tokio::spawn(
+                            async move { open_streaming(&config, &tls, format, settings).await },
+                        ));
                 }
             }
         }
@@ -506,9 +517,35 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
             Some((id, name, content)) = tool_rx.recv() => session.handle_tool_result(now(), id, name, content),
+            opened = join_renewal(&mut renewal) => match opened {
+                Ok((new_ws, new_session)) => {
+                    tracing::info!(
+                        request_id = new_session.request_id().unwrap_or_default(),
+                        lines = session.history().count(),
+                        "Deepgram session renewed: the call goes on with its history"
+                    );
+                    let _ = ws.close(None).await;
+                    ws = new_ws;
+                    session = new_session;
+                }
+                Err(e) => {
+                    tracing::warn!("could not renew the Deepgram session (the current one goes on): {e}");
+                    session.renew_failed(now());
+                }
+            },
             _ = sleep_until(deadline) => session.handle_timeout(now()),
         }
     }
+}
+
+/// The renewal task's result, once; pending while there is none.
+async fn join_renewal(
+    task: &mut Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>>,
+) -> Result<(Ws, DeepgramSession), AgentError> {
+    let Some(t) = task.as_mut() else { return std::future::pending().await };
+    let r = t.await;
+    *task = None;
+    r.map_err(|e| AgentError::Provider { provider: PROVIDER.into(), detail: format!("renewal task: {e}") })?
 }
 
 fn log_drops(session: &DeepgramSession, io: &AgentIo) {
@@ -619,8 +656,23 @@ pub async fn check_key(config: &DeepgramConfig) -> Result<String, AgentError> {
     check_url(&config.url)?;
     let tls = Arc::new(tls_config(config.extra_ca_file.as_ref())?);
     let format = AudioFormat::Ulaw8k;
-    let mut session = DeepgramSession::new(now(), format, config.settings_message(format));
-    let mut ws = connect(config, &tls).await?;
+    let (mut ws, session) = open_streaming(config, &tls, format, config.settings_message(format)).await?;
+    let id = session.request_id().unwrap_or_default().to_owned();
+    let _ = ws.close(None).await;
+    Ok(id)
+}
+
+/// Connect and run the handshake (Welcome, `settings`, SettingsApplied): a socket and a
+/// session that is streaming. Messages before SettingsApplied other than the handshake's
+/// are dropped (there are none in the protocol).
+async fn open_streaming(
+    config: &DeepgramConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    format: AudioFormat,
+    settings: Settings,
+) -> Result<(Ws, DeepgramSession), AgentError> {
+    let mut session = DeepgramSession::new(now(), format, settings);
+    let mut ws = connect(config, tls).await?;
     loop {
         while let Some(output) = session.poll_output() {
             match output {
@@ -633,13 +685,11 @@ pub async fn check_key(config: &DeepgramConfig) -> Result<String, AgentError> {
                     let _ = ws.close(None).await;
                     return Err(e);
                 }
-                Output::Event(_) | Output::RunTool(_) | Output::Close => {}
+                Output::Event(_) | Output::RunTool(_) | Output::Close | Output::Renew => {}
             }
         }
         if session.state() == State::Streaming {
-            let id = session.request_id().unwrap_or_default().to_owned();
-            let _ = ws.close(None).await;
-            return Ok(id);
+            return Ok((ws, session));
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {

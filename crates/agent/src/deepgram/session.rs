@@ -26,7 +26,9 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
+use super::messages::{
+    ClientMessage, Context, ConversationRole, FunctionCallResponse, HistoryMessage, ServerMessage, Settings,
+};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
 use crate::AgentError;
 
@@ -35,6 +37,22 @@ use crate::AgentError;
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(5);
 /// How long `Welcome` and then `SettingsApplied` may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deepgram caps a session at 2 hours and warns 5 minutes before
+/// (`MAXIMUM_SESSION_LENGTH_APPROACHING`, reference §2.7). The warning's documentation is
+/// thin, so a session is renewed after this long even without it.
+pub const RENEW_AFTER: Duration = Duration::from_secs(110 * 60);
+/// A renewal waits for a quiet moment (no agent audio for this long, no tool running, the
+/// caller not mid-utterance)…
+pub const RENEW_QUIET: Duration = Duration::from_millis(1500);
+/// …but no longer than this after it became due.
+pub const RENEW_FORCE_AFTER: Duration = Duration::from_secs(4 * 60);
+/// A failed renewal is retried after this long (the old session still runs meanwhile).
+pub const RENEW_RETRY: Duration = Duration::from_secs(20);
+/// At most this many conversation lines are carried into a renewed session.
+pub const HISTORY_MAX_LINES: usize = 200;
+/// And at most this many characters of them (the oldest go first).
+pub const HISTORY_MAX_CHARS: usize = 24_000;
 
 /// The provider name in errors.
 pub(crate) const PROVIDER: &str = "deepgram";
@@ -76,6 +94,10 @@ pub enum Output {
     RunTool(ToolCall),
     /// Close the WebSocket (normal close) and stop.
     Close,
+    /// Open a fresh session with [`DeepgramSession::renewal_settings`] and, once it is
+    /// streaming, switch the call over to it and close this one. On failure, call
+    /// [`DeepgramSession::renew_failed`].
+    Renew,
 }
 
 /// One finished turn's figures.
@@ -109,6 +131,18 @@ pub struct DeepgramSession {
     cancelled_tools: HashSet<String>,
     audio_frames_sent: u64,
     audio_frames_dropped: u64,
+    /// The conversation so far, for a renewal (bounded).
+    history: VecDeque<(Role, String)>,
+    history_chars: usize,
+    /// Renewal: due from this instant (set when streaming starts, or by the warning)…
+    renew_due: Option<Instant>,
+    /// …forced from this one…
+    renew_force: Option<Instant>,
+    /// …and asked for (Output::Renew) and not yet resolved.
+    renewing: bool,
+    last_agent_audio: Option<Instant>,
+    /// Between `UserStartedSpeaking` and the user's `ConversationText`.
+    user_speaking: bool,
 }
 
 impl DeepgramSession {
@@ -130,7 +164,88 @@ impl DeepgramSession {
             cancelled_tools: HashSet::new(),
             audio_frames_sent: 0,
             audio_frames_dropped: 0,
+            history: VecDeque::new(),
+            history_chars: 0,
+            renew_due: None,
+            renew_force: None,
+            renewing: false,
+            last_agent_audio: None,
+            user_speaking: false,
         }
+    }
+
+    /// The conversation so far, oldest first (at most [`HISTORY_MAX_LINES`] lines and
+    /// [`HISTORY_MAX_CHARS`] characters).
+    pub fn history(&self) -> impl Iterator<Item = (Role, &str)> {
+        self.history.iter().map(|(r, t)| (*r, t.as_str()))
+    }
+
+    /// `base` (this call's Settings) for a session that continues this one: the history
+    /// as `agent.context.messages`, and no greeting.
+    pub fn renewal_settings(&self, mut base: Settings) -> Settings {
+        let messages = self
+            .history
+            .iter()
+            .map(|(role, text)| {
+                let role = if *role == Role::User { "user" } else { "assistant" };
+                HistoryMessage::new(role, text)
+            })
+            .collect();
+        base.agent.greeting = None;
+        base.agent.context = Some(Context { messages });
+        base
+    }
+
+    /// The renewal asked for with [`Output::Renew`] could not be opened: keep this
+    /// session and try again after [`RENEW_RETRY`].
+    pub fn renew_failed(&mut self, now: Instant) {
+        self.renewing = false;
+        self.renew_due = Some(now + RENEW_RETRY);
+    }
+
+    fn remember(&mut self, role: Role, text: &str) {
+        self.history.push_back((role, text.to_owned()));
+        self.history_chars += text.len();
+        while self.history.len() > HISTORY_MAX_LINES || self.history_chars > HISTORY_MAX_CHARS {
+            match self.history.pop_front() {
+                Some((_, old)) => self.history_chars -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Ask for a renewal when one is due and the moment is quiet (or it is forced).
+    fn check_renew(&mut self, now: Instant) {
+        if self.state != State::Streaming || self.renewing || self.renew_due.is_none_or(|t| now < t) {
+            return;
+        }
+        let quiet = self.pending_tools.is_empty()
+            && !self.user_speaking
+            && self.last_agent_audio.is_none_or(|t| now >= t + RENEW_QUIET);
+        if quiet || self.renew_force.is_some_and(|t| now >= t) {
+            tracing::info!(
+                lines = self.history.len(),
+                quiet,
+                "renewing the Deepgram session before its 2 h cap"
+            );
+            self.renewing = true;
+            self.out.push_back(Output::Renew);
+            return;
+        }
+        // Not quiet yet: look again when the agent's audio will be 1.5 s old, else a
+        // little later (a tool runs, the caller talks), and at the latest when forced.
+        let quiet_at = self.last_agent_audio.map(|t| t + RENEW_QUIET).filter(|q| *q > now);
+        let next = quiet_at.unwrap_or(now + RENEW_QUIET);
+        self.renew_due = Some(self.renew_force.map_or(next, |f| next.min(f.max(now))));
+    }
+
+    /// When the renewal check should next run (pushed on by [`RENEW_QUIET`] while the
+    /// moment is not quiet).
+    fn renew_check_at(&self) -> Option<Instant> {
+        if self.renewing {
+            return None;
+        }
+        self.renew_due
     }
 
     /// Where the session is.
@@ -164,7 +279,10 @@ impl DeepgramSession {
             State::AwaitingWelcome | State::AwaitingSettingsApplied => {
                 Some(self.step_started + HANDSHAKE_TIMEOUT)
             }
-            State::Streaming => Some(self.last_sent + KEEPALIVE_AFTER),
+            State::Streaming => {
+                let keepalive = self.last_sent + KEEPALIVE_AFTER;
+                Some(self.renew_check_at().map_or(keepalive, |t| t.min(keepalive)))
+            }
             State::Ended => None,
         }
     }
@@ -181,9 +299,12 @@ impl DeepgramSession {
             State::AwaitingSettingsApplied if now >= self.step_started + HANDSHAKE_TIMEOUT => {
                 self.fail("Deepgram did not confirm the Settings (no SettingsApplied within 10 s)".into());
             }
-            State::Streaming if now >= self.last_sent + KEEPALIVE_AFTER => {
-                tracing::debug!("no audio to send: KeepAlive");
-                self.send(now, &ClientMessage::KeepAlive);
+            State::Streaming => {
+                if now >= self.last_sent + KEEPALIVE_AFTER {
+                    tracing::debug!("no audio to send: KeepAlive");
+                    self.send(now, &ClientMessage::KeepAlive);
+                }
+                self.check_renew(now);
             }
             _ => {}
         }
@@ -220,18 +341,22 @@ impl DeepgramSession {
                 if self.state == State::AwaitingSettingsApplied {
                     tracing::info!("Deepgram settings applied: streaming");
                     self.state = State::Streaming;
+                    self.renew_due = Some(now + RENEW_AFTER);
+                    self.renew_force = Some(now + RENEW_AFTER + RENEW_FORCE_AFTER);
                 } else {
                     tracing::warn!(state = ?self.state, "unexpected SettingsApplied");
                 }
             }
             ServerMessage::UserStartedSpeaking => {
                 tracing::debug!("caller started speaking: flushing agent playback");
+                self.user_speaking = true;
                 self.event(AgentEvent::FlushPlayback);
                 self.agent_figures = None;
             }
             ServerMessage::ConversationText { role, content } => {
                 let role = match role {
                     ConversationRole::User => {
+                        self.user_speaking = false;
                         self.turn_start = Some(now);
                         self.agent_figures = None;
                         Role::User
@@ -239,6 +364,7 @@ impl DeepgramSession {
                     ConversationRole::Assistant => Role::Agent,
                     ConversationRole::Other => return,
                 };
+                self.remember(role, &content);
                 self.event(AgentEvent::Transcript { role, text: content, at: SystemTime::now() });
             }
             ServerMessage::AgentThinking { .. } => tracing::debug!("agent thinking"),
@@ -284,6 +410,12 @@ impl DeepgramSession {
                     "Deepgram latency report"
                 );
             }
+            ServerMessage::Warning { code, description } if code == "MAXIMUM_SESSION_LENGTH_APPROACHING" => {
+                tracing::info!(%description, "Deepgram: the session nears its 2 h cap");
+                self.renew_due = Some(now);
+                self.renew_force = Some(now + RENEW_FORCE_AFTER);
+                self.check_renew(now);
+            }
             ServerMessage::Warning { code, description } => {
                 tracing::warn!(%code, %description, "Deepgram warning");
             }
@@ -305,6 +437,7 @@ impl DeepgramSession {
         if self.state == State::Ended || bytes.is_empty() {
             return;
         }
+        self.last_agent_audio = Some(now);
         if let Some(start) = self.turn_start.take() {
             self.turns += 1;
             let bridge = now.saturating_duration_since(start);
@@ -390,6 +523,7 @@ impl DeepgramSession {
             return;
         }
         tracing::info!(%request_id, "Deepgram session open");
+        self.event(AgentEvent::SessionOpened { id: request_id.clone() });
         self.request_id = Some(request_id);
         let Some(settings) = self.settings.take() else { return };
         self.send(now, &ClientMessage::Settings(Box::new(settings)));
