@@ -260,7 +260,7 @@ pub async fn run_call(
         Ok(s) => (s, None),
         // Still run the call: the caller hears the fallback prompt, not silence.
         Err(e) => {
-            cfg.metrics.agent_error(crate::metrics::error_kind(&e));
+            cfg.metrics.agent_error(&e);
             (
                 AgentSession::spawn("none", |_io| async {}),
                 Some(format!("the {} agent could not start: {e}", agent.name())),
@@ -337,6 +337,8 @@ struct Media {
     transfer: Option<Transfer>,
     /// The agent's id for the conversation (for the call record).
     agent_session_id: Option<String>,
+    /// Tools the agent used: when, name, result (for the call record).
+    tool_calls: Vec<(std::time::SystemTime, String, String)>,
 }
 
 impl Media {
@@ -367,6 +369,7 @@ impl Media {
             reply_figures: None,
             transfer: None,
             agent_session_id: None,
+            tool_calls: Vec::new(),
         }
     }
 
@@ -605,11 +608,11 @@ impl Media {
                 self.pacer.flush()
             }
             AgentEvent::HangUp { after_playback: true, reason } => {
-                cfg.metrics.tool_call("hangup", "ok");
+                self.tool_used(cfg, "hangup", "ok");
                 self.after_playback = Some(AfterPlayback::HangUp(reason))
             }
             AgentEvent::HangUp { after_playback: false, reason } => {
-                cfg.metrics.tool_call("hangup", "ok");
+                self.tool_used(cfg, "hangup", "ok");
                 let _ = call.hangup(None).await;
                 return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
             }
@@ -622,7 +625,7 @@ impl Media {
                         result = "error";
                     }
                 }
-                cfg.metrics.tool_call("dtmf", result);
+                self.tool_used(cfg, "dtmf", result);
             }
             AgentEvent::Transcript { role, text, at } => {
                 tracing::info!(?role, %text, "transcript");
@@ -630,8 +633,11 @@ impl Media {
             }
             AgentEvent::ReplyStarted(figures) => self.reply_figures = Some(figures),
             AgentEvent::SessionOpened { id } => self.agent_session_id = Some(id),
+            AgentEvent::ToolFinished { name, ok } => {
+                self.tool_used(cfg, &name, if ok { "ok" } else { "error" })
+            }
             AgentEvent::Ended(SessionEnd::Failed(e)) => {
-                cfg.metrics.agent_error(crate::metrics::error_kind(&e));
+                cfg.metrics.agent_error(&e);
                 self.fall_back(&e.to_string(), cfg)
             }
             AgentEvent::Ended(end) => {
@@ -643,6 +649,12 @@ impl Media {
             }
         }
         None
+    }
+
+    /// A tool the agent used: counted, and kept for the call record.
+    fn tool_used(&mut self, cfg: &CallConfig, name: &str, result: &str) {
+        cfg.metrics.tool_call(name, result);
+        self.tool_calls.push((std::time::SystemTime::now(), name.to_string(), result.to_string()));
     }
 
     /// Follow the caller's speech (one played-out frame per tick) to find where each
@@ -705,7 +717,7 @@ impl Media {
         if self.transfer.is_some() {
             tracing::warn!(%target, "a transfer is already under way; not starting another");
             if for_agent {
-                report(session, TransferOutcome::AlreadyInProgress, cfg);
+                self.report_transfer(session, TransferOutcome::AlreadyInProgress, cfg);
             }
             return;
         }
@@ -763,11 +775,12 @@ impl Media {
     ) -> Option<Ending> {
         tracing::info!(status = code, "transfer progress");
         if (200..300).contains(&code) {
-            if let Some(t) = self.transfer.as_mut() {
-                if t.for_agent && !t.reported {
-                    t.reported = true;
-                    report(session, TransferOutcome::Completed, cfg);
-                }
+            if self
+                .transfer
+                .as_mut()
+                .is_some_and(|t| t.for_agent && !std::mem::replace(&mut t.reported, true))
+            {
+                self.report_transfer(session, TransferOutcome::Completed, cfg);
             }
             let _ = call.hangup(None).await;
             return Some(Ending { by: "voice-ua", why: "transferred".into(), outcome: "transferred" });
@@ -789,7 +802,7 @@ impl Media {
     ) -> Option<Ending> {
         let t = self.transfer.take();
         if t.as_ref().is_some_and(|t| t.for_agent && !t.reported) {
-            report(session, outcome, cfg);
+            self.report_transfer(session, outcome, cfg);
         }
         if self.agent_failed {
             let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
@@ -809,8 +822,24 @@ impl Media {
             if t.for_agent && !t.reported {
                 t.reported = true;
                 tracing::info!(uri = %t.uri, "no final NOTIFY yet: telling the agent the transfer was accepted");
-                report(session, TransferOutcome::Accepted, cfg);
+                self.report_transfer(session, TransferOutcome::Accepted, cfg);
             }
+        }
+    }
+
+    /// Tell the agent how its transfer went; count it and keep it for the record.
+    fn report_transfer(&mut self, session: &AgentSession, outcome: TransferOutcome, cfg: &CallConfig) {
+        let label = match outcome {
+            TransferOutcome::Accepted => "accepted",
+            TransferOutcome::Completed => "completed",
+            TransferOutcome::Refused { .. } => "refused",
+            TransferOutcome::Failed { .. } => "failed",
+            TransferOutcome::NoAnswer => "no_answer",
+            TransferOutcome::AlreadyInProgress => "busy",
+        };
+        self.tool_used(cfg, "transfer", label);
+        if let Err(e) = session.send_transfer_result(outcome) {
+            tracing::warn!("the transfer result did not reach the agent: {e}");
         }
     }
 
@@ -866,22 +895,6 @@ impl Media {
             "call ended: {}",
             ending.why
         );
-    }
-}
-
-/// Tell the agent how its transfer went, and count it.
-fn report(session: &AgentSession, outcome: TransferOutcome, cfg: &CallConfig) {
-    let label = match outcome {
-        TransferOutcome::Accepted => "accepted",
-        TransferOutcome::Completed => "completed",
-        TransferOutcome::Refused { .. } => "refused",
-        TransferOutcome::Failed { .. } => "failed",
-        TransferOutcome::NoAnswer => "no_answer",
-        TransferOutcome::AlreadyInProgress => "busy",
-    };
-    cfg.metrics.tool_call("transfer", label);
-    if let Err(e) = session.send_transfer_result(outcome) {
-        tracing::warn!("the transfer result did not reach the agent: {e}");
     }
 }
 

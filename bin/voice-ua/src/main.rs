@@ -249,6 +249,7 @@ async fn register(
     let bind_ip = settings.bind.ip();
     let mut agent = SipAgent::start(settings).await?;
     let metrics = Arc::new(metrics::Metrics::new());
+    metrics.watch_refusals(agent.refusals());
     let mut reg_status = agent.status();
     let reg_metrics = metrics.clone();
     let reg_watch = tokio::spawn(async move {

@@ -7,6 +7,7 @@
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use voice_ua_sip::refusals::RefusalCounts;
 use voice_ua_sip::RegStatus;
 
 /// The content type of [`Metrics::render`].
@@ -15,8 +16,9 @@ pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 /// Buckets of the agent turn latency histogram, seconds.
 const TURN_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
-/// The `outcome` labels a call can end with (see `call.rs`).
-pub const OUTCOMES: [&str; 9] = [
+/// The `outcome` labels a call can end with (see `call.rs`), then those of INVITEs the
+/// SIP layer refused before they became calls.
+pub const OUTCOMES: [&str; 13] = [
     "caller_hangup",
     "agent_hangup",
     "transferred",
@@ -26,6 +28,10 @@ pub const OUTCOMES: [&str; 9] = [
     "caller_cancel",
     "shutdown",
     "failed",
+    "refused_403",
+    "refused_486",
+    "refused_422",
+    "refused_unavailable",
 ];
 
 pub struct Metrics {
@@ -45,6 +51,8 @@ pub struct Metrics {
     barge_ins: IntCounter,
     tool_calls: IntCounterVec,
     agent_errors: IntCounterVec,
+    /// The SIP layer's refusal counters, read at each scrape.
+    refusals: std::sync::OnceLock<std::sync::Arc<RefusalCounts>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,18 +138,48 @@ impl Metrics {
             tool_calls: reg(
                 &registry,
                 IntCounterVec::new(
-                    Opts::new("voice_ua_tool_calls_total", "Built-in tool calls by name and result"),
+                    Opts::new(
+                        "voice_ua_tool_calls_total",
+                        "Tool calls by name (transfer, hangup, dtmf, or the HTTP function's name) and result",
+                    ),
                     &["name", "result"],
                 )?,
             )?,
-            agent_errors: labelled("voice_ua_agent_errors_total", "Agent failures by kind", "kind")?,
+            agent_errors: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voice_ua_agent_errors_total",
+                        "Agent failures by kind and the agent's error code (e.g. Deepgram's CLIENT_MESSAGE_TIMEOUT)",
+                    ),
+                    &["kind", "code"],
+                )?,
+            )?,
+            refusals: std::sync::OnceLock::new(),
             registry,
         })
     }
 
     /// The exposition text (Prometheus text format 0.0.4).
     pub fn render(&self) -> String {
+        if let Some(r) = self.refusals.get() {
+            let r = r.snapshot();
+            for (outcome, n) in [
+                ("refused_403", r.forbidden),
+                ("refused_486", r.busy),
+                ("refused_422", r.timer_too_small),
+                ("refused_unavailable", r.unavailable),
+            ] {
+                let c = self.calls.with_label_values(&[outcome]);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+        }
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+
+    /// Report the SIP layer's refusals (403, 486, 422, 480) in `voice_ua_calls_total`.
+    pub fn watch_refusals(&self, counts: std::sync::Arc<RefusalCounts>) {
+        let _ = self.refusals.set(counts);
     }
 
     /// A registration status change (from `SipAgent::status()`).
@@ -190,9 +228,9 @@ impl Metrics {
         self.tool_calls.with_label_values(&[name, result]).inc();
     }
 
-    /// An agent failure; `kind` is a short fixed word (the error's variant).
-    pub fn agent_error(&self, kind: &str) {
-        self.agent_errors.with_label_values(&[kind]).inc();
+    /// An agent failure, by the error's variant and the agent's own code when it gave one.
+    pub fn agent_error(&self, e: &voice_ua_agent::AgentError) {
+        self.agent_errors.with_label_values(&[error_kind(e), &agent_error_code(e)]).inc();
     }
 }
 
@@ -245,6 +283,21 @@ fn reg_failure_kind(why: &str) -> &'static str {
     }
 }
 
+/// The agent's own error code in an error's text ("Deepgram error CLIENT_MESSAGE_TIMEOUT:
+/// …" → `CLIENT_MESSAGE_TIMEOUT`), else "none". Only `A-Z`, `0-9` and `_`, at most 48
+/// characters, so a label can never grow without bound.
+fn agent_error_code(e: &voice_ua_agent::AgentError) -> String {
+    let text = e.to_string();
+    let Some((_, rest)) = text.split_once("error ") else { return "none".into() };
+    let code: String =
+        rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+    if code.len() >= 3 && code.len() <= 48 {
+        code
+    } else {
+        "none".into()
+    }
+}
+
 /// The variant name of an agent error (`Provider { .. }` → "Provider"), a bounded label.
 pub fn error_kind(e: &voice_ua_agent::AgentError) -> &'static str {
     use voice_ua_agent::AgentError as E;
@@ -281,7 +334,11 @@ mod tests {
             m.barge_in();
             m.turn_latency(0.3);
             m.tool_call("transfer", "accepted");
-            m.agent_error("provider");
+            m.agent_error(&voice_ua_agent::AgentError::Provider {
+                provider: "deepgram".into(),
+                detail: "Deepgram error CLIENT_MESSAGE_TIMEOUT: We waited too long".into(),
+            });
+            m.agent_error(&voice_ua_agent::AgentError::AgentStopped { provider: "deepgram".into() });
             m.rtp_summary(&RtpSummary {
                 packets_in: 200,
                 packets_out: 198,
@@ -309,7 +366,8 @@ mod tests {
             ("voice_ua_last_call_jitter_seconds", "0.004"),
             ("voice_ua_barge_ins_total", "1"),
             ("voice_ua_tool_calls_total{name=\"transfer\",result=\"accepted\"}", "1"),
-            ("voice_ua_agent_errors_total{kind=\"provider\"}", "1"),
+            ("voice_ua_agent_errors_total{code=\"CLIENT_MESSAGE_TIMEOUT\",kind=\"provider\"}", "1"),
+            ("voice_ua_agent_errors_total{code=\"none\",kind=\"agent_stopped\"}", "1"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.25\"}", "0"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.5\"}", "1"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"+Inf\"}", "1"),
@@ -322,6 +380,20 @@ mod tests {
         assert!(text.contains("# TYPE voice_ua_registered gauge\n"), "{text}");
         assert!(text.contains("# TYPE voice_ua_agent_turn_latency_seconds histogram\n"), "{text}");
         assert!(text.contains("# HELP voice_ua_active_calls Calls in progress\n"), "{text}");
+        // The SIP layer's refusals, read at each scrape.
+        let counts = Arc::new(RefusalCounts::default());
+        m.watch_refusals(counts.clone());
+        assert!(m.render().contains("voice_ua_calls_total{outcome=\"refused_403\"} 0\n"));
+        counts.count(403);
+        counts.count(403);
+        counts.count(486);
+        let text = m.render();
+        assert!(text.contains("voice_ua_calls_total{outcome=\"refused_403\"} 2\n"), "{text}");
+        assert!(text.contains("voice_ua_calls_total{outcome=\"refused_486\"} 1\n"), "{text}");
+        assert!(
+            m.render().contains("voice_ua_calls_total{outcome=\"refused_403\"} 2\n"),
+            "not counted twice"
+        );
         m.on_reg_status(&RegStatus::NotRegistered { why: "registration lapsed".into() });
         assert!(m.render().contains("\nvoice_ua_registered 0\n"));
         assert!(m.render().contains("voice_ua_registration_failures_total{kind=\"lapsed\"} 1\n"));

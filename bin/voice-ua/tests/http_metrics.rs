@@ -83,4 +83,30 @@ fn during_the_call(call: &Call, http: SocketAddr) {
     assert!(sample(&text, "voice_ua_rtp_packets_in_total").unwrap_or(0.0) >= 40.0, "{text}");
     assert!(sample(&text, "voice_ua_rtp_packets_out_total").unwrap_or(0.0) > 0.0, "{text}");
     assert_eq!(get(http, "/nothing").map(|r| r.0), Some(404));
+
+    // An INVITE the SIP layer refuses (a session timer under the 90 s minimum: 422)
+    // never becomes a call, but it is counted.
+    let (pbx, ua) = (call.pbx_addr, call.ua_sip);
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    call.send(&format!(
+        "INVITE sip:9000@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bKshort\r\n\
+         From: <sip:2002@127.0.0.1>;tag=short\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: short-timer@pbx\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:2002@{pbx}>\r\nMax-Forwards: 70\r\nSupported: timer\r\n\
+         Session-Expires: 30\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refusal = loop {
+        assert!(Instant::now() < deadline, "no final answer to the short-timer INVITE");
+        if let Some(m) = call.recv(Duration::from_millis(100)) {
+            if m.contains("short-timer@pbx") && !m.starts_with("SIP/2.0 1") {
+                break m;
+            }
+        }
+    };
+    assert!(refusal.starts_with("SIP/2.0 422"), "{refusal}");
+    let (_, text) = get(http, "/metrics").expect("/metrics");
+    assert_eq!(sample(&text, "voice_ua_calls_total{outcome=\"refused_422\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "voice_ua_calls_total{outcome=\"refused_403\"}"), Some(0.0), "{text}");
 }

@@ -199,6 +199,14 @@ pub enum AgentEvent {
         /// When the provider learnt it.
         at: SystemTime,
     },
+    /// A function the agent called ran inside the provider (an HTTP tool): its name and
+    /// whether it worked. Built-ins the call carries out are not reported this way.
+    ToolFinished {
+        /// The function's configured name, or `unknown` for one that is not configured.
+        name: String,
+        /// It answered; false when it failed (the agent was told why).
+        ok: bool,
+    },
     /// The agent's own id for this conversation (Deepgram's `request_id`), for the call
     /// record.
     SessionOpened {

@@ -243,6 +243,10 @@ async fn http_tool_result_goes_back_with_the_same_id_and_name() {
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
     let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
     assert_eq!(audio_bytes(&events), 800);
+    assert!(
+        events.contains(&AgentEvent::ToolFinished { name: "opening_hours".into(), ok: true }),
+        "the call learns the tool ran (metrics, records): {events:?}"
+    );
     finish(&mut session).await;
     let request = server.await.expect("server");
     assert!(request.starts_with("POST /tools/lookup?src=test HTTP/1.1\r\n"), "{request}");
@@ -278,7 +282,8 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
-    drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    assert!(events.contains(&AgentEvent::ToolFinished { name: "crm".into(), ok: false }), "{events:?}");
     finish(&mut session).await;
     let r = &fake.wait_records(1, LIMIT).await[0];
     let resp = &r.function_responses[0];

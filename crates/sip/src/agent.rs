@@ -10,6 +10,7 @@ use crate::guarded_udp::GuardedUdp;
 use crate::ids::IdSource;
 use crate::keepalive::{options_request, CRLF_PING};
 use crate::message::{split_host_port, ResponseView};
+use crate::refusals::RefusalCounts;
 use crate::registration::{Failure, OutgoingRegister, RegEvent, Registrar, RegistrarConfig};
 use crate::router::{route_incoming, CallRouting};
 use crate::settings::{KeepaliveMode, SipSettings, Transport};
@@ -51,6 +52,7 @@ pub struct SipAgent {
     local_addr: SocketAddr,
     contact: SocketAddr,
     calls: Option<tokio::sync::mpsc::Receiver<IncomingCall>>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl SipAgent {
@@ -88,6 +90,7 @@ impl SipAgent {
         let incoming = endpoint.incoming_transactions()?;
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { endpoint.serve().await });
+        let refusals = Arc::new(RefusalCounts::default());
         let (routing, calls) = if settings.accept_calls {
             let dialogs = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(inner.clone()));
             let (states, state_rx) = dialogs.new_dialog_state_channel();
@@ -99,7 +102,14 @@ impl SipAgent {
                 rsipstack::sip::Uri::try_from(format!("sip:{}@{contact}{tp}", settings.extension).as_str())
                     .map_err(|e| SipError::Stack(format!("bad contact: {e}")))?;
             let (call_tx, call_rx) = tokio::sync::mpsc::channel(16);
-            (Some(CallRouting { registry, calls: call_tx, states, contact: contact_uri }), Some(call_rx))
+            let routing = CallRouting {
+                registry,
+                calls: call_tx,
+                states,
+                contact: contact_uri,
+                refusals: refusals.clone(),
+            };
+            (Some(routing), Some(call_rx))
         } else {
             (None, None)
         };
@@ -143,10 +153,15 @@ impl SipAgent {
         };
         let driver = tokio::spawn(driver.run(stop_registration.clone()));
         tracing::info!(local = %local_addr, %contact, pbx = %pbx, "SIP user agent started");
-        Ok(SipAgent { status, stop_registration, stop_all, driver, local_addr, contact, calls })
+        Ok(SipAgent { status, stop_registration, stop_all, driver, local_addr, contact, calls, refusals })
     }
 
     /// The stream of incoming calls (once; only with `accept_calls`).
+    /// INVITEs refused before they became calls (403, 486, 422, 480/500), so far.
+    pub fn refusals(&self) -> Arc<RefusalCounts> {
+        self.refusals.clone()
+    }
+
     pub fn take_calls(&mut self) -> Option<tokio::sync::mpsc::Receiver<IncomingCall>> {
         self.calls.take()
     }

@@ -17,6 +17,7 @@ pub mod keepalive;
 pub mod message;
 pub mod negotiate;
 pub mod ratelimit;
+pub mod refusals;
 pub mod registration;
 pub mod sdp;
 pub mod session_timer;

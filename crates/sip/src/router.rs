@@ -25,6 +25,7 @@ pub(crate) struct CallRouting {
     pub(crate) calls: mpsc::Sender<IncomingCall>,
     pub(crate) states: DialogStateSender,
     pub(crate) contact: rsipstack::sip::Uri,
+    pub(crate) refusals: std::sync::Arc<crate::refusals::RefusalCounts>,
 }
 
 /// What to answer a request outside a dialog with: status and extra headers.
@@ -98,6 +99,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
         tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok());
     let from = tx.original.from_header().map(|f| f.value().to_string()).unwrap_or_default();
     let Some(source) = source else {
+        r.refusals.count(500);
         let _ = tx.reply(StatusCode::ServerInternalError).await;
         return;
     };
@@ -107,6 +109,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
             Admission::Forbidden => "not from the PBX (add it to calls.allow if it is legitimate)",
             _ => "the concurrent call limit is reached",
         });
+        r.refusals.count(status);
         let _ = tx.reply(StatusCode::from(status)).await;
         return;
     }
@@ -118,6 +121,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
     let timer = timer_request(&tx.original);
     if let TimerDecision::TooSmall { min_se } = TimerDecision::decide(&timer) {
         release(&r);
+        r.refusals.count(422);
         let _ = tx
             .reply_with(StatusCode::from(422), vec![Header::Other("Min-SE".into(), min_se.to_string())], None)
             .await;
@@ -132,6 +136,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
         Ok(d) => d,
         Err(e) => {
             release(&r);
+            r.refusals.count(500);
             tracing::warn!(error = %e, "cannot create a dialog for the INVITE");
             let _ = tx.reply(StatusCode::ServerInternalError).await;
             return;
@@ -147,6 +152,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
     };
     let call = r.registry.new_call(info, dialog.clone());
     if r.calls.send(call).await.is_err() {
+        r.refusals.count(480);
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
     }
     let mut dialog = dialog;

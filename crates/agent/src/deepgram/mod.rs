@@ -516,7 +516,11 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                 },
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
-            Some((id, name, content)) = tool_rx.recv() => session.handle_tool_result(now(), id, name, content),
+            Some((id, name, content)) = tool_rx.recv() => {
+                let ok = !content.starts_with("error:");
+                let _ = io.send(AgentEvent::ToolFinished { name: name.clone(), ok }).await;
+                session.handle_tool_result(now(), id, name, content);
+            }
             opened = join_renewal(&mut renewal) => match opened {
                 Ok((new_ws, new_session)) => {
                     tracing::info!(
@@ -578,6 +582,7 @@ async fn start_tool(
     let ToolCall { id, name, arguments } = call;
     let Some(spec) = config.settings.functions.iter().find(|f| f.name == name) else {
         tracing::warn!(%name, "the agent called a function that is not configured");
+        let _ = io.send(AgentEvent::ToolFinished { name: "unknown".into(), ok: false }).await;
         return Some((id, name.clone(), format!("error: there is no function named {name}")));
     };
     match &spec.kind {
