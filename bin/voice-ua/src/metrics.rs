@@ -129,7 +129,7 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new(
                         "voice_ua_agent_turn_latency_seconds",
-                        "From the caller's words (as text) to the agent's first RTP packet of its answer",
+                        "From the caller's end of speech to the first RTP packet of the agent's reply",
                     )
                     .buckets(TURN_BUCKETS.to_vec()),
                 )?,
