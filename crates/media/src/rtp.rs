@@ -168,7 +168,7 @@ impl<'a> RtpPacket<'a> {
 
     /// Attach CSRCs given as big-endian bytes (4 per CSRC, at most 15) for building.
     pub fn with_csrc_bytes(mut self, csrcs: &'a [u8]) -> Result<Self, MediaError> {
-        if csrcs.len() % 4 != 0 || csrcs.len() > 15 * 4 {
+        if !csrcs.len().is_multiple_of(4) || csrcs.len() > 15 * 4 {
             return Err(MediaError::BadHeader("CSRC list must be 0-15 entries of 4 bytes"));
         }
         self.csrcs = csrcs;
@@ -177,7 +177,7 @@ impl<'a> RtpPacket<'a> {
 
     /// Attach a header extension for building; its data must be whole 32-bit words.
     pub fn with_extension(mut self, extension: Extension<'a>) -> Result<Self, MediaError> {
-        if extension.data.len() % 4 != 0 || extension.data.len() / 4 > usize::from(u16::MAX) {
+        if !extension.data.len().is_multiple_of(4) || extension.data.len() / 4 > usize::from(u16::MAX) {
             return Err(MediaError::BadHeader(
                 "header extension data must be whole 32-bit words, at most 65535",
             ));

@@ -157,7 +157,7 @@ fn run(net: &Net) -> Result<(), TestCaseError> {
             let k = if seg == 0 { j as usize } else { change.saturating_add(j as usize) };
             let in_segment =
                 (seg == 0 && (j as usize) < net.frames.min(change)) || (seg == 1 && k < net.frames);
-            (frame.timestamp.wrapping_sub(ts_base[seg]) % 160 == 0 && in_segment)
+            (frame.timestamp.wrapping_sub(ts_base[seg]).is_multiple_of(160) && in_segment)
                 .then_some((seg, j as usize, k))
         });
         match kind {

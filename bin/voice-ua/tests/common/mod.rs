@@ -204,7 +204,7 @@ impl Call {
         let m_line = answer.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
         assert!(m_line.ends_with("RTP/AVP 0 101"), "{m_line}");
         let port: u16 = m_line.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("port");
-        assert!((self.rtp_ports.0..=self.rtp_ports.1).contains(&port) && port % 2 == 0, "{port}");
+        assert!((self.rtp_ports.0..=self.rtp_ports.1).contains(&port) && port.is_multiple_of(2), "{port}");
         self.ua_rtp = format!("127.0.0.1:{port}").parse().expect("addr");
         self.to = header(&ok, "To").expect("To").to_string();
         let ack = self.in_dialog("ACK", 1, "", "");

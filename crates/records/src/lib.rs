@@ -1,0 +1,41 @@
+//! Call records and recordings for voice-ua.
+//!
+//! - [`CallRecord`]: plain data about one call (who, when, codec, outcome, media
+//!   figures, agent session, tool calls, transfer, transcript, recording).
+//! - [`RecordStore`]: the embedded SQLite database (WAL, `synchronous = FULL`, schema
+//!   version in `user_version`, crash recovery, retention); read it with
+//!   [`RecordStore::last`].
+//! - [`RecordWriter`]: the handle call tasks use. One thread owns the connection;
+//!   `started`/`finished` only queue a message, so a call never waits for the disk.
+//! - [`Recorder`] / [`Recording`]: optional stereo WAV per call (caller left, agent
+//!   right), written by a thread from fixed-size frames.
+//!
+//! ```no_run
+//! # use voice_ua_records::*;
+//! # use std::{path::Path, time::SystemTime};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let retention = Retention { call_days: 90, ..Retention::default() };
+//! let writer = RecordStore::open(Path::new("calls.db"), retention)?.into_writer()?;
+//! let now = SystemTime::now();
+//! let mut record = CallRecord::new(CallRecord::new_id(now), "a84b4c76e66710", "1001", "9000", now);
+//! record.answered = Some(now);
+//! writer.started(&record); // at the answer
+//! record.ended = Some(SystemTime::now());
+//! record.outcome = outcome::CALLER_HANGUP.into();
+//! writer.finished(record); // at the end
+//! writer.close(); // after the last call, before exit
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod record;
+mod store;
+pub mod time;
+mod wav;
+mod writer;
+
+pub use error::RecordsError;
+pub use record::{outcome, CallRecord, MediaStats, ToolCall, TranscriptLine};
+pub use store::{PruneReport, RecordStore, Retention, SCHEMA_VERSION};
+pub use wav::{prune_recordings, wav_header, Recorder, Recording, FRAME, PATCH_EVERY_FRAMES, SAMPLE_RATE};
+pub use writer::{RecordWriter, WriterStats};

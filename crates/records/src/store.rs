@@ -1,0 +1,494 @@
+//! The SQLite database: schema, durability settings, crash recovery, retention,
+//! writing one call in one transaction, and reading the newest calls back.
+
+use crate::record::{outcome, CallRecord, MediaStats, ToolCall, TranscriptLine};
+use crate::time::{from_ms, to_ms};
+use crate::RecordsError;
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The schema this code writes, kept in `PRAGMA user_version`. Bump it with a
+/// migration step in [`migrate`] whenever the tables change.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE calls (
+    id               TEXT PRIMARY KEY NOT NULL,
+    sip_call_id      TEXT NOT NULL,
+    caller           TEXT NOT NULL,
+    caller_display   TEXT,
+    callee           TEXT NOT NULL,
+    started_ms       INTEGER NOT NULL,
+    answered_ms      INTEGER,
+    ended_ms         INTEGER,
+    codec            TEXT,
+    outcome          TEXT NOT NULL,
+    end_reason       TEXT NOT NULL,
+    hung_up_by       TEXT NOT NULL,
+    packets_in       INTEGER NOT NULL,
+    packets_out      INTEGER NOT NULL,
+    lost             INTEGER NOT NULL,
+    late             INTEGER NOT NULL,
+    concealed        INTEGER NOT NULL,
+    jitter_ms        REAL NOT NULL,
+    agent            TEXT,
+    agent_session_id TEXT,
+    transfer_target  TEXT,
+    recording        TEXT
+);
+CREATE INDEX calls_by_start ON calls (started_ms);
+CREATE INDEX calls_by_outcome ON calls (outcome);
+CREATE TABLE tool_calls (
+    call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    result  TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE transcript (
+    call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    role    TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+) WITHOUT ROWID;
+";
+
+const UPSERT_CALL: &str = "
+INSERT INTO calls (id, sip_call_id, caller, caller_display, callee, started_ms, answered_ms,
+    ended_ms, codec, outcome, end_reason, hung_up_by, packets_in, packets_out, lost, late,
+    concealed, jitter_ms, agent, agent_session_id, transfer_target, recording)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+    ?20, ?21, ?22)
+ON CONFLICT (id) DO UPDATE SET sip_call_id = excluded.sip_call_id, caller = excluded.caller,
+    caller_display = excluded.caller_display, callee = excluded.callee,
+    started_ms = excluded.started_ms, answered_ms = excluded.answered_ms,
+    ended_ms = excluded.ended_ms, codec = excluded.codec, outcome = excluded.outcome,
+    end_reason = excluded.end_reason, hung_up_by = excluded.hung_up_by,
+    packets_in = excluded.packets_in, packets_out = excluded.packets_out,
+    lost = excluded.lost, late = excluded.late, concealed = excluded.concealed,
+    jitter_ms = excluded.jitter_ms, agent = excluded.agent,
+    agent_session_id = excluded.agent_session_id, transfer_target = excluded.transfer_target,
+    recording = excluded.recording";
+
+const SELECT_CALLS: &str = "
+SELECT id, sip_call_id, caller, caller_display, callee, started_ms, answered_ms, ended_ms,
+    codec, outcome, end_reason, hung_up_by, packets_in, packets_out, lost, late, concealed,
+    jitter_ms, agent, agent_session_id, transfer_target, recording
+FROM calls";
+
+const INTERRUPTED_REASON: &str =
+    "voice-ua stopped during the call (crash, power cut or kill) before the record was finished";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// How long records and recordings are kept. `0` days keeps them forever.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Delete calls that ended more than this many days ago (with their tool calls
+    /// and transcript).
+    pub call_days: u32,
+    /// The recordings directory, when recordings are pruned.
+    pub recordings_dir: Option<PathBuf>,
+    /// Delete `*.wav` files in `recordings_dir` last written more than this many days ago.
+    pub recording_days: u32,
+}
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub calls: usize,
+    pub recordings: usize,
+}
+
+/// The call records database. [`open`](Self::open) for the service (read-write, one
+/// process at a time), [`open_read_only`](Self::open_read_only) for `voice-ua calls`
+/// (works while the service runs).
+pub struct RecordStore {
+    // Field order matters: the connection closes before the lock is released.
+    conn: Connection,
+    path: PathBuf,
+    retention: Retention,
+    interrupted: usize,
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for RecordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordStore")
+            .field("path", &self.path)
+            .field("retention", &self.retention)
+            .field("read_only", &self._lock.is_none())
+            .finish()
+    }
+}
+
+impl RecordStore {
+    /// Open (creating the directory, the file and the schema when needed) for writing.
+    ///
+    /// - WAL mode, `synchronous = FULL`: a call whose transaction committed survives a
+    ///   crash or a power cut; readers never block the writer.
+    /// - `foreign_keys = ON` (child rows go with their call), a 5 s busy timeout.
+    /// - Calls a previous run left `in_progress` become `interrupted`.
+    /// - One retention pass runs now ([`prune`](Self::prune)); its failure is logged,
+    ///   not returned.
+    /// - An advisory lock on `<path>-lock` keeps a second voice-ua from writing the
+    ///   same database (and from marking the first one's live calls interrupted).
+    ///
+    /// This does blocking file I/O: call it before the calls start, or from a
+    /// blocking thread.
+    pub fn open(path: &Path, retention: Retention) -> Result<Self, RecordsError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| RecordsError::CreateDir { path: dir.to_path_buf(), source })?;
+        }
+        let lock = lock(path)?;
+        let open_err = |source| open_error(path, source);
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Still durable (rollback journal, synchronous = FULL), but `voice-ua calls`
+            // may wait for a write to finish. Happens on file systems without shared memory.
+            tracing::warn!(path = %path.display(), mode, "the call records database could not use WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        let interrupted = conn
+            .execute(
+                "UPDATE calls SET outcome = ?1, end_reason = ?2 WHERE outcome = ?3",
+                params![outcome::INTERRUPTED, INTERRUPTED_REASON, outcome::IN_PROGRESS],
+            )
+            .map_err(|source| sql(path, "marking unfinished calls interrupted", source))?;
+        if interrupted > 0 {
+            tracing::warn!(
+                calls = interrupted,
+                "call records: calls left in progress by a previous run are marked interrupted"
+            );
+        }
+        let store = RecordStore { conn, path: path.to_path_buf(), retention, interrupted, _lock: Some(lock) };
+        if let Err(e) = store.prune(SystemTime::now()) {
+            tracing::warn!("call records retention: {e}");
+        }
+        Ok(store)
+    }
+
+    /// Open an existing database for reading only: no lock, no schema change, no
+    /// retention. Works while the service writes.
+    pub fn open_read_only(path: &Path) -> Result<Self, RecordsError> {
+        if !path.is_file() {
+            return Err(RecordsError::Missing { path: path.to_path_buf() });
+        }
+        let open_err = |source| open_error(path, source);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(open_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(RecordsError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            return Err(RecordsError::NotRecords { path: path.to_path_buf() });
+        }
+        Ok(RecordStore {
+            conn,
+            path: path.to_path_buf(),
+            retention: Retention::default(),
+            interrupted: 0,
+            _lock: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    /// How many calls [`open`](Self::open) found in progress and marked interrupted.
+    pub fn interrupted_on_open(&self) -> usize {
+        self.interrupted
+    }
+
+    /// Write (insert or replace) one call with its tool calls and transcript, in one
+    /// transaction. Returns once it is committed (and, with `synchronous = FULL`, on disk).
+    pub fn save(&mut self, record: &CallRecord) -> Result<(), RecordsError> {
+        let path = self.path.clone();
+        let err = |source| sql(&path, "saving a call", source);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let m = &record.media;
+        tx.execute(
+            UPSERT_CALL,
+            params![
+                record.id,
+                record.sip_call_id,
+                record.caller,
+                record.caller_display,
+                record.callee,
+                to_ms(record.started),
+                record.answered.map(to_ms),
+                record.ended.map(to_ms),
+                record.codec,
+                record.outcome,
+                record.end_reason,
+                record.hung_up_by,
+                int(m.packets_in),
+                int(m.packets_out),
+                int(m.lost),
+                int(m.late),
+                int(m.concealed),
+                m.jitter_ms,
+                record.agent,
+                record.agent_session_id,
+                record.transfer_target,
+                record.recording.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            ],
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM tool_calls WHERE call_id = ?1", [&record.id]).map_err(err)?;
+        tx.execute("DELETE FROM transcript WHERE call_id = ?1", [&record.id]).map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO tool_calls (call_id, seq, at_ms, name, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (seq, t) in record.tool_calls.iter().enumerate() {
+                insert.execute(params![record.id, seq as i64, to_ms(t.at), t.name, t.result]).map_err(err)?;
+            }
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO transcript (call_id, seq, at_ms, role, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (seq, l) in record.transcript.iter().enumerate() {
+                insert.execute(params![record.id, seq as i64, to_ms(l.at), l.role, l.text]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The `n` newest calls (by start time), newest first, with their tool calls and
+    /// transcripts in order. Read in one transaction, so a call is never half-seen.
+    pub fn last(&self, n: usize) -> Result<Vec<CallRecord>, RecordsError> {
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.read(&format!("{SELECT_CALLS} ORDER BY started_ms DESC, rowid DESC LIMIT ?1"), &limit)
+    }
+
+    /// One call by its record id.
+    pub fn get(&self, id: &str) -> Result<Option<CallRecord>, RecordsError> {
+        Ok(self.read(&format!("{SELECT_CALLS} WHERE id = ?1"), &id)?.pop())
+    }
+
+    fn read(&self, select_calls: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<CallRecord>, RecordsError> {
+        let err = |source| sql(&self.path, "reading calls", source);
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        let mut calls = Vec::new();
+        {
+            let mut select = tx.prepare(select_calls).map_err(err)?;
+            let mut rows = select.query([param]).map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                calls.push(call_from_row(r).map_err(err)?);
+            }
+            let mut tools = tx
+                .prepare("SELECT at_ms, name, result FROM tool_calls WHERE call_id = ?1 ORDER BY seq")
+                .map_err(err)?;
+            let mut lines = tx
+                .prepare("SELECT at_ms, role, text FROM transcript WHERE call_id = ?1 ORDER BY seq")
+                .map_err(err)?;
+            for c in &mut calls {
+                c.tool_calls = tools
+                    .query_map([&c.id], |r| {
+                        Ok(ToolCall { at: from_ms(r.get(0)?), name: r.get(1)?, result: r.get(2)? })
+                    })
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                c.transcript = lines
+                    .query_map([&c.id], |r| {
+                        Ok(TranscriptLine { at: from_ms(r.get(0)?), role: r.get(1)?, text: r.get(2)? })
+                    })
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+            }
+        }
+        tx.finish().map_err(err)?;
+        Ok(calls)
+    }
+
+    /// Apply the retention: delete calls (not in progress) that ended — or, if they
+    /// never got an end time, started — more than `call_days` before `now`, and
+    /// `*.wav` files in the recordings directory last written more than
+    /// `recording_days` before `now`. A deleted file's path is cleared from its call.
+    pub fn prune(&self, now: SystemTime) -> Result<PruneReport, RecordsError> {
+        let mut report = PruneReport::default();
+        let now_ms = to_ms(now);
+        if self.retention.call_days > 0 {
+            let cutoff = now_ms.saturating_sub(i64::from(self.retention.call_days) * DAY_MS);
+            report.calls = self
+                .conn
+                .execute(
+                    "DELETE FROM calls WHERE outcome <> ?1
+                     AND COALESCE(ended_ms, answered_ms, started_ms) < ?2",
+                    params![outcome::IN_PROGRESS, cutoff],
+                )
+                .map_err(|source| sql(&self.path, "deleting old calls", source))?;
+        }
+        if let (Some(dir), days @ 1..) = (&self.retention.recordings_dir, self.retention.recording_days) {
+            let removed = crate::wav::prune_recordings(dir, days, now);
+            for p in &removed {
+                self.conn
+                    .execute("UPDATE calls SET recording = NULL WHERE recording = ?1", [p.to_string_lossy()])
+                    .map_err(|source| sql(&self.path, "clearing deleted recordings", source))?;
+            }
+            report.recordings = removed.len();
+        }
+        if report != PruneReport::default() {
+            tracing::info!(
+                calls = report.calls,
+                recordings = report.recordings,
+                "call records retention deleted old calls and recordings"
+            );
+        }
+        Ok(report)
+    }
+
+    /// The value of a `PRAGMA` on this connection, as text (e.g. `journal_mode`
+    /// is `wal`); for diagnostics and tests.
+    pub fn pragma(&self, name: &str) -> Result<String, RecordsError> {
+        self.conn
+            .pragma_query_value(None, name, |r| {
+                r.get_ref(0).map(|v| match v {
+                    rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    other => format!("{other:?}"),
+                })
+            })
+            .map_err(|source| sql(&self.path, "reading a pragma", source))
+    }
+}
+
+fn sql(path: &Path, what: &'static str, source: rusqlite::Error) -> RecordsError {
+    RecordsError::Sql { path: path.to_path_buf(), what, source }
+}
+
+/// Opening failed: "not a database" gets its own message, the rest say what SQLite said.
+fn open_error(path: &Path, source: rusqlite::Error) -> RecordsError {
+    match source {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            RecordsError::NotRecords { path: path.to_path_buf() }
+        }
+        source => RecordsError::Open { path: path.to_path_buf(), source },
+    }
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
+    Ok(CallRecord {
+        id: r.get(0)?,
+        sip_call_id: r.get(1)?,
+        caller: r.get(2)?,
+        caller_display: r.get(3)?,
+        callee: r.get(4)?,
+        started: from_ms(r.get(5)?),
+        answered: r.get::<_, Option<i64>>(6)?.map(from_ms),
+        ended: r.get::<_, Option<i64>>(7)?.map(from_ms),
+        codec: r.get(8)?,
+        outcome: r.get(9)?,
+        end_reason: r.get(10)?,
+        hung_up_by: r.get(11)?,
+        media: MediaStats {
+            packets_in: uint(r.get(12)?),
+            packets_out: uint(r.get(13)?),
+            lost: uint(r.get(14)?),
+            late: uint(r.get(15)?),
+            concealed: uint(r.get(16)?),
+            jitter_ms: r.get(17)?,
+        },
+        agent: r.get(18)?,
+        agent_session_id: r.get(19)?,
+        transfer_target: r.get(20)?,
+        recording: r.get::<_, Option<String>>(21)?.map(PathBuf::from),
+        tool_calls: Vec::new(),
+        transcript: Vec::new(),
+    })
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RecordsError> {
+    let err = |source| sql(path, "creating the schema", source);
+    let tx =
+        conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| open_error(path, e))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(RecordsError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let tables: i64 =
+            tx.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(err)?;
+        if tables > 0 {
+            // Someone else's SQLite file: do not add our tables to it.
+            return Err(RecordsError::NotRecords { path: path.to_path_buf() });
+        }
+        tx.execute_batch(SCHEMA_V1).map_err(err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}
+
+/// Take the exclusive advisory lock `<db>-lock` (flock), held while the store lives.
+fn lock(db: &Path) -> Result<File, RecordsError> {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| RecordsError::Lock { lock: lock_path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(RecordsError::InUse { path: db.to_path_buf(), lock: lock_path })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            // A file system without locks (some network mounts): go on unlocked.
+            tracing::warn!(lock = %lock_path.display(), "cannot lock the call records database: {e}");
+            Ok(file)
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The call records database through its public API: schema and WAL, the
+//! started→finished round trip, crash recovery, retention, durability through close,
+//! a reader beside the writer, and the errors a user can meet.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use voice_ua_records::{
+    outcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall, TranscriptLine,
+};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A whole millisecond (the database's precision) near `now`.
+fn ms(t: SystemTime) -> SystemTime {
+    let d = t.duration_since(UNIX_EPOCH).expect("after 1970");
+    UNIX_EPOCH + Duration::from_millis(d.as_millis() as u64)
+}
+
+fn sample(id: &str, started: SystemTime) -> CallRecord {
+    let started = ms(started);
+    let mut r = CallRecord::new(id, format!("{id}@192.0.2.10"), "1001", "9000", started);
+    r.caller_display = Some("Front Gate".into());
+    r.answered = Some(started + Duration::from_millis(220));
+    r.codec = Some("PCMU".into());
+    r.agent = Some("deepgram".into());
+    r.agent_session_id = Some("req-123".into());
+    r
+}
+
+fn finish(mut r: CallRecord) -> CallRecord {
+    let t0 = r.started;
+    r.ended = Some(t0 + Duration::from_secs(42));
+    r.outcome = outcome::TRANSFERRED.into();
+    r.end_reason = "the agent transferred the caller to 9001".into();
+    r.hung_up_by = "agent".into();
+    r.media =
+        MediaStats { packets_in: 2100, packets_out: 2098, lost: 3, late: 1, concealed: 4, jitter_ms: 2.5 };
+    r.transfer_target = Some("9001".into());
+    r.tool_calls = vec![
+        ToolCall {
+            at: t0 + Duration::from_secs(10),
+            name: "find_resident".into(),
+            result: "{\"ok\":1}".into(),
+        },
+        ToolCall { at: t0 + Duration::from_secs(30), name: "transfer".into(), result: "202 Accepted".into() },
+    ];
+    r.transcript = (0..25)
+        .map(|i| TranscriptLine {
+            at: t0 + Duration::from_millis(1000 * i),
+            role: if i % 2 == 0 { "agent" } else { "user" }.into(),
+            text: format!("line {i}: ünïcode ✓, 'quotes' and \"double\""),
+        })
+        .collect();
+    r.recording = Some(PathBuf::from("/var/lib/voice-ua/recordings/x.wav"));
+    r
+}
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("sub").join("calls.db")
+}
+
+/// A plain SQLite connection of the test's own, beside the store's.
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("raw connection")
+}
+
+fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).expect("count")
+}
+
+fn keep_forever() -> Retention {
+    Retention::default()
+}
+
+#[test]
+fn open_creates_the_directory_schema_and_wal_mode() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let store = RecordStore::open(&path, keep_forever()).expect("open");
+    assert!(path.is_file());
+    // The connection's own settings.
+    assert_eq!(store.pragma("journal_mode").expect("mode"), "wal");
+    assert_eq!(store.pragma("synchronous").expect("sync"), "2", "FULL");
+    assert_eq!(store.pragma("foreign_keys").expect("fk"), "1");
+    drop(store);
+    // WAL is a property of the file: a fresh, independent connection sees it too.
+    let raw = raw(&path);
+    assert_eq!(raw.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).expect("mode"), "wal");
+    let version: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+    assert_eq!(version, voice_ua_records::SCHEMA_VERSION);
+    for table in ["calls", "tool_calls", "transcript"] {
+        let n: i64 = raw
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(n, 1, "{table}");
+    }
+    let ro = RecordStore::open_read_only(&path).expect("read-only");
+    assert!(ro.last(10).expect("read").is_empty());
+    // Opening again (an upgrade, a restart) keeps the schema as it is.
+    drop(RecordStore::open(&path, keep_forever()).expect("reopen"));
+}
+
+#[test]
+fn started_then_finished_round_trips_with_tool_calls_and_transcript_in_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    let started = sample("call-1", SystemTime::now());
+    assert!(writer.started(&started));
+    assert!(writer.flush());
+
+    let reader = RecordStore::open_read_only(&path).expect("reader");
+    let seen = reader.last(5).expect("read");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].outcome, outcome::IN_PROGRESS);
+    assert_eq!(seen[0], started, "the started record as written");
+
+    let done = finish(started);
+    assert!(writer.finished(done.clone()));
+    let stats = writer.close();
+    assert_eq!((stats.written, stats.dropped, stats.failed), (2, 0, 0));
+
+    let seen = reader.last(5).expect("read");
+    assert_eq!(seen, vec![done.clone()], "every field, tool call and line, in order");
+    assert_eq!(reader.get("call-1").expect("get"), Some(done));
+    assert_eq!(reader.get("nope").expect("get"), None);
+    // The finished record replaced the started one: no duplicate rows.
+    let raw = raw(&path);
+    assert_eq!((count(&raw, "calls"), count(&raw, "transcript"), count(&raw, "tool_calls")), (1, 25, 2));
+}
+
+#[test]
+fn last_is_newest_first_and_limited() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = RecordStore::open(&db(&dir), keep_forever()).expect("open");
+    let t0 = SystemTime::now() - Duration::from_secs(3600);
+    for i in 0..5 {
+        store.save(&finish(sample(&format!("c{i}"), t0 + Duration::from_secs(60 * i)))).expect("save");
+    }
+    let ids: Vec<String> = store.last(3).expect("read").into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["c4", "c3", "c2"]);
+    assert_eq!(store.last(100).expect("read").len(), 5);
+    assert!(store.last(0).expect("read").is_empty());
+}
+
+#[test]
+fn a_call_in_progress_when_the_process_died_becomes_interrupted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    writer.started(&sample("live", SystemTime::now()));
+    writer.finished(finish(sample("done", SystemTime::now() - Duration::from_secs(600))));
+    // The process "dies" here: the finished record of "live" never comes.
+    writer.close();
+
+    let store = RecordStore::open(&path, keep_forever()).expect("reopen");
+    assert_eq!(store.interrupted_on_open(), 1);
+    let live = store.get("live").expect("get").expect("kept");
+    assert_eq!(live.outcome, outcome::INTERRUPTED);
+    assert!(live.end_reason.contains("stopped during the call"), "{}", live.end_reason);
+    assert_eq!(live.ended, None);
+    assert_eq!(store.get("done").expect("get").expect("kept").outcome, outcome::TRANSFERRED);
+    drop(store);
+    assert_eq!(RecordStore::open(&path, keep_forever()).expect("again").interrupted_on_open(), 0);
+}
+
+#[test]
+fn retention_deletes_old_calls_with_their_rows_and_zero_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let now = SystemTime::now();
+    {
+        let mut store = RecordStore::open(&path, keep_forever()).expect("open");
+        store.save(&finish(sample("old", now - 100 * DAY))).expect("save");
+        store.save(&finish(sample("recent", now - DAY))).expect("save");
+        // Never answered, never ended (interrupted long ago): judged by its start.
+        let mut ancient = sample("ancient", now - 200 * DAY);
+        ancient.answered = None;
+        ancient.outcome = outcome::FAILED.into();
+        store.save(&ancient).expect("save");
+        // 0 days: nothing is deleted, at open or later.
+        assert_eq!(store.prune(now).expect("prune").calls, 0);
+        assert_eq!(store.last(10).expect("read").len(), 3);
+    }
+    // Reopening with 90 days prunes at open.
+    let store = RecordStore::open(&path, Retention { call_days: 90, ..keep_forever() }).expect("open");
+    let ids: Vec<String> = store.last(10).expect("read").into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["recent"]);
+    let raw = raw(&path);
+    assert_eq!(count(&raw, "transcript"), 25, "only recent's lines are left");
+    assert_eq!(count(&raw, "tool_calls"), 2);
+    // A later pass, 95 days on, takes the recent one too, with its rows (cascade).
+    assert_eq!(store.prune(now + 95 * DAY).expect("prune").calls, 1);
+    assert_eq!((count(&raw, "calls"), count(&raw, "transcript"), count(&raw, "tool_calls")), (0, 0, 0));
+}
+
+#[test]
+fn retention_never_deletes_a_call_in_progress() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = RecordStore::open(&db(&dir), Retention { call_days: 1, ..keep_forever() }).expect("open");
+    store.save(&sample("long-call", SystemTime::now() - 3 * DAY)).expect("save");
+    assert_eq!(store.prune(SystemTime::now()).expect("prune").calls, 0);
+    assert_eq!(store.last(1).expect("read").len(), 1);
+}
+
+#[test]
+fn everything_queued_before_close_is_on_disk_after_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    let other = writer.clone();
+    let t0 = SystemTime::now() - Duration::from_secs(3600);
+    for i in 0..300 {
+        let r = finish(sample(&format!("c{i:03}"), t0 + Duration::from_secs(i)));
+        let w = if i % 2 == 0 { &writer } else { &other };
+        assert!(w.finished(r), "queued {i}");
+    }
+    let stats = writer.close();
+    assert_eq!((stats.written, stats.dropped, stats.failed), (300, 0, 0));
+    // After close, records are refused (and counted), not silently lost.
+    assert!(!other.finished(sample("late", SystemTime::now())));
+    assert_eq!(other.stats().dropped, 1);
+    assert!(!other.flush());
+    assert_eq!(other.close(), writer.stats(), "close twice is harmless");
+
+    let store = RecordStore::open_read_only(&path).expect("reader");
+    let all = store.last(1000).expect("read");
+    assert_eq!(all.len(), 300);
+    assert_eq!(all[0].id, "c299");
+    assert_eq!(all[299].transcript.len(), 25);
+}
+
+#[test]
+fn dropping_every_handle_still_writes_what_was_queued() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    writer.finished(finish(sample("dropped-handle", SystemTime::now())));
+    drop(writer);
+    // The thread finishes the queue, then closes and releases the lock: a new
+    // read-write open waits for nothing but that lock.
+    let store = loop {
+        match RecordStore::open(&path, keep_forever()) {
+            Ok(s) => break s,
+            Err(RecordsError::InUse { .. }) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(store.get("dropped-handle").expect("get").map(|c| c.outcome), Some("transferred".into()));
+}
+
+#[test]
+fn a_reader_works_while_the_writer_is_open_and_does_not_block_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    writer.finished(finish(sample("first", SystemTime::now() - Duration::from_secs(60))));
+    assert!(writer.flush());
+
+    let reader = RecordStore::open_read_only(&path).expect("reader while the service runs");
+    assert_eq!(reader.last(10).expect("read").len(), 1);
+    // Another reader holds a read transaction (a snapshot) open while the writer commits.
+    let mut held = raw(&path);
+    let snapshot = held.transaction().expect("begin");
+    assert_eq!(count(&snapshot, "calls"), 1);
+    writer.finished(finish(sample("second", SystemTime::now())));
+    assert!(writer.flush());
+    assert_eq!(writer.stats(), voice_ua_records::WriterStats { written: 2, dropped: 0, failed: 0 });
+    assert_eq!(count(&snapshot, "calls"), 1, "the open snapshot is unchanged");
+    drop(snapshot);
+    assert_eq!(reader.last(10).expect("read").len(), 2, "a new read sees the commit");
+    // A read-only handle cannot write.
+    let mut ro = RecordStore::open_read_only(&path).expect("ro");
+    assert!(ro.save(&sample("nope", SystemTime::now())).is_err());
+    // A second writer is refused with a clear message while the first runs.
+    let e = RecordStore::open(&path, keep_forever()).expect_err("locked");
+    assert!(matches!(e, RecordsError::InUse { .. }), "{e}");
+    assert!(e.to_string().contains("already open for writing by another voice-ua"), "{e}");
+    writer.close();
+    drop(RecordStore::open(&path, keep_forever()).expect("free after close"));
+}
+
+#[test]
+fn read_only_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("none.db");
+    let e = RecordStore::open_read_only(&missing).expect_err("missing");
+    assert!(matches!(e, RecordsError::Missing { .. }));
+    assert!(e.to_string().contains("does not exist") && e.to_string().contains("--db"), "{e}");
+    assert!(!missing.exists(), "a reader never creates the file");
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).expect("write");
+    let e = RecordStore::open_read_only(&junk).expect_err("junk");
+    assert!(matches!(e, RecordsError::NotRecords { .. }), "{e}");
+    let e = RecordStore::open(&junk, keep_forever()).expect_err("junk rw");
+    assert!(matches!(e, RecordsError::NotRecords { .. }), "{e}");
+    assert!(!e.to_string().contains('\n'));
+}
+
+#[test]
+fn a_database_from_a_newer_voice_ua_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    drop(RecordStore::open(&path, keep_forever()).expect("open"));
+    raw(&path).pragma_update(None, "user_version", 99).expect("set");
+    let e = RecordStore::open(&path, keep_forever()).expect_err("newer");
+    assert!(matches!(e, RecordsError::NewerSchema { found: 99, .. }), "{e}");
+    let e = RecordStore::open_read_only(&path).expect_err("newer");
+    assert!(e.to_string().contains("upgrade voice-ua"), "{e}");
+}
+
+#[test]
+fn records_serialize_to_json_with_readable_times() {
+    let t = UNIX_EPOCH + Duration::from_millis(1_735_689_599_250);
+    let r = finish(sample("j", t));
+    let v = serde_json::to_value(&r).expect("json");
+    assert_eq!(v["started"], "2024-12-31T23:59:59.250Z");
+    assert_eq!(v["ended"], "2025-01-01T00:00:41.250Z");
+    assert_eq!(v["media"]["lost"], 3);
+    assert_eq!(v["transcript"][1]["role"], "user");
+    assert_eq!(v["tool_calls"][1]["name"], "transfer");
+    let open = CallRecord::new("k", "c", "1", "2", t);
+    assert!(serde_json::to_value(&open).expect("json")["ended"].is_null());
+}
+
+#[test]
+fn new_ids_sort_by_time_and_are_file_names() {
+    let t = UNIX_EPOCH + Duration::from_secs(1_735_689_599);
+    let a = CallRecord::new_id(t);
+    let b = CallRecord::new_id(t + Duration::from_secs(1));
+    assert!(a.starts_with("20241231T235959Z-") && a.len() == 25, "{a}");
+    assert!(a < b);
+    assert_ne!(CallRecord::new_id(t), CallRecord::new_id(t), "random part");
+    assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+}
+
+#[allow(dead_code)]
+fn assert_send_clone<T: Send + Sync + Clone>(_: &T) {}
+
+#[test]
+fn the_writer_handle_is_send_sync_and_clone() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let w = RecordStore::open(Path::new(&db(&dir)), keep_forever()).expect("open").into_writer().expect("t");
+    assert_send_clone(&w);
+    w.close();
+}
