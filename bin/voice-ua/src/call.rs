@@ -26,6 +26,7 @@ use voice_ua_media::{
     DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
     SourceFilter, SourceVerdict,
 };
+use voice_ua_records::{CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine};
 use voice_ua_sip::negotiate::{Codec, MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction, TimerDecision};
 use voice_ua_sip::{CallSignal, IncomingCall, SipError};
@@ -49,12 +50,64 @@ pub struct CallConfig {
     pub fallback: Fallback,
     /// Counted at call start and end and on agent events, never per frame.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where call records go (`[records]`), if anywhere.
+    pub records: Option<RecordWriter>,
+    /// Where recordings go, when `records.recordings` is on.
+    pub recorder: Option<Recorder>,
+    /// The agent provider's name, for the records.
+    pub agent_name: String,
+}
+
+/// The call's books: the metrics guard and the call record. Whatever path the call
+/// takes, dropping this counts the outcome and hands the finished record to the writer.
+struct Books {
+    counted: crate::metrics::CallGuard,
+    record: Option<(RecordWriter, CallRecord)>,
+}
+
+impl Books {
+    fn set_outcome(&mut self, outcome: &'static str) {
+        self.counted.set_outcome(outcome);
+        if let Some((_, r)) = self.record.as_mut() {
+            r.outcome = outcome.into();
+        }
+    }
+
+    /// Why the call ended and who ended it.
+    fn ended_because(&mut self, why: &str, by: &str) {
+        if let Some((_, r)) = self.record.as_mut() {
+            r.end_reason = why.into();
+            r.hung_up_by = by.into();
+        }
+    }
+
+    fn record(&mut self) -> Option<&mut CallRecord> {
+        self.record.as_mut().map(|(_, r)| r)
+    }
+}
+
+impl Drop for Books {
+    fn drop(&mut self) {
+        if let Some((writer, mut r)) = self.record.take() {
+            r.ended = Some(std::time::SystemTime::now());
+            if r.outcome == voice_ua_records::outcome::IN_PROGRESS {
+                r.outcome = voice_ua_records::outcome::FAILED.into();
+            }
+            if !writer.finished(r) {
+                tracing::warn!("the call record could not be queued for writing");
+            }
+        }
+    }
 }
 
 /// What to do once the queued agent audio has played out.
 enum AfterPlayback {
     HangUp(String),
-    Transfer(String),
+    /// REFER to this target; `for_agent`: the agent asked (and waits for the outcome).
+    Transfer {
+        target: String,
+        for_agent: bool,
+    },
 }
 
 /// How long after the PBX took a REFER (202) the agent is told "accepted" if no NOTIFY
@@ -153,11 +206,24 @@ pub async fn run_call(
     stop: CancellationToken,
 ) {
     let started = Instant::now();
-    let mut counted = cfg.metrics.call_started();
+    let record = cfg.records.clone().map(|w| {
+        let now = std::time::SystemTime::now();
+        let mut r = CallRecord::new(
+            CallRecord::new_id(now),
+            &call.info.sip_call_id,
+            uri_of(&call.info.from),
+            uri_of(&call.info.to),
+            now,
+        );
+        r.caller_display = display_name(&call.info.from);
+        (w, r)
+    });
+    let mut counted = Books { counted: cfg.metrics.call_started(), record };
     let socket = match cfg.ports.bind(cfg.bind_ip).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot open an RTP port for the call: {e}");
+            counted.ended_because(&format!("refused with 503: {e}"), "voice-ua");
             let _ = call.reject(503);
             return;
         }
@@ -173,6 +239,7 @@ pub async fn run_call(
             Ok((plan, answer)) if law_of(plan.codec).is_some() => {
                 if !ring(&mut call, cfg.ring).await {
                     counted.set_outcome("caller_cancel");
+                    counted.ended_because("the caller gave up while it rang", "caller");
                     return;
                 }
                 if let Err(e) = call.accept(&answer, timer.response_headers()) {
@@ -183,6 +250,7 @@ pub async fn run_call(
             }
             Ok(_) => {
                 tracing::warn!("refusing the call: only G.711 is carried end to end so far");
+                counted.ended_because("refused with 488: no G.711 in the offer", "voice-ua");
                 let _ = call.reject(488);
                 counted.set_outcome("no_codec_488");
                 return;
@@ -192,6 +260,7 @@ pub async fn run_call(
                     counted.set_outcome("no_codec_488");
                 }
                 tracing::warn!(status = e.status(), "refusing the call: {e}");
+                counted.ended_because(&format!("refused with {}: {e}", e.status()), "voice-ua");
                 let _ = call.reject(e.status());
                 return;
             }
@@ -200,6 +269,7 @@ pub async fn run_call(
             let offer = oa.offer();
             if !ring(&mut call, cfg.ring).await {
                 counted.set_outcome("caller_cancel");
+                counted.ended_because("the caller gave up while it rang", "caller");
                 return;
             }
             if let Err(e) = call.accept(&offer, timer.response_headers()) {
@@ -236,12 +306,17 @@ pub async fn run_call(
                 if end.by_remote {
                     counted.set_outcome("caller_hangup");
                 }
+                counted.ended_because(
+                    &format!("ended before it was established: {}", end.detail),
+                    if end.by_remote { "caller" } else { "voice-ua" },
+                );
                 return;
             }
             Ok(Some(CallSignal::Offer(req))) => req.reject(491, vec![]).await,
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
                 tracing::warn!("no ACK for our 200 OK: giving up on the call");
+                counted.ended_because("no ACK for our 200 OK", "voice-ua");
                 return;
             }
         }
@@ -249,6 +324,13 @@ pub async fn run_call(
     let Some(plan) = plan else { return };
     let Some(law) = law_of(plan.codec) else { return };
 
+    if let Some((w, r)) = counted.record.as_mut() {
+        r.answered = Some(std::time::SystemTime::now());
+        r.codec = Some(plan.codec.encoding().to_string());
+        r.agent = Some(cfg.agent_name.clone());
+        w.started(r);
+    }
+    let record_id = counted.record().map(|r| r.id.clone());
     let facts = CallFacts {
         call_id: call.info.sip_call_id.clone(),
         caller_display: display_name(&call.info.from),
@@ -274,12 +356,22 @@ pub async fn run_call(
         _ => None,
     };
     let mut media = Media::new(socket, plan, law, &cfg);
+    if let (Some(recorder), Some(id)) = (cfg.recorder.as_ref(), record_id.as_deref()) {
+        match recorder.create(id) {
+            Ok(rec) => media.recording = Some(rec),
+            Err(e) => tracing::warn!("the call is not recorded: {e}"),
+        }
+    }
     if let Some(cause) = open_error {
         media.fall_back(&cause, &cfg);
     }
     let ending = media.run(&mut call, &mut oa, session, timer, &cfg, &stop).await;
     media.summary(started, &ending, &cfg.metrics);
     counted.set_outcome(ending.outcome);
+    counted.ended_because(&ending.why, ending.by);
+    if let Some(r) = counted.record() {
+        media.fill_record(r);
+    }
 }
 
 /// 180 Ringing, then wait `ring` for a CANCEL. False when the caller gave up.
@@ -339,6 +431,10 @@ struct Media {
     agent_session_id: Option<String>,
     /// Tools the agent used: when, name, result (for the call record).
     tool_calls: Vec<(std::time::SystemTime, String, String)>,
+    /// Where the caller was last transferred to (for the call record).
+    transfer_target: Option<String>,
+    /// The stereo WAV of the call, when recordings are on.
+    recording: Option<Recording>,
 }
 
 impl Media {
@@ -370,6 +466,8 @@ impl Media {
             transfer: None,
             agent_session_id: None,
             tool_calls: Vec::new(),
+            transfer_target: None,
+            recording: None,
         }
     }
 
@@ -412,6 +510,8 @@ impl Media {
         let mut rtp_in = [0u8; 1500];
         let mut rtp_out = [0u8; 1500];
         let mut frame_bytes = [0u8; 160];
+        let mut caller_pcm = [0i16; 160];
+        let mut agent_pcm = [0i16; 160];
         let mut agent_open = true;
         let ending = loop {
             let timer_due = timer.as_ref().and_then(|t| t.poll_timeout());
@@ -442,6 +542,10 @@ impl Media {
                     let frame = self.jitter.pop(now);
                     let n = self.law.encode_slice(frame.samples, &mut frame_bytes);
                     let level = pcm_level_dbfs(frame.samples);
+                    if self.recording.is_some() {
+                        let n = frame.samples.len().min(caller_pcm.len());
+                        caller_pcm[..n].copy_from_slice(&frame.samples[..n]);
+                    }
                     self.track_caller_speech(now, level);
                     if !self.agent_failed {
                         if let Ok(f) = AudioFrame::new(&frame_bytes[..n]) {
@@ -455,7 +559,13 @@ impl Media {
                     if let Some(end) = ended {
                         break end;
                     }
+                    let mut agent_heard = false;
                     while let Some(len) = self.pacer.poll_transmit(now, &mut rtp_out) {
+                        // What the caller hears this tick, for the recording.
+                        if self.recording.is_some() && !agent_heard && rtp_out[1] & 0x7f == self.plan.pt && len >= 12 + 160 {
+                            self.law.decode_slice(&rtp_out[12..12 + 160], &mut agent_pcm);
+                            agent_heard = true;
+                        }
                         if let (true, Some(to)) = (self.plan.direction.we_send(), self.send_target()) {
                             if self.socket.try_send_to(&rtp_out[..len], to).is_ok() {
                                 self.packets_out += 1;
@@ -466,6 +576,10 @@ impl Media {
                             self.reply_started(now, cfg);
                         }
                     }
+                    if let Some(rec) = self.recording.as_mut() {
+                        let agent: &[i16] = if agent_heard { &agent_pcm } else { &[] };
+                        rec.push(&caller_pcm, agent);
+                    }
                     self.report_transfer_if_due(now, &session, cfg);
                     if self.pacer.queued().is_zero() {
                         match self.after_playback.take() {
@@ -473,7 +587,7 @@ impl Media {
                                 let _ = call.hangup(None).await;
                                 break Ending { by: "agent", why: reason, outcome: "agent_hangup" };
                             }
-                            Some(AfterPlayback::Transfer(target)) => self.start_transfer(call, &target, false, &session, cfg),
+                            Some(AfterPlayback::Transfer { target, for_agent }) => self.start_transfer(call, &target, for_agent, &session, cfg),
                             None => {}
                         }
                     }
@@ -616,6 +730,13 @@ impl Media {
                 let _ = call.hangup(None).await;
                 return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
             }
+            // The agent's last words ("I'm putting you through") play out first: a
+            // blind transfer would cut them off.
+            AgentEvent::Transfer { target }
+                if !self.pacer.queued().is_zero() && self.after_playback.is_none() =>
+            {
+                self.after_playback = Some(AfterPlayback::Transfer { target, for_agent: true });
+            }
             AgentEvent::Transfer { target } => self.start_transfer(call, &target, true, session, cfg),
             AgentEvent::SendDigits(digits) => {
                 let mut result = "ok";
@@ -727,6 +848,7 @@ impl Media {
             format!("sip:{target}@{}", cfg.domain)
         };
         tracing::info!(%uri, "transferring the caller (REFER)");
+        self.transfer_target = Some(uri.clone());
         let transferer = call.transferer();
         let refer_to = uri.clone();
         let refer = tokio::spawn(async move { transferer.refer(&refer_to).await });
@@ -866,9 +988,39 @@ impl Media {
             self.pacer.push_encoded(out);
         }
         self.after_playback = Some(match &cfg.fallback.transfer {
-            Some(t) => AfterPlayback::Transfer(t.clone()),
+            Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },
             None => AfterPlayback::HangUp(format!("agent failed: {cause}")),
         });
+    }
+
+    /// Everything the call learnt, into its record (and the recording closed).
+    fn fill_record(&mut self, r: &mut CallRecord) {
+        let s = self.jitter.stats();
+        r.media = MediaStats {
+            packets_in: self.packets_in,
+            packets_out: self.packets_out,
+            lost: s.lost,
+            late: s.late,
+            concealed: s.concealed,
+            jitter_ms: f64::from(s.jitter) / 8.0,
+        };
+        r.agent_session_id = self.agent_session_id.take();
+        r.transfer_target = self.transfer_target.take();
+        r.tool_calls = std::mem::take(&mut self.tool_calls)
+            .into_iter()
+            .map(|(at, name, result)| ToolCall { at, name, result })
+            .collect();
+        r.transcript = std::mem::take(&mut self.transcript)
+            .into_iter()
+            .map(|(at, role, text)| TranscriptLine {
+                at,
+                role: if role == Role::User { "user" } else { "agent" }.into(),
+                text,
+            })
+            .collect();
+        if let Some(rec) = self.recording.take() {
+            r.recording = Some(rec.finish());
+        }
     }
 
     fn summary(&self, started: Instant, ending: &Ending, metrics: &crate::metrics::Metrics) {

@@ -1,12 +1,13 @@
 //! voice-ua: the command line. Parses flags, loads the configuration, sets up
-//! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM)
-//! or `check` (validate and print the effective settings).
+//! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM),
+//! `check` (validate and print the effective settings) or `calls` (list call records).
 
 mod agent_config;
 mod call;
 mod config;
 mod http;
 mod metrics;
+mod records_cli;
 
 use agent_config::AgentChoice;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +26,7 @@ Examples:
   voice-ua register --ext 9000 --pbx 192.168.1.10        (password from VOICE_UA_SIP_PASSWORD)
   voice-ua register --config /etc/voice-ua/voice-ua.toml
   voice-ua check --config conf/voice-ua.example.toml
+  voice-ua calls --last 5                                (the newest call records)
   RUST_LOG=debug voice-ua --log-format json register --ext 9000 --pbx ucm.lan:5060";
 
 #[derive(Parser, Debug)]
@@ -56,6 +58,8 @@ enum Command {
     Register(RegisterArgs),
     /// Validate the configuration and print the effective settings (secrets masked).
     Check(CheckArgs),
+    /// List the newest call records (works while the service runs).
+    Calls(records_cli::CallsArgs),
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -126,14 +130,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (path, file) = config::load(cli.config.as_deref())?;
     let args = match &cli.command {
         Command::Register(a) => a,
         Command::Check(c) => &c.base,
+        // Reads the records only: no SIP settings, password or agent needed.
+        Command::Calls(a) => return records_cli::run(a, cli.config.as_deref()),
     };
+    let (path, file) = config::load(cli.config.as_deref())?;
     let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
     let calls = config::calls(&file)?;
     let http_listen = config::http(&file)?;
+    let records = config::records(&file)?;
     let (agent_choice, fallback) =
         agent_config::choose(&file.agent, std::env::var(agent_config::KEY_ENV).ok())?;
     match cli.command {
@@ -167,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map(|a| format!("http://{a}/metrics and /healthz"))
                     .unwrap_or_else(|| "off".into())
             );
+            println!("records:            {}", config::describe_records(records.as_ref()));
             println!(
                 "fallback:           {:.1} s prompt, then {}",
                 fallback.ulaw.len() as f64 / 8000.0,
@@ -210,9 +218,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             init_logging(format, cli.log.or(file.log.filter))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(register(settings, calls, agent_choice, fallback, http_listen))
+            rt.block_on(register(settings, calls, agent_choice, fallback, http_listen, records))
+        }
+        Command::Calls(args) => records_cli::run(&args, cli.config.as_deref()),
+    }
+}
+
+/// Open the call records (and the recorder) off the async threads. A store that cannot
+/// be opened is one error line: the phone keeps working, without records.
+async fn open_records(
+    records: Option<config::RecordSettings>,
+) -> (Option<voice_ua_records::RecordWriter>, Option<voice_ua_records::Recorder>) {
+    let Some(settings) = records else {
+        tracing::info!("call records are off (records.path = \"\")");
+        return (None, None);
+    };
+    let opened = tokio::task::spawn_blocking(move || {
+        let path = settings.path.clone();
+        let recordings = settings.retention.recordings_dir.clone();
+        let store =
+            voice_ua_records::RecordStore::open(&path, settings.retention).map_err(|e| e.to_string())?;
+        let interrupted = store.interrupted_on_open();
+        let writer = store.into_writer().map_err(|e| format!("cannot start the records writer: {e}"))?;
+        let recorder = match recordings {
+            Some(dir) => match voice_ua_records::Recorder::start(&dir) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!("calls are not recorded: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok::<_, String>((path, interrupted, writer, recorder))
+    })
+    .await;
+    match opened {
+        Ok(Ok((path, interrupted, writer, recorder))) => {
+            tracing::info!(path = %path.display(), interrupted, recordings = recorder.is_some(), "call records open");
+            (Some(writer), recorder)
+        }
+        Ok(Err(e)) => {
+            tracing::error!("calls are answered but not recorded: {e}");
+            (None, None)
+        }
+        Err(e) => {
+            tracing::error!("calls are answered but not recorded: the records task failed: {e}");
+            (None, None)
         }
     }
+}
+
+/// Flush and close the records writer and the recorder (blocking joins, off the async threads).
+async fn close_records(
+    writer: Option<voice_ua_records::RecordWriter>,
+    recorder: Option<voice_ua_records::Recorder>,
+) {
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(r) = recorder {
+            r.close();
+        }
+        if let Some(w) = writer {
+            let stats = w.close();
+            tracing::info!(
+                written = stats.written,
+                dropped = stats.dropped,
+                failed = stats.failed,
+                "call records closed"
+            );
+        }
+    })
+    .await;
 }
 
 fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()> {
@@ -241,7 +317,9 @@ async fn register(
     agent_choice: AgentChoice,
     fallback: agent_config::Fallback,
     http_listen: Option<std::net::SocketAddr>,
+    records: Option<config::RecordSettings>,
 ) -> anyhow::Result<ExitCode> {
+    let (record_writer, recorder) = open_records(records).await;
     settings.accept_calls = true;
     settings.allow = calls.allow.clone();
     settings.max_calls = calls.max_calls;
@@ -291,6 +369,12 @@ async fn register(
         domain,
         fallback,
         metrics,
+        records: record_writer.clone(),
+        recorder: recorder.clone(),
+        agent_name: match &agent_choice {
+            AgentChoice::Echo => "echo".into(),
+            AgentChoice::Deepgram(_) => "deepgram".into(),
+        },
     });
     let provider: Arc<dyn AgentProvider> = match agent_choice {
         AgentChoice::Echo => {
@@ -325,6 +409,8 @@ async fn register(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    // Every finished call's record is on disk before the process goes.
+    close_records(record_writer, recorder).await;
     match agent.shutdown().await {
         RegStatus::Stopped => {}
         other => tracing::warn!(?other, "stopped before the un-register finished"),

@@ -9,6 +9,7 @@ use common::{exact_matches, reply, Call, Received};
 use std::time::Duration;
 use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step};
 use voice_ua_agent::AudioFormat;
+use voice_ua_records::CallRecord;
 
 const KEY: &str = "test-deepgram-key-0123456789";
 
@@ -24,17 +25,46 @@ async fn talk_and_hang_up(
     packets: u32,
     loud: fn(u32) -> bool,
 ) -> (Vec<Received>, std::process::ExitStatus, Vec<String>) {
+    let (got, _, status, logs) = talk_and_keep_the_record(name, config, packets, loud).await;
+    (got, status, logs)
+}
+
+/// [`talk_and_hang_up`], also returning the call's record and, when it has one, the
+/// recording's bytes (both read before voice-ua stops and its directory goes).
+async fn talk_and_keep_the_record(
+    name: &'static str,
+    config: String,
+    packets: u32,
+    loud: fn(u32) -> bool,
+) -> (Vec<Received>, (CallRecord, Option<Vec<u8>>), std::process::ExitStatus, Vec<String>) {
     tokio::task::spawn_blocking(move || {
         let call = Call::start(name, &config, &[("DEEPGRAM_API_KEY", KEY)]);
         let mut got: Vec<Received> = Vec::new();
         call.talk(0, packets, &mut got, loud);
         call.send(&call.in_dialog("BYE", 2, "", ""));
         let _ = call.recv(Duration::from_secs(3));
+        let record = finished_record(&call.dir.join("calls.db"));
+        let wav = record.recording.as_ref().map(|p| finished_wav(&call.dir.join(p)));
         let (status, logs) = call.stop();
-        (got, status, logs)
+        (got, (record, wav), status, logs)
     })
     .await
     .expect("join")
+}
+
+/// The bytes of a WAV once its header counts all its data (the writer patches it last).
+fn finished_wav(path: &std::path::Path) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(b) = std::fs::read(path) {
+            let data = b.get(40..44).map(|d| u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize);
+            if b.len() > 44 && data == Some(b.len() - 44) {
+                return b;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{path:?} never got its final header");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,6 +147,23 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
     assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
 }
 
+/// The newest call record in `db` once it is finished (the writer thread writes it
+/// shortly after the call ends).
+fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let newest = voice_ua_records::RecordStore::open_read_only(db)
+            .ok()
+            .and_then(|s| s.last(1).ok())
+            .and_then(|mut v| v.pop());
+        match newest {
+            Some(r) if r.outcome != "in_progress" => return r,
+            other => assert!(std::time::Instant::now() < deadline, "no finished record in {db:?}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The caller talks, the agent answers after a pause with a long reply, and the caller
 /// talks over it: the turn is measured from the caller's end of speech and logged beside
 /// the agent's own figures, and the barge-in cuts the reply short.
@@ -135,7 +182,8 @@ async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
     let config = agent_config(&fake, "");
     // 0-1 s quiet, 1.0-1.6 s speech, then quiet, 3.0-3.4 s speech over the reply.
     let loud = |i: u32| (50..80).contains(&i) || (150..170).contains(&i);
-    let (got, status, logs) = talk_and_hang_up("dg-turn", config, 350, loud).await;
+    let config = format!("{config}[records]\nrecordings = true\n");
+    let (got, (record, wav), status, logs) = talk_and_keep_the_record("dg-turn", config, 350, loud).await;
     assert!(status.success(), "{status:?}");
     let records = fake.wait_records(1, Duration::from_secs(3)).await;
     assert!(records[0].script_done, "the fake ran its whole script: {}", records[0].end);
@@ -162,6 +210,32 @@ async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
     // end of speech rather than from its start (which would add the 600 ms).
     assert!(latency > 0, "{turn}");
     assert!(!logs.iter().any(|l| l.contains("caller's transcript")), "one turn line per turn, from the call");
+
+    // The recording: caller left, agent right, 20 ms frames at 8 kHz.
+    let wav = wav.expect("recordings = true records the call");
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    assert_eq!(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]), 8000);
+    let frames: Vec<(i16, i16)> = wav[44..]
+        .chunks_exact(4)
+        .map(|f| (i16::from_le_bytes([f[0], f[1]]), i16::from_le_bytes([f[2], f[3]])))
+        .collect();
+    let loud_ms = |pick: fn(&(i16, i16)) -> i16| {
+        frames
+            .chunks(160)
+            .filter(|c| c.iter().map(|s| i64::from(pick(s)).pow(2)).sum::<i64>() / 160 > 1_000_000)
+            .count()
+            * 20
+    };
+    let (caller_ms, agent_ms) = (loud_ms(|s| s.0), loud_ms(|s| s.1));
+    // The caller spoke 600 + 400 ms; the agent's greeting and cut reply lasted well over a second.
+    assert!((800..=1200).contains(&caller_ms), "caller speech on the left: {caller_ms} ms");
+    assert!(agent_ms >= 1000 && agent_ms <= agent_packets * 20 + 40, "agent on the right: {agent_ms} ms");
+    assert!(frames.len() >= 300 * 160, "the whole call is in the file: {} samples", frames.len());
+    assert_eq!(
+        record.recording.as_ref().and_then(|p| p.file_name()).and_then(|n| n.to_str()),
+        Some(&*format!("{}.wav", record.id))
+    );
 }
 
 /// The agent's transfer function answers with what the PBX did: a busy target is an
@@ -179,7 +253,7 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
     let functions = "[[agent.functions]]\nname = \"transfer_to_guard\"\ndescription = \"Guard\"\n\
                      kind = \"transfer\"\ntarget = \"9001\"\n";
     let config = agent_config(&fake, functions);
-    let (between, status, logs) = tokio::task::spawn_blocking(move || {
+    let (between, record, status, logs) = tokio::task::spawn_blocking(move || {
         let mut call = Call::start("dg-transfer", &config, &[("DEEPGRAM_API_KEY", KEY)]);
         let notify = |call: &mut Call, frag: &str| {
             let cseq = call.next_cseq();
@@ -209,9 +283,9 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
         notify(&mut call, "SIP/2.0 200 OK\r\n");
         let bye = call.wait_request("BYE", Duration::from_secs(4));
         call.send(&reply(&bye, "200 OK", ""));
-        std::thread::sleep(Duration::from_millis(300));
+        let record = finished_record(&call.dir.join("calls.db"));
         let (status, logs) = call.stop();
-        (between, status, logs)
+        (between, record, status, logs)
     })
     .await
     .expect("join");
@@ -235,4 +309,25 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
     assert!(answers[1].1.starts_with("ok: the transfer to 9001 was completed"), "{answers:?}");
     let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
     assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
+    // The call record has what happened, in order.
+    assert_eq!(record.outcome, "transferred", "{record:?}");
+    assert_eq!(record.codec.as_deref(), Some("PCMU"));
+    assert_eq!(record.agent.as_deref(), Some("deepgram"));
+    assert!(
+        record.agent_session_id.as_deref().is_some_and(|id| id.starts_with("fake-request-")),
+        "{record:?}"
+    );
+    assert!(record.transfer_target.as_deref().is_some_and(|t| t.starts_with("sip:9001@")), "{record:?}");
+    let tools: Vec<(&str, &str)> =
+        record.tool_calls.iter().map(|t| (t.name.as_str(), t.result.as_str())).collect();
+    assert_eq!(tools, [("transfer", "failed"), ("transfer", "completed")]);
+    let lines: Vec<(&str, &str)> =
+        record.transcript.iter().map(|l| (l.role.as_str(), l.text.as_str())).collect();
+    assert_eq!(lines, [("agent", "Hello"), ("agent", "The guard is busy; let me try again")]);
+    assert!(record.answered.is_some() && record.ended >= record.answered, "{record:?}");
+    assert!(
+        record.media.packets_out >= 10,
+        "the 200 ms greeting played before the REFER: {:?}",
+        record.media
+    );
 }
