@@ -1,0 +1,245 @@
+//! `fake-deepgram`: the fake Deepgram Voice Agent server ([`FakeDeepgram`]) as a
+//! standalone process, for benchmarks (`scripts/bench-calls.py --agent deepgram`) and
+//! manual runs. Development only: it needs the `fake-server` feature.
+//!
+//! ```text
+//! cargo build --release -p voice-ua-agent --features fake-server --bin fake-deepgram
+//! DEEPGRAM_API_KEY=bench-key target/release/fake-deepgram [--tls] [--reply-ms 3000] ...
+//! ```
+//!
+//! It listens on 127.0.0.1 (a free port) and prints its URL as the first line of stdout
+//! (`ws://127.0.0.1:PORT/v1/agent/converse`, or `wss://` with `--tls`, followed by a
+//! second line holding the path of the test CA to give voice-ua as `agent.ca_file`).
+//! Every session plays a conversation meant for load, after `SettingsApplied`:
+//!
+//! 1. the greeting: `--greeting-ms` of tone, then `AgentAudioDone`;
+//! 2. `--turns` times: wait for `--listen-frames` client audio frames (voice-ua sends one
+//!    every 20 ms, so 250 is 5 s), `UserStartedSpeaking` + the user's `ConversationText`,
+//!    then a reply of `--reply-ms` of tone (sent at once, 100 ms per binary frame, the
+//!    way Deepgram's TTS runs ahead of real time), then `AgentAudioDone`.
+//!
+//! With the defaults a turn takes 5 s and the script lasts about an hour. The reply
+//! (3 s) ends before the next `UserStartedSpeaking`, so no barge-in flush happens.
+//!
+//! **Idle timeout.** The fake closes a session with `CLIENT_MESSAGE_TIMEOUT` when the
+//! client sends nothing for `--idle-timeout` seconds (default 60; the library's default
+//! is 10 s, like Deepgram's). voice-ua sends caller audio every 20 ms and a `KeepAlive`
+//! after 5 s without a frame, so neither fires in a normal call; the wider default
+//! keeps a saturated benchmark machine from ending sessions that real Deepgram would
+//! keep. A fired timeout shows in the session's line on stderr.
+//!
+//! Each session that ends is logged on stderr (`session ...: end=..., errors=[...]`); on
+//! SIGTERM or SIGINT a summary line follows and the process exits with status 0.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use voice_ua_agent::fake_server::{FakeConfig, FakeDeepgram, Record, Step};
+
+const USAGE: &str = "\
+usage: fake-deepgram [--key KEY] [--tls] [--greeting-ms MS] [--listen-frames N] [--reply-ms MS]
+                     [--turns N] [--idle-timeout SECS] [--threads N]
+
+  --key KEY            the only API key accepted (default: $DEEPGRAM_API_KEY)
+  --tls                serve wss:// with a generated CA (its path is stdout's second line)
+  --greeting-ms MS     greeting length (default 2000)
+  --listen-frames N    client audio frames to wait for before each user turn (default 250 = 5 s)
+  --reply-ms MS        length of each spoken reply (default 3000)
+  --turns N            user turns + replies per session (default 720, about an hour)
+  --idle-timeout SECS  close a session the client leaves silent this long (default 60)
+  --threads N          tokio worker threads (default 1)
+
+Prints its URL on stdout's first line; runs until SIGTERM or SIGINT.";
+
+#[derive(Debug)]
+struct Options {
+    key: String,
+    tls: bool,
+    greeting_ms: u32,
+    listen_frames: usize,
+    reply_ms: u32,
+    turns: usize,
+    idle_timeout: Duration,
+    threads: usize,
+}
+
+fn parse_args(args: &[String], env_key: Option<String>) -> Result<Options, String> {
+    let mut o = Options {
+        key: env_key.unwrap_or_default(),
+        tls: false,
+        greeting_ms: 2000,
+        listen_frames: 250,
+        reply_ms: 3000,
+        turns: 720,
+        idle_timeout: Duration::from_secs(60),
+        threads: 1,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--tls" {
+            o.tls = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(String::new());
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |what: &str| -> Result<u64, String> {
+            value.parse::<u64>().map_err(|_| format!("{what}: {value:?} is not a whole number"))
+        };
+        match flag.as_str() {
+            "--key" => o.key = value.clone(),
+            "--greeting-ms" => o.greeting_ms = u32::try_from(number(flag)?).map_err(|e| e.to_string())?,
+            "--listen-frames" => o.listen_frames = number(flag)? as usize,
+            "--reply-ms" => o.reply_ms = u32::try_from(number(flag)?).map_err(|e| e.to_string())?,
+            "--turns" => o.turns = number(flag)? as usize,
+            "--idle-timeout" => o.idle_timeout = Duration::from_secs(number(flag)?.max(1)),
+            "--threads" => o.threads = (number(flag)? as usize).max(1),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if o.key.trim().is_empty() {
+        return Err("no key: pass --key KEY or set DEEPGRAM_API_KEY".into());
+    }
+    o.key = o.key.trim().to_string();
+    Ok(o)
+}
+
+/// Greeting, then `turns` × (listen, user turn, reply).
+fn script(o: &Options) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(1 + 3 * o.turns);
+    steps.push(Step::speak("Hello, this is the benchmark agent. How can I help?", o.greeting_ms, true));
+    for turn in 1..=o.turns {
+        steps.push(Step::WaitAudio { frames: o.listen_frames, min_dbfs: None });
+        steps.push(Step::user_says(&format!("caller turn {turn}")));
+        steps.push(Step::speak(&format!("reply {turn}"), o.reply_ms, true));
+    }
+    steps
+}
+
+fn describe(n: usize, r: &Record) -> String {
+    let refused = r.refused.map(|code| format!(", refused={code}")).unwrap_or_default();
+    let violations =
+        if r.violations.is_empty() { String::new() } else { format!(", violations={:?}", r.violations) };
+    format!(
+        "session {n}: end={:?}, audio_frames_in={}, keepalives={}, errors={:?}{refused}{violations}",
+        r.end, r.audio_frames, r.keepalives, r.errors_sent
+    )
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env_key = std::env::var("DEEPGRAM_API_KEY").ok();
+    let options = match parse_args(&args, env_key) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("fake-deepgram: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fake-deepgram: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-deepgram: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(o: Options) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let steps = script(&o);
+    let config = FakeConfig::new(&o.key).tls(o.tls).idle_timeout(o.idle_timeout).script(steps);
+    let fake = FakeDeepgram::start(config).await.map_err(|e| e.to_string())?;
+    {
+        let mut out = std::io::stdout().lock();
+        let mut lines = format!("{}\n", fake.url());
+        if let Some(ca) = fake.ca_file() {
+            lines.push_str(&format!("{}\n", ca.display()));
+        }
+        out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
+    }
+    eprintln!(
+        "fake-deepgram: listening on {}; script: greeting {} ms, then {} turns of ({} client frames, \
+         user turn, reply {} ms); idle timeout {} s",
+        fake.url(),
+        o.greeting_ms,
+        o.turns,
+        o.listen_frames,
+        o.reply_ms,
+        o.idle_timeout.as_secs()
+    );
+    let mut reported = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => reported = report(&fake, reported),
+        }
+    }
+    reported = report(&fake, reported);
+    let records = fake.records();
+    let failed = records.iter().filter(|r| !r.errors_sent.is_empty() || r.refused.is_some()).count();
+    let timeouts =
+        records.iter().filter(|r| r.errors_sent.iter().any(|c| c == "CLIENT_MESSAGE_TIMEOUT")).count();
+    eprintln!(
+        "fake-deepgram: stopping; {reported} sessions ended ({failed} with an error or refused, \
+         {timeouts} idle timeouts)"
+    );
+    drop(fake); // removes the CA file
+    Ok(())
+}
+
+/// Log the sessions that ended since `from`; the new count.
+fn report(fake: &FakeDeepgram, from: usize) -> usize {
+    let records = fake.records();
+    for (i, r) in records.iter().enumerate().skip(from) {
+        eprintln!("{}", describe(i + 1, r));
+    }
+    records.len().max(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn key_from_flag_or_env_and_script_shape() {
+        let o = parse_args(&args(&["--turns", "2", "--reply-ms", "500"]), Some(" k ".into()))
+            .expect("valid arguments");
+        assert_eq!(o.key, "k");
+        let steps = script(&o);
+        assert_eq!(steps.len(), 7);
+        assert!(matches!(steps[4], Step::WaitAudio { frames: 250, min_dbfs: None }));
+        assert!(matches!(&steps[6], Step::Speak { ms: 500, done: true, .. }));
+        let o = parse_args(&args(&["--key", "flag", "--tls"]), Some("env".into())).expect("valid");
+        assert_eq!((o.key.as_str(), o.tls), ("flag", true));
+        assert!(parse_args(&args(&[]), None).is_err());
+        assert!(parse_args(&args(&["--turns"]), Some("k".into())).is_err());
+        assert!(parse_args(&args(&["--bogus", "1"]), Some("k".into())).is_err());
+    }
+}
