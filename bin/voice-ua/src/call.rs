@@ -528,7 +528,7 @@ impl Media {
                         agent_open = false;
                         continue;
                     };
-                    if let Some(end) = self.on_agent_event(ev, &session, call, cfg).await {
+                    if let Some(end) = self.on_agent_events(Some(ev), &mut session, call, cfg).await {
                         break end;
                     }
                 }
@@ -552,11 +552,7 @@ impl Media {
                             let _ = session.send_audio(f);
                         }
                     }
-                    let mut ended = None;
-                    while let (true, Some(ev)) = (ended.is_none(), session.try_event()) {
-                        ended = self.on_agent_event(ev, &session, call, cfg).await;
-                    }
-                    if let Some(end) = ended {
+                    if let Some(end) = self.on_agent_events(None, &mut session, call, cfg).await {
                         break end;
                     }
                     let mut agent_heard = false;
@@ -703,6 +699,25 @@ impl Media {
                 tracing::warn!("digit {d} not passed to the agent: {e}");
             }
         }
+    }
+
+    /// `first` (when given) and every agent event already queued: one wake-up handles
+    /// them all (a provider turns one WebSocket message into several frames).
+    async fn on_agent_events(
+        &mut self,
+        first: Option<AgentEvent>,
+        session: &mut AgentSession,
+        call: &IncomingCall,
+        cfg: &CallConfig,
+    ) -> Option<Ending> {
+        let mut next = first.or_else(|| session.try_event());
+        while let Some(ev) = next {
+            if let Some(end) = self.on_agent_event(ev, session, call, cfg).await {
+                return Some(end);
+            }
+            next = session.try_event();
+        }
+        None
     }
 
     /// One event from the agent.
