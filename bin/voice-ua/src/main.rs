@@ -143,6 +143,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let records = config::records(&file)?;
     let (agent_choice, fallback) =
         agent_config::choose(&file.agent, std::env::var(agent_config::KEY_ENV).ok())?;
+    // [log] is checked for `check` too, so a bad value is found before the service starts.
+    let log_format = match cli.log_format {
+        Some(f) => f,
+        None => match file.log.format.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "log.format",
+                    value: other.into(),
+                    why: "use human or json".into(),
+                }
+                .into())
+            }
+        },
+    };
+    let log_filter = cli.log.clone().or(file.log.filter.clone());
+    let log_directives = log_directives(log_filter.clone());
+    tracing_subscriber::EnvFilter::try_new(&log_directives).map_err(|e| {
+        anyhow::anyhow!("log filter \"{log_directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
+    })?;
     match cli.command {
         Command::Check(check) => {
             print!("{}", config::describe(&settings, path.as_deref()));
@@ -175,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| "off".into())
             );
             println!("records:            {}", config::describe_records(records.as_ref()));
+            println!("log:                {log_format:?}, filter \"{log_directives}\"");
             println!(
                 "fallback:           {:.1} s prompt, then {}",
                 fallback.ulaw.len() as f64 / 8000.0,
@@ -201,22 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Register(_) => {
-            let format = match cli.log_format {
-                Some(f) => f,
-                None => match file.log.format.as_deref() {
-                    None | Some("human") => LogFormat::Human,
-                    Some("json") => LogFormat::Json,
-                    Some(other) => {
-                        return Err(ConfigError::Invalid {
-                            key: "log.format",
-                            value: other.into(),
-                            why: "use human or json".into(),
-                        }
-                        .into())
-                    }
-                },
-            };
-            init_logging(format, cli.log.or(file.log.filter))?;
+            init_logging(log_format, log_filter)?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(register(settings, calls, agent_choice, fallback, http_listen, records))
         }
@@ -291,13 +298,21 @@ async fn close_records(
     .await;
 }
 
-fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    // rsipstack logs every packet at info: keep it at warn unless asked.
+/// The log filter in effect: RUST_LOG, else `--log` / `log.filter`, else info; rsipstack
+/// logs every packet at info, so it stays at warn unless named.
+fn log_directives(filter: Option<String>) -> String {
     let default = filter.unwrap_or_else(|| "info".into());
     let directives = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or(default);
-    let directives =
-        if directives.contains("rsipstack") { directives } else { format!("{directives},rsipstack=warn") };
+    if directives.contains("rsipstack") {
+        directives
+    } else {
+        format!("{directives},rsipstack=warn")
+    }
+}
+
+fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let directives = log_directives(filter);
     let filter = EnvFilter::try_new(&directives).map_err(|e| {
         anyhow::anyhow!("log filter \"{directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
     })?;

@@ -145,3 +145,33 @@ fn the_gate_concierge_example_is_a_valid_configuration() {
     assert!(!stdout.contains("example-key-not-real"), "the key is not printed");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn check_validates_the_log_section_too() {
+    let dir = temp_dir("log");
+    let cfg = dir.join("v.toml");
+    let base = "[sip]\nextension = \"9000\"\npbx = \"192.0.2.10\"\npassword = \"x\"\n";
+    std::fs::write(&cfg, format!("{base}[log]\nformat = \"xml\"\n")).expect("write");
+    let out = voice_ua(&["check", "--config", cfg.to_str().expect("utf8")], &[], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad log format fails check");
+    assert!(stderr.contains("log.format") && stderr.contains("use human or json"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    std::fs::write(&cfg, format!("{base}[log]\nformat = \"json\"\nfilter = \"debug,voice_ua=trace\"\n"))
+        .expect("write");
+    let out = voice_ua(&["check", "--config", cfg.to_str().expect("utf8")], &[], &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("log:                Json, filter \"debug,voice_ua=trace,rsipstack=warn\""),
+        "{stdout}"
+    );
+
+    std::fs::write(&cfg, format!("{base}[log]\nfilter = \"info,voice_ua=loud\"\n")).expect("write");
+    let out = voice_ua(&["check", "--config", cfg.to_str().expect("utf8")], &[], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad filter fails check");
+    assert!(stderr.contains("log filter") && stderr.contains("not valid"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
