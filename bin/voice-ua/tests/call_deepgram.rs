@@ -331,3 +331,47 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
         record.media
     );
 }
+
+/// A REFER the PBX refuses is an error the agent hears about; one it takes but never
+/// reports on is told to the agent as accepted after a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_transfer_and_one_without_notify_are_reported_too() {
+    let script = vec![
+        Step::call("fc_1", "transfer_to_guard", "{}"),
+        Step::call("fc_2", "transfer_to_guard", "{}"),
+        Step::Pause(Duration::from_secs(2)),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
+    let functions = "[[agent.functions]]\nname = \"transfer_to_guard\"\ndescription = \"Guard\"\n\
+                     kind = \"transfer\"\ntarget = \"9001\"\n";
+    let config = agent_config(&fake, functions);
+    let (waited, status) = tokio::task::spawn_blocking(move || {
+        let call = Call::start("dg-transfer-2", &config, &[("DEEPGRAM_API_KEY", KEY)]);
+        let refer = call.wait_request("REFER", Duration::from_secs(5));
+        call.send(&reply(&refer, "403 Forbidden", ""));
+        let refer = call.wait_request("REFER", Duration::from_secs(5));
+        let accepted_at = std::time::Instant::now();
+        call.send(&reply(&refer, "202 Accepted", ""));
+        // No NOTIFY: keep the call up (RTP flowing) until the agent has been told.
+        let mut got = Vec::new();
+        call.talk_silence(0, 300, &mut got);
+        let waited = accepted_at.elapsed();
+        call.send(&call.in_dialog("BYE", 2, "", ""));
+        let _ = call.recv(Duration::from_secs(3));
+        let (status, _) = call.stop();
+        (waited, status)
+    })
+    .await
+    .expect("join");
+    assert!(status.success(), "{status:?}");
+    let records = fake.wait_records(1, Duration::from_secs(3)).await;
+    let r = &records[0];
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let answers: Vec<(Option<&str>, &str)> =
+        r.function_responses.iter().map(|f| (f.id.as_deref(), f.content.as_str())).collect();
+    assert_eq!(answers.len(), 2, "{answers:?} after {waited:?}");
+    assert_eq!(answers[0].0, Some("fc_1"));
+    assert!(answers[0].1.contains("refused by the PBX (SIP 403)"), "{answers:?}");
+    assert_eq!(answers[1].0, Some("fc_2"));
+    assert!(answers[1].1.starts_with("ok: the transfer to 9001 was accepted by the PBX"), "{answers:?}");
+}
