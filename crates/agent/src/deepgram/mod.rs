@@ -428,11 +428,7 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
         // Act on everything the state machine decided.
         while let Some(output) = session.poll_output() {
             match output {
-                Output::SendText(text) => {
-                    if let Err(e) = ws.send(Message::text(text)).await {
-                        session.handle_closed(now(), &e.to_string());
-                    }
-                }
+                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
                 Output::Event(event) => {
                     let last = matches!(event, AgentEvent::Ended(_));
                     if io.send(event).await.is_err() {
@@ -472,20 +468,7 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
-                Some(Ok(Message::Binary(bytes))) => session.handle_binary(now(), &bytes),
-                Some(Ok(Message::Close(frame))) => {
-                    let why = match frame {
-                        Some(f) => format!("close code {} {:?}", u16::from(f.code), f.reason.as_str()),
-                        None => "close without a code".into(),
-                    };
-                    session.handle_closed(now(), &why);
-                }
-                Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
-                Some(Err(e)) => session.handle_closed(now(), &e.to_string()),
-                None => session.handle_closed(now(), "connection dropped"),
-            },
+            frame = ws.next() => on_frame(&mut session, frame),
             input = io.recv() => match input {
                 Some(CallInput::Audio(frame)) => {
                     if session.handle_call_audio(now(), &frame) {
@@ -539,6 +522,34 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
             },
             _ = sleep_until(deadline) => session.handle_timeout(now()),
         }
+    }
+}
+
+/// Send one JSON text frame; a failed write is the connection closing.
+async fn send_text(ws: &mut Ws, session: &mut DeepgramSession, text: String) {
+    if let Err(e) = ws.send(Message::text(text)).await {
+        session.handle_closed(now(), &e.to_string());
+    }
+}
+
+/// One frame (or the end) from Deepgram's socket, into the session.
+fn on_frame(
+    session: &mut DeepgramSession,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) {
+    match frame {
+        Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
+        Some(Ok(Message::Binary(bytes))) => session.handle_binary(now(), &bytes),
+        Some(Ok(Message::Close(frame))) => {
+            let why = match frame {
+                Some(f) => format!("close code {} {:?}", u16::from(f.code), f.reason.as_str()),
+                None => "close without a code".into(),
+            };
+            session.handle_closed(now(), &why);
+        }
+        Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
+        Some(Err(e)) => session.handle_closed(now(), &e.to_string()),
+        None => session.handle_closed(now(), "connection dropped"),
     }
 }
 
@@ -681,11 +692,7 @@ async fn open_streaming(
     loop {
         while let Some(output) = session.poll_output() {
             match output {
-                Output::SendText(text) => {
-                    if let Err(e) = ws.send(Message::text(text)).await {
-                        session.handle_closed(now(), &e.to_string());
-                    }
-                }
+                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
                 Output::Event(AgentEvent::Ended(SessionEnd::Failed(e))) => {
                     let _ = ws.close(None).await;
                     return Err(e);
@@ -698,12 +705,7 @@ async fn open_streaming(
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
-                Some(Ok(Message::Close(_))) | None => session.handle_closed(now(), "closed"),
-                Some(Err(e)) => session.handle_closed(now(), &e.to_string()),
-                Some(Ok(_)) => {}
-            },
+            frame = ws.next() => on_frame(&mut session, frame),
             _ = sleep_until(deadline) => session.handle_timeout(now()),
         }
     }
