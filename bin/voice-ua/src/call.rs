@@ -1010,15 +1010,7 @@ impl Media {
 
     /// Everything the call learnt, into its record (and the recording closed).
     fn fill_record(&mut self, r: &mut CallRecord) {
-        let s = self.jitter.stats();
-        r.media = MediaStats {
-            packets_in: self.packets_in,
-            packets_out: self.packets_out,
-            lost: s.lost,
-            late: s.late,
-            concealed: s.concealed,
-            jitter_ms: f64::from(s.jitter) / 8.0,
-        };
+        r.media = self.media_stats();
         r.agent_session_id = self.agent_session_id.take();
         r.transfer_target = self.transfer_target.take();
         r.tool_calls = std::mem::take(&mut self.tool_calls)
@@ -1038,25 +1030,31 @@ impl Media {
         }
     }
 
-    fn summary(&self, started: Instant, ending: &Ending, metrics: &crate::metrics::Metrics) {
+    /// The call's RTP figures: for the summary line, the metrics and the record.
+    fn media_stats(&self) -> MediaStats {
         let s = self.jitter.stats();
-        metrics.rtp_summary(&crate::metrics::RtpSummary {
+        MediaStats {
             packets_in: self.packets_in,
             packets_out: self.packets_out,
             lost: s.lost,
             late: s.late,
             concealed: s.concealed,
-            jitter_seconds: f64::from(s.jitter) / 8000.0,
-        });
+            jitter_ms: f64::from(s.jitter) / 8.0,
+        }
+    }
+
+    fn summary(&self, started: Instant, ending: &Ending, metrics: &crate::metrics::Metrics) {
+        let m = self.media_stats();
+        metrics.rtp_summary(&m);
         tracing::info!(
             duration_s = started.elapsed().as_secs_f32(),
             codec = self.plan.codec.encoding(),
-            packets_in = self.packets_in,
-            packets_out = self.packets_out,
-            lost = s.lost,
-            late = s.late,
-            concealed = s.concealed,
-            jitter_ms = f64::from(s.jitter) / 8.0,
+            packets_in = m.packets_in,
+            packets_out = m.packets_out,
+            lost = m.lost,
+            late = m.late,
+            concealed = m.concealed,
+            jitter_ms = m.jitter_ms,
             transcript_lines = self.transcript.len(),
             hung_up_by = ending.by,
             "call ended: {}",

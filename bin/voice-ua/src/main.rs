@@ -159,9 +159,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let log_filter = cli.log.clone().or(file.log.filter.clone());
-    let log_directives = log_directives(log_filter.clone());
-    tracing_subscriber::EnvFilter::try_new(&log_directives).map_err(|e| {
+    let log_directives = log_directives(cli.log.clone().or(file.log.filter.clone()));
+    let log_filter = tracing_subscriber::EnvFilter::try_new(&log_directives).map_err(|e| {
         anyhow::anyhow!("log filter \"{log_directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
     })?;
     match cli.command {
@@ -223,7 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Register(_) => {
-            init_logging(log_format, log_filter)?;
+            init_logging(log_format, log_filter);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(register(settings, calls, agent_choice, fallback, http_listen, records))
         }
@@ -310,12 +309,8 @@ fn log_directives(filter: Option<String>) -> String {
     }
 }
 
-fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let directives = log_directives(filter);
-    let filter = EnvFilter::try_new(&directives).map_err(|e| {
-        anyhow::anyhow!("log filter \"{directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
-    })?;
+/// Install the subscriber with the filter `run` has already parsed and checked.
+fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
@@ -323,7 +318,6 @@ fn init_logging(format: LogFormat, filter: Option<String>) -> anyhow::Result<()>
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    Ok(())
 }
 
 async fn register(

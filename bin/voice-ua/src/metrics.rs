@@ -7,6 +7,7 @@
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use voice_ua_records::MediaStats;
 use voice_ua_sip::refusals::RefusalCounts;
 use voice_ua_sip::RegStatus;
 
@@ -206,13 +207,13 @@ impl Metrics {
     }
 
     /// A call's media figures, at its end.
-    pub fn rtp_summary(&self, r: &RtpSummary) {
+    pub fn rtp_summary(&self, r: &MediaStats) {
         self.rtp_in.inc_by(r.packets_in);
         self.rtp_out.inc_by(r.packets_out);
         self.rtp_lost.inc_by(r.lost);
         self.rtp_late.inc_by(r.late);
         self.rtp_concealed.inc_by(r.concealed);
-        self.last_jitter.set(r.jitter_seconds);
+        self.last_jitter.set(r.jitter_ms / 1000.0);
     }
 
     pub fn turn_latency(&self, seconds: f64) {
@@ -238,17 +239,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-/// One call's media figures, as in its summary line.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RtpSummary {
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub lost: u64,
-    pub late: u64,
-    pub concealed: u64,
-    pub jitter_seconds: f64,
 }
 
 /// Counts a call as active while alive; on drop, counts its outcome.
@@ -339,13 +329,13 @@ mod tests {
                 detail: "Deepgram error CLIENT_MESSAGE_TIMEOUT: We waited too long".into(),
             });
             m.agent_error(&voice_ua_agent::AgentError::AgentStopped { provider: "deepgram".into() });
-            m.rtp_summary(&RtpSummary {
+            m.rtp_summary(&MediaStats {
                 packets_in: 200,
                 packets_out: 198,
                 lost: 2,
                 late: 1,
                 concealed: 3,
-                jitter_seconds: 0.004,
+                jitter_ms: 4.0,
             });
             assert!(m.render().contains("\nvoice_ua_active_calls 1\n"));
             call.set_outcome("caller_hangup");
