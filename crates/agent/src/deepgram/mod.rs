@@ -10,7 +10,8 @@
 pub mod messages;
 pub mod session;
 
-mod http;
+#[doc(hidden)]
+pub mod http;
 
 use std::fmt;
 use std::net::IpAddr;
