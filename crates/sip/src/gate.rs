@@ -50,6 +50,11 @@ impl CallGate {
         Admission::Admit
     }
 
+    /// The registrar's address changed (the PBX host was resolved again).
+    pub fn set_registrar(&mut self, registrar: IpAddr) {
+        self.registrar = registrar;
+    }
+
     pub fn call_ended(&mut self) {
         self.active = self.active.saturating_sub(1);
     }

@@ -19,6 +19,7 @@ pub mod negotiate;
 pub mod ratelimit;
 pub mod refusals;
 pub mod registration;
+pub mod screen;
 pub mod sdp;
 pub mod session_timer;
 
