@@ -506,10 +506,12 @@ async fn run(config: Arc<DeepgramConfig>, tls: Arc<rustls::ClientConfig>, call: 
                 session.handle_tool_result(now(), id, name, content);
             }
             opened = join_renewal(&mut renewal) => match opened {
-                Ok((new_ws, new_session)) => {
+                Ok((new_ws, mut new_session)) => {
+                    // Lines said while it was being opened stay in the history too.
+                    new_session.continue_from(&session);
                     tracing::info!(
                         request_id = new_session.request_id().unwrap_or_default(),
-                        lines = session.history().count(),
+                        lines = new_session.history().count(),
                         "Deepgram session renewed: the call goes on with its history"
                     );
                     let _ = ws.close(None).await;

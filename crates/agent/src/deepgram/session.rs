@@ -134,6 +134,10 @@ pub struct DeepgramSession {
     /// The conversation so far, for a renewal (bounded).
     history: VecDeque<(Role, String)>,
     history_chars: usize,
+    /// Lines ever added to `history` (it drops the oldest; this only grows).
+    lines_heard: u64,
+    /// `lines_heard` when the last [`DeepgramSession::renewal_settings`] was taken.
+    renewal_mark: u64,
     /// Renewal: due from this instant (set when streaming starts, or by the warning)…
     renew_due: Option<Instant>,
     /// …forced from this one…
@@ -147,8 +151,21 @@ pub struct DeepgramSession {
 
 impl DeepgramSession {
     /// A session for a call in `format`, that will send `settings` after `Welcome`.
+    /// When `settings` carry `agent.context` (a renewal), the session's history starts
+    /// with it, so the next renewal carries it on.
     pub fn new(now: Instant, format: AudioFormat, settings: Settings) -> Self {
-        DeepgramSession {
+        let carried: Vec<(Role, String)> = settings
+            .agent
+            .context
+            .iter()
+            .flat_map(|c| c.messages.iter())
+            .filter_map(|m| match m.role.as_str() {
+                "user" => Some((Role::User, m.content.clone())),
+                "assistant" => Some((Role::Agent, m.content.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut session = DeepgramSession {
             state: State::AwaitingWelcome,
             format,
             settings: Some(settings),
@@ -166,12 +183,18 @@ impl DeepgramSession {
             audio_frames_dropped: 0,
             history: VecDeque::new(),
             history_chars: 0,
+            lines_heard: 0,
+            renewal_mark: 0,
             renew_due: None,
             renew_force: None,
             renewing: false,
             last_agent_audio: None,
             user_speaking: false,
+        };
+        for (role, text) in carried {
+            session.remember(role, &text);
         }
+        session
     }
 
     /// The conversation so far, oldest first (at most [`HISTORY_MAX_LINES`] lines and
@@ -181,8 +204,10 @@ impl DeepgramSession {
     }
 
     /// `base` (this call's Settings) for a session that continues this one: the history
-    /// as `agent.context.messages`, and no greeting.
-    pub fn renewal_settings(&self, mut base: Settings) -> Settings {
+    /// as `agent.context.messages`, and no greeting. Once the new session is streaming,
+    /// hand it this one with [`DeepgramSession::continue_from`].
+    pub fn renewal_settings(&mut self, mut base: Settings) -> Settings {
+        self.renewal_mark = self.lines_heard;
         let messages = self
             .history
             .iter()
@@ -196,6 +221,19 @@ impl DeepgramSession {
         base
     }
 
+    /// Switch-over: this session (opened with `previous`'s
+    /// [`DeepgramSession::renewal_settings`]) takes on the lines `previous` heard after
+    /// those settings were taken, while this one was being opened, so that its history
+    /// (and the next renewal's context) is the whole conversation.
+    pub fn continue_from(&mut self, previous: &DeepgramSession) {
+        let late = previous.lines_heard.saturating_sub(previous.renewal_mark);
+        let late = usize::try_from(late).unwrap_or(usize::MAX).min(previous.history.len());
+        let skip = previous.history.len() - late;
+        for (role, text) in previous.history.iter().skip(skip) {
+            self.remember(*role, text);
+        }
+    }
+
     /// The renewal asked for with [`Output::Renew`] could not be opened: keep this
     /// session and try again after [`RENEW_RETRY`].
     pub fn renew_failed(&mut self, now: Instant) {
@@ -206,6 +244,7 @@ impl DeepgramSession {
     fn remember(&mut self, role: Role, text: &str) {
         self.history.push_back((role, text.to_owned()));
         self.history_chars += text.len();
+        self.lines_heard += 1;
         while self.history.len() > HISTORY_MAX_LINES || self.history_chars > HISTORY_MAX_CHARS {
             match self.history.pop_front() {
                 Some((_, old)) => self.history_chars -= old.len(),
