@@ -1,12 +1,15 @@
 //! DeepgramProvider end to end against the fake Deepgram server on 127.0.0.1, over ws://
 //! and wss:// (a test CA passed as `extra_ca_file`), and the fake's own strictness.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
@@ -289,6 +292,138 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
     let resp = &r.function_responses[0];
     assert_eq!(resp.id.as_deref(), Some("fc_9"));
     assert!(resp.content.starts_with("error: the crm function failed"), "{}", resp.content);
+}
+
+/// An HTTP server on 127.0.0.1 answering every POST with `status` and `reply`; it counts
+/// the requests and hands their bodies back through the channel.
+async fn counting_server(
+    status: &'static str,
+    reply: String,
+) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/weather", listener.local_addr().expect("addr"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let (bodies, rx) = mpsc::unbounded_channel();
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 2048];
+            let body = loop {
+                let n = tcp.read(&mut buf).await.unwrap_or(0);
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    if n == 0 {
+                        break String::new();
+                    }
+                    continue;
+                };
+                let len = text
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if text.len() >= end + 4 + len || n == 0 {
+                    break text[end + 4..].to_owned();
+                }
+            };
+            let _ = bodies.send(body);
+            let response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
+            let _ = tcp.write_all(response.as_bytes()).await;
+        }
+    });
+    (url, count, rx)
+}
+
+fn weather_function(url: String) -> FunctionSpec {
+    FunctionSpec {
+        name: "weather".into(),
+        description: "The weather in a city".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "days": {"type": "integer"}
+            },
+            "required": ["city", "unit"]
+        }),
+        kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+    }
+}
+
+/// A call whose agent runs `script` with the weather function at `url`, driven until
+/// 100 ms of agent audio arrived, then hung up.
+async fn call_with_weather(script: Vec<Step>, url: String) -> (FakeDeepgram, Vec<AgentEvent>) {
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.greeting = None;
+    config.settings.functions.push(weather_function(url));
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
+    finish(&mut session).await;
+    (fake, events)
+}
+
+#[tokio::test]
+async fn tool_arguments_that_do_not_fit_never_reach_the_webhook() {
+    let (url, count, mut bodies) = counting_server("200 OK", r#"{"temp":21}"#.into()).await;
+    let script = vec![
+        Step::call("fc_1", "weather", r#"{"city":"Lyon"}"#),
+        Step::call("fc_2", "weather", r#"{"city":"Lyon","unit":"c","days":1.5}"#),
+        Step::call("fc_3", "weather", "Lyon, in celsius"),
+        Step::call("fc_4", "weather", r#"{"city":"Lyon","unit":"c","days":2}"#),
+        Step::speak("Sunny", 100, true),
+    ];
+    let (fake, events) = call_with_weather(script, url).await;
+    let finished: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::ToolFinished { name, ok } if name == "weather" => Some(*ok),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, [false, false, false, true], "{events:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "only the call whose arguments fit reached the webhook");
+    assert_eq!(bodies.recv().await.as_deref(), Some(r#"{"city":"Lyon","unit":"c","days":2}"#));
+
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert!(r.violations.is_empty() && r.errors_sent.is_empty(), "{r:?}");
+    let answers: Vec<(&str, &str)> =
+        r.function_responses.iter().map(|f| (f.id.as_deref().unwrap_or(""), f.content.as_str())).collect();
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(answers[0].0, "fc_1");
+    assert!(
+        answers[0].1.starts_with("error: argument 'unit' is required; the weather function was not called"),
+        "{}",
+        answers[0].1
+    );
+    assert!(
+        answers[1].1.starts_with("error: argument 'days' must be an integer, not a number"),
+        "{}",
+        answers[1].1
+    );
+    assert!(answers[2].1.starts_with("error: the arguments are not valid JSON"), "{}", answers[2].1);
+    assert_eq!(answers[3], ("fc_4", r#"{"temp":21}"#));
+}
+
+#[tokio::test]
+async fn a_tool_error_page_cut_inside_a_character_is_an_answer_not_a_crash() {
+    // 'é' straddles byte 200, where the error body is cut.
+    let page = format!("{}é{}", "x".repeat(199), "y".repeat(50));
+    let (url, count, _bodies) = counting_server("503 Service Unavailable", page).await;
+    let script =
+        vec![Step::call("fc_1", "weather", r#"{"city":"Lyon","unit":"c"}"#), Step::speak("Sorry", 100, true)];
+    let (fake, events) = call_with_weather(script, url).await;
+    assert!(events.contains(&AgentEvent::ToolFinished { name: "weather".into(), ok: false }), "{events:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    let content = &r.function_responses[0].content;
+    let want = format!("error: the weather function failed (HTTP 503: {});", "x".repeat(199));
+    assert!(content.starts_with(&want), "{content}");
 }
 
 /// The agent calls the transfer builtin; the call reports `outcome`; returns the content

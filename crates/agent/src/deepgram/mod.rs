@@ -2,11 +2,13 @@
 //! `wss://agent.deepgram.com/v1/agent/converse`, caller audio in the call's own G.711 or
 //! linear16 format (nothing is transcoded), agent audio back as seam events.
 //!
+//! - [`arguments`]: a function call's arguments checked against its JSON Schema (sans-IO).
 //! - [`messages`]: serde types for every JSON message (sans-IO).
 //! - [`session`]: the state machine that decides what to send and what the call sees.
 //! - this module: [`DeepgramConfig`], [`DeepgramProvider`] (the async shell: tokio-tungstenite
 //!   over rustls with the ring provider), client-side tools and [`check_key`].
 
+pub mod arguments;
 pub mod messages;
 pub mod session;
 
@@ -618,6 +620,15 @@ async fn start_tool(
             Some((id, name, content))
         }
         ToolKind::Http { url, headers, timeout } => {
+            // The webhook only ever sees arguments that fit the function's parameters.
+            if let Err(e) = arguments::check(&spec.parameters, &arguments) {
+                tracing::warn!(%name, error = %e, "the agent's arguments do not fit the function: not called");
+                let _ = io.send(AgentEvent::ToolFinished { name: name.clone(), ok: false }).await;
+                let content = format!(
+                    "error: {e}; the {name} function was not called: call it again with arguments that fit its parameters"
+                );
+                return Some((id, name, content));
+            }
             let (url, headers, timeout) = (url.clone(), headers.clone(), *timeout);
             let tls = Arc::clone(tls);
             let results = results.clone();
