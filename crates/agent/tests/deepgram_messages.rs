@@ -1,10 +1,15 @@
 //! Deepgram message types: the reference's JSON examples parse, everything round-trips,
 //! unknown types and garbage never panic.
 
+use std::time::Instant;
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::{json, Value};
 use voice_ua_agent::deepgram::messages::{
     AudioSettings, ClientMessage, ConversationRole, Encoding, FunctionCallResponse, ParseError, ServerMessage,
 };
+use voice_ua_agent::deepgram::session::DeepgramSession;
 use voice_ua_agent::{AgentConfig, AudioFormat, Builtin, DeepgramConfig, FunctionSpec, ToolKind};
 
 #[test]
@@ -170,4 +175,128 @@ fn the_api_key_is_masked_in_debug() {
     assert!(!shown.contains("SECRET"), "{shown}");
     assert!(shown.contains("****tail"), "{shown}");
     assert!(!format!("{:?}", DeepgramConfig::new("zq9x")).contains("zq9x"));
+}
+
+#[test]
+fn latencies_that_are_not_durations_are_absent() {
+    for bad in [r#""NaN""#, r#""inf""#, r#""-infinity""#, "-0.5", r#""-2""#, r#""1e400""#] {
+        let text = format!(r#"{{"type":"AgentStartedSpeaking","total_latency":{bad}}}"#);
+        let m = ServerMessage::parse(&text);
+        assert_eq!(
+            m,
+            Ok(ServerMessage::AgentStartedSpeaking {
+                total_latency: None,
+                tts_latency: None,
+                ttt_latency: None
+            }),
+            "{bad}"
+        );
+    }
+}
+
+/// Server messages from the types voice-ua knows, with fields of any JSON shape.
+fn server_like() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop::sample::select(vec!["user", "assistant", "NaN", "inf", "1.5", "-3", ""]).prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::String),
+    ];
+    let value = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map("(id|name|arguments|client_side|[a-z]{1,3})", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let field = prop::sample::select(vec![
+        "request_id",
+        "session_id",
+        "role",
+        "content",
+        "functions",
+        "total_latency",
+        "tts_latency",
+        "ttt_latency",
+        "stt_latency",
+        "code",
+        "description",
+        "message",
+        "function_calls",
+        "id",
+        "name",
+    ]);
+    let kind = prop::sample::select(vec![
+        "Welcome",
+        "SettingsApplied",
+        "ConversationText",
+        "UserStartedSpeaking",
+        "AgentThinking",
+        "FunctionCallRequest",
+        "FunctionCallResponse",
+        "FunctionCallCancelled",
+        "AgentStartedSpeaking",
+        "AgentAudioDone",
+        "LatencyReport",
+        "InjectionRefused",
+        "History",
+        "Warning",
+        "Error",
+        "SomethingNew",
+    ]);
+    (kind, prop::collection::vec((field, value), 0..5)).prop_map(|(kind, fields)| {
+        let mut object: serde_json::Map<String, Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        object.insert("type".into(), Value::from(kind));
+        Value::Object(object).to_string()
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_text_never_panics_the_parser_or_the_session(text in "\\PC{0,200}", bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = ServerMessage::parse(&text);
+        let _ = ServerMessage::parse(&String::from_utf8_lossy(&bytes));
+        let t0 = Instant::now();
+        let mut s = DeepgramSession::new(t0, AudioFormat::Ulaw8k, DeepgramConfig::new("k").settings_message(AudioFormat::Ulaw8k));
+        s.handle_text(t0, r#"{"type":"Welcome","request_id":"r"}"#);
+        s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+        s.handle_text(t0, &text);
+        s.handle_binary(t0, &bytes);
+        while s.poll_output().is_some() {}
+    }
+
+    #[test]
+    fn what_parses_re_encodes_to_the_same_message(text in server_like()) {
+        check_round_trip(&text)?;
+        let t0 = Instant::now();
+        let mut s = DeepgramSession::new(t0, AudioFormat::Linear16 { rate_hz: 16000 }, DeepgramConfig::new("k").settings_message(AudioFormat::Ulaw8k));
+        s.handle_text(t0, r#"{"type":"Welcome","request_id":"r"}"#);
+        s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+        s.handle_text(t0, &text);
+        s.handle_timeout(t0 + std::time::Duration::from_secs(3 * 3600));
+        while s.poll_output().is_some() {}
+    }
+}
+
+/// `parse(text) == Ok(m)` ⇒ `parse(m.to_json()) == Ok(m)`, and latencies are durations.
+fn check_round_trip(text: &str) -> Result<(), TestCaseError> {
+    let Ok(message) = ServerMessage::parse(text) else { return Ok(()) };
+    let again = ServerMessage::parse(&message.to_json());
+    prop_assert_eq!(again.as_ref(), Ok(&message), "{} -> {}", text, message.to_json());
+    let seconds = match &message {
+        ServerMessage::AgentStartedSpeaking { total_latency, tts_latency, ttt_latency } => {
+            vec![*total_latency, *tts_latency, *ttt_latency]
+        }
+        ServerMessage::LatencyReport { stt_latency, ttt_latency, tts_latency, total_latency } => {
+            vec![*stt_latency, *ttt_latency, *tts_latency, *total_latency]
+        }
+        _ => vec![],
+    };
+    for s in seconds.into_iter().flatten() {
+        prop_assert!(s.is_finite() && s >= 0.0, "{}", s);
+    }
+    Ok(())
 }

@@ -492,12 +492,14 @@ impl ClientMessage {
 }
 
 /// Seconds as a JSON number, or as a string holding one (a published spec typed them as
-/// strings); anything else is `None`.
+/// strings); anything else, and anything that is not a duration (negative, NaN,
+/// infinite), is `None`.
 fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let value = Option::<Value>::deserialize(d)?;
-    Ok(match value {
+    let seconds = match value {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
-    })
+    };
+    Ok(seconds.filter(|s: &f64| s.is_finite() && *s >= 0.0))
 }
