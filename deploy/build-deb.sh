@@ -6,7 +6,8 @@
 #
 # The package: /usr/bin/voice-ua, the systemd unit (/usr/lib/systemd/system, which is
 # /lib/systemd/system on merged-/usr Debian), the sysusers file for the voice-ua user,
-# /etc/voice-ua/voice-ua.toml as a conffile, and the README and docs in
+# /etc/voice-ua/voice-ua.toml as a conffile (mode 0640; deploy/postinst gives it to
+# root:voice-ua), and the README and docs in
 # /usr/share/doc/voice-ua/. The service is installed disabled: configure, then
 # `systemctl enable --now voice-ua`.
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --target) target=${2:?--target needs a triple}; shift 2 ;;
     --target=*) target=${1#--target=}; shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build-deb: unknown argument $1 (try --help)"; exit 1 ;;
   esac
 done
@@ -91,6 +92,10 @@ done
 printf '%s\n' "$conffiles" | grep -qx /etc/voice-ua/voice-ua.toml || missing+=("conffile /etc/voice-ua/voice-ua.toml")
 postinst=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./postinst 2>/dev/null || true)
 printf '%s\n' "$postinst" | grep -q 'systemd-sysusers' || missing+=("postinst: systemd-sysusers")
+printf '%s\n' "$postinst" | grep -q 'chown root:voice-ua' || missing+=("postinst: /etc/voice-ua to root:voice-ua")
+# The configuration can hold secrets: 0640 in the package, its group set by postinst.
+printf '%s\n' "$listing" | awk '$6 == "./etc/voice-ua/voice-ua.toml" {print $1}' | grep -qx -- '-rw-r-----' ||
+  missing+=("mode 0640 of /etc/voice-ua/voice-ua.toml")
 
 echo
 echo "build-deb: package   $deb"

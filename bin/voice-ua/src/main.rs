@@ -309,14 +309,34 @@ fn log_directives(filter: Option<String>) -> String {
     }
 }
 
-/// Install the subscriber with the filter `run` has already parsed and checked.
+/// Targets that log what goes over the agent's connection: tungstenite logs the
+/// WebSocket handshake request, `Authorization: Token <key>` included, at trace, and the
+/// TLS and HTTP crates log handshake details. Capped at warn whatever RUST_LOG,
+/// `--log` or `log.filter` say, naming them included: a secret never reaches the log.
+const SECRET_BEARING_TARGETS: [&str; 7] =
+    ["tungstenite", "tokio_tungstenite", "rustls", "tokio_rustls", "webpki", "rustls_pki_types", "http"];
+
+/// The cap on [`SECRET_BEARING_TARGETS`]: a filter that passes everything else.
+fn secret_cap() -> tracing_subscriber::filter::Targets {
+    SECRET_BEARING_TARGETS
+        .iter()
+        .fold(tracing_subscriber::filter::Targets::new(), |t, target| {
+            t.with_target(*target, tracing::Level::WARN)
+        })
+        .with_default(tracing::Level::TRACE)
+}
+
+/// Install the subscriber with the filter `run` has already parsed and checked, under
+/// the [`secret_cap`].
 fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(secret_cap()).with(filter);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
     }
 }
 

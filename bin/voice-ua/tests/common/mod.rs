@@ -105,6 +105,7 @@ impl Call {
         .env("RUST_LOG", "info")
         .env_remove("DEEPGRAM_API_KEY")
         .current_dir(&dir)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
@@ -112,6 +113,14 @@ impl Call {
         let mut ua = cmd.spawn().expect("voice-ua starts");
         let (log_tx, logs) = mpsc::channel::<String>();
         let stderr = ua.stderr.take().expect("stderr");
+        // stdout too: whatever the process prints anywhere is in `logs`.
+        let stdout = ua.stdout.take().expect("stdout");
+        let out_tx = log_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = log_tx.send(line);
