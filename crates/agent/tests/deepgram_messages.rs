@@ -200,7 +200,8 @@ fn server_like() -> impl Strategy<Value = String> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
+        // Floats serde_json reads back exactly (its default parser may be 1 ULP off).
+        (any::<i32>(), 0..12i32).prop_map(|(m, e)| Value::from(f64::from(m) / 2f64.powi(e))),
         prop::sample::select(vec!["user", "assistant", "NaN", "inf", "1.5", "-3", ""]).prop_map(Value::from),
         "\\PC{0,12}".prop_map(Value::String),
     ];
