@@ -282,7 +282,7 @@ pub async fn run_call(
 
     // Wait for the ACK (and the answer in it, for a late offer).
     loop {
-        match tokio::time::timeout(Duration::from_secs(40), call.next()).await {
+        match tokio::time::timeout(voice_ua_sip::ACK_WAIT, call.next()).await {
             Ok(Some(CallSignal::Acked { sdp })) => {
                 if plan.is_none() {
                     match sdp.as_deref().map(|s| oa.accept_answer(s)) {

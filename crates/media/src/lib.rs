@@ -4,7 +4,7 @@
 //! passed in as `now: std::time::Instant`; tests drive it virtually (`start + n * 20 ms`).
 //! The per-frame paths allocate nothing in steady state and never panic on packet data.
 //!
-//! A call's receive path: datagram → [`SourceFilter::check`] → [`RtpPacket::parse`] →
+//! A call's receive path: datagram → [`RtpPacket::parse`] → [`SourceFilter::check`] →
 //! telephone-event payload type? [`DtmfReceiver::handle`] : [`JitterBuffer::push`]; every
 //! 20 ms [`JitterBuffer::pop`] yields one 8 kHz frame (→ [`Resampler`] → agent).
 //! Send path: agent audio → [`Resampler`] → [`Pacer::push_linear`]; on each timer
@@ -28,4 +28,4 @@ pub use jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, Push
 pub use pacer::{Overflow, Pacer, PacerConfig, PacerStats};
 pub use resample::Resampler;
 pub use rtp::{RtpHeader, RtpPacket};
-pub use source::{Latching, SourceFilter, SourceVerdict};
+pub use source::{PayloadTypes, SourceFilter, SourceVerdict};

@@ -68,9 +68,16 @@ impl SipAgent {
         let socket = Arc::new(socket);
 
         let stop_all = CancellationToken::new();
+        // Shared by the socket's screen (who is trusted) and the call router.
+        let gate = Arc::new(std::sync::Mutex::new(CallGate::new(
+            pbx.ip(),
+            settings.allow.clone(),
+            settings.max_calls,
+        )));
+        let refusals = Arc::new(RefusalCounts::default());
         let transport = TransportLayer::new(stop_all.child_token());
         let udp = UdpConnection::from_socket(
-            Arc::new(GuardedUdp::new(socket.clone())),
+            Arc::new(GuardedUdp::new(socket.clone(), gate.clone(), refusals.clone())),
             Some(contact),
             Some(stop_all.child_token()),
         )
@@ -90,12 +97,10 @@ impl SipAgent {
         let incoming = endpoint.incoming_transactions()?;
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { endpoint.serve().await });
-        let refusals = Arc::new(RefusalCounts::default());
         let (routing, calls) = if settings.accept_calls {
             let dialogs = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(inner.clone()));
             let (states, state_rx) = dialogs.new_dialog_state_channel();
-            let gate = CallGate::new(pbx.ip(), settings.allow.clone(), settings.max_calls);
-            let registry = CallRegistry::new(gate, dialogs);
+            let registry = CallRegistry::new(gate.clone(), dialogs);
             tokio::spawn(registry.clone().dispatch(state_rx));
             let tp = if settings.transport == Transport::Tcp { ";transport=tcp" } else { "" };
             let contact_uri =

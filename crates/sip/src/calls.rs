@@ -7,7 +7,7 @@
 //! through a registry of per-call senders — the only shared table.
 
 use crate::error::SipError;
-use crate::gate::CallGate;
+use crate::gate::{CallGate, Slot};
 use crate::info_dtmf::digit_from_info;
 use crate::session_timer::TimerRequest;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
@@ -16,9 +16,19 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, StatusCode};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long an answered call waits for its ACK before it ends and gives its place
+/// back. The 200 OK is retransmitted at T1, 2T1, 4T1… (0.5, 1, 2, 4 s): a caller
+/// that is there has had it four times by then. A forged INVITE (never ACKed) holds
+/// a pending place for no longer than this.
+pub const ACK_WAIT: Duration = Duration::from_secs(8);
 
 /// What is known about a call when its INVITE arrives.
 #[derive(Debug, Clone)]
@@ -117,16 +127,37 @@ impl Drop for OfferRequest {
 #[derive(Clone)]
 pub struct Transferer {
     dialog: InviteDialog,
+    link: Arc<CallLink>,
 }
 
 impl Transferer {
     /// REFER to `target_uri`; the REFER's final status (202 when the PBX took it, 0 when
-    /// no response came).
+    /// no response came). Its NOTIFYs are expected from now until one ends the
+    /// subscription; a NOTIFY with no transfer of ours under way gets 481.
     pub async fn refer(&self, target_uri: &str) -> Result<u16, SipError> {
         let uri = rsipstack::sip::Uri::try_from(target_uri)
             .map_err(|e| SipError::Stack(format!("transfer target {target_uri} is not a SIP URI: {e}")))?;
-        let resp = self.dialog.refer(uri, None, None).await?;
-        Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
+        // Counted before sending: the first NOTIFY may overtake the 202 (RFC 3515 §2.4.4).
+        self.link.transfers.fetch_add(1, Ordering::AcqRel);
+        let status = self.dialog.refer(uri, None, None).await.map(|r| r.map(|r| r.status_code.code()));
+        if !matches!(status, Ok(Some(200..=299))) {
+            self.link.transfer_settled();
+        }
+        Ok(status?.unwrap_or(0))
+    }
+}
+
+/// What a call's task and the dispatcher share: its place at the gate and the
+/// transfers (REFERs of ours) whose NOTIFYs may still come.
+#[derive(Debug)]
+pub(crate) struct CallLink {
+    pub(crate) slot: Slot,
+    transfers: AtomicU32,
+}
+
+impl CallLink {
+    fn transfer_settled(&self) {
+        let _ = self.transfers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }
 
@@ -136,8 +167,18 @@ pub struct IncomingCall {
     pub info: CallInfo,
     dialog: InviteDialog,
     states: mpsc::UnboundedReceiver<Routed>,
+    link: Arc<CallLink>,
+    /// When our 200 OK went out (the ACK is due within [`ACK_WAIT`]).
+    answered: OnceLock<Instant>,
     last_ack_cseq: Option<u32>,
     ended: bool,
+}
+
+impl Drop for IncomingCall {
+    /// However the call's task ends, its place at the gate is given back.
+    fn drop(&mut self) {
+        self.link.slot.release();
+    }
 }
 
 impl IncomingCall {
@@ -154,7 +195,9 @@ impl IncomingCall {
         }
         let mut hs: Vec<Header> = headers.into_iter().map(|(n, v)| Header::Other(n.into(), v)).collect();
         hs.push(Header::ContentType("application/sdp".into()));
-        Ok(self.dialog.accept(Some(hs), Some(sdp.as_bytes().to_vec()))?)
+        self.dialog.accept(Some(hs), Some(sdp.as_bytes().to_vec()))?;
+        let _ = self.answered.set(Instant::now());
+        Ok(())
     }
 
     /// Refuse the call before answering (488, 486, 403, …).
@@ -180,7 +223,7 @@ impl IncomingCall {
     /// A handle that can send this call's REFER from another task, so the call's own
     /// loop never waits on the PBX's answer.
     pub fn transferer(&self) -> Transferer {
-        Transferer { dialog: self.dialog.clone() }
+        Transferer { dialog: self.dialog.clone(), link: self.link.clone() }
     }
 
     /// A session refresh from our side (re-INVITE with our current SDP).
@@ -191,12 +234,22 @@ impl IncomingCall {
         Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
     }
 
-    /// The next thing the dialog did; None once the call has ended.
+    /// The next thing the dialog did; None once the call has ended. An answered
+    /// call whose ACK has not come within [`ACK_WAIT`] ends here.
     pub async fn next(&mut self) -> Option<CallSignal> {
         if self.ended {
             return None;
         }
-        while let Some(routed) = self.states.recv().await {
+        loop {
+            let ack_due = self.answered.get().filter(|_| self.link.slot.is_pending()).map(|t| *t + ACK_WAIT);
+            let routed = match ack_due {
+                Some(due) => match tokio::time::timeout_at(due, self.states.recv()).await {
+                    Ok(routed) => routed,
+                    Err(_) => return Some(self.no_ack()),
+                },
+                None => self.states.recv().await,
+            };
+            let Some(routed) = routed else { break };
             let sig = match routed {
                 Routed::Signal(sig) => sig,
                 Routed::Confirmed => match self.new_ack() {
@@ -204,13 +257,44 @@ impl IncomingCall {
                     None => continue,
                 },
             };
+            if matches!(sig, CallSignal::Acked { .. }) && !self.link.slot.acked() {
+                return Some(self.over_the_limit());
+            }
             if matches!(sig, CallSignal::Ended(_)) {
+                self.link.slot.release();
                 self.ended = true;
             }
             return Some(sig);
         }
         self.ended = true;
+        self.link.slot.release();
         Some(CallSignal::Ended(CallEnd { by_remote: false, detail: "signalling stopped".into() }))
+    }
+
+    /// No ACK within [`ACK_WAIT`] of our 200 OK: end the call and free its place.
+    fn no_ack(&mut self) -> CallSignal {
+        self.ended = true;
+        self.link.slot.release();
+        CallSignal::Ended(CallEnd {
+            by_remote: false,
+            detail: format!("no ACK for our 200 OK within {} s", ACK_WAIT.as_secs()),
+        })
+    }
+
+    /// The ACK came when `max_calls` calls were already up (several answers were
+    /// pending at once): hang up at once, as if refused.
+    fn over_the_limit(&mut self) -> CallSignal {
+        self.ended = true;
+        self.link.slot.release();
+        let dialog = self.dialog.clone();
+        tokio::spawn(async move {
+            let _ =
+                dialog.bye_with_reason("SIP;cause=486;text=\"over the concurrent call limit\"".into()).await;
+        });
+        CallSignal::Ended(CallEnd {
+            by_remote: false,
+            detail: "over the concurrent call limit when its ACK came".into(),
+        })
     }
 
     /// `Confirmed` is re-emitted after every in-dialog request: only a new ACK counts.
@@ -235,7 +319,7 @@ pub(crate) enum Routed {
 
 /// Answer what can be answered at once and turn the rest into signals. Runs in the
 /// dispatcher, so in-dialog OPTIONS or INFO never wait for a busy call task.
-async fn route_state(state: DialogState) -> Option<Routed> {
+async fn route_state(state: DialogState, link: &CallLink) -> Option<Routed> {
     let sig = match state {
         DialogState::Confirmed(..) => return Some(Routed::Confirmed),
         DialogState::Updated(_, req, handle) => {
@@ -251,8 +335,20 @@ async fn route_state(state: DialogState) -> Option<Routed> {
             CallSignal::Digit(digit?)
         }
         DialogState::Notify(_, req, handle) => {
+            if link.transfers.load(Ordering::Acquire) == 0 {
+                // No REFER of ours is waiting for news: not a transfer outcome.
+                let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
+                return None;
+            }
             let _ = handle.reply(StatusCode::OK).await;
-            CallSignal::TransferProgress(sipfrag_status(&req.body)?)
+            let status = sipfrag_status(&req.body);
+            let terminated = header_values(&req, "Subscription-State")
+                .iter()
+                .any(|v| v.trim_start().get(..10).is_some_and(|s| s.eq_ignore_ascii_case("terminated")));
+            if terminated || status.is_some_and(|s| s >= 200) {
+                link.transfer_settled();
+            }
+            CallSignal::TransferProgress(status?)
         }
         DialogState::Options(_, _, handle) | DialogState::Message(_, _, handle) => {
             let _ = handle.reply(StatusCode::OK).await;
@@ -303,29 +399,48 @@ pub(crate) fn timer_request(req: &rsipstack::sip::Request) -> TimerRequest {
     TimerRequest::from_headers(se, min_se.first().copied(), &supported)
 }
 
+/// A live call as the dispatcher sees it: where its signals go, what it shares.
+type CallEntry = (mpsc::UnboundedSender<Routed>, Arc<CallLink>);
+
 /// The routing of dialog states to calls (shared by the router and the dispatcher).
 #[derive(Clone)]
 pub(crate) struct CallRegistry {
-    inner: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Routed>>>>,
+    inner: Arc<Mutex<HashMap<String, CallEntry>>>,
     pub(crate) gate: Arc<Mutex<CallGate>>,
     pub(crate) dialogs: Arc<DialogLayer>,
 }
 
 impl CallRegistry {
-    pub(crate) fn new(gate: CallGate, dialogs: Arc<DialogLayer>) -> CallRegistry {
-        CallRegistry {
-            inner: Arc::new(Mutex::new(HashMap::new())),
-            gate: Arc::new(Mutex::new(gate)),
-            dialogs,
+    /// `gate` is shared with the SIP socket's screen (who is trusted at all).
+    pub(crate) fn new(gate: Arc<Mutex<CallGate>>, dialogs: Arc<DialogLayer>) -> CallRegistry {
+        CallRegistry { inner: Arc::new(Mutex::new(HashMap::new())), gate, dialogs }
+    }
+
+    pub(crate) fn new_call(&self, info: CallInfo, dialog: InviteDialog, slot: Slot) -> IncomingCall {
+        let (tx, rx) = mpsc::unbounded_channel::<Routed>();
+        let link = Arc::new(CallLink { slot, transfers: AtomicU32::new(0) });
+        if let Ok(mut m) = self.inner.lock() {
+            m.insert(dialog.id().to_string(), (tx, link.clone()));
+        }
+        IncomingCall {
+            info,
+            dialog,
+            states: rx,
+            link,
+            answered: OnceLock::new(),
+            last_ack_cseq: None,
+            ended: false,
         }
     }
 
-    pub(crate) fn new_call(&self, info: CallInfo, dialog: InviteDialog) -> IncomingCall {
-        let (tx, rx) = mpsc::unbounded_channel::<Routed>();
-        if let Ok(mut m) = self.inner.lock() {
-            m.insert(dialog.id().to_string(), tx);
+    /// May `source` send requests in the dialog `dialog_id`? Its own route, the
+    /// registrar or the allow list; for a dialog no call owns, anyone trusted.
+    pub(crate) fn route_allows(&self, dialog_id: &str, source: IpAddr) -> bool {
+        let link = self.inner.lock().ok().and_then(|m| m.get(dialog_id).map(|(_, l)| l.clone()));
+        match link {
+            Some(l) => l.slot.route_allows(source),
+            None => self.gate.lock().is_ok_and(|g| g.is_trusted(source)),
         }
-        IncomingCall { info, dialog, states: rx, last_ack_cseq: None, ended: false }
     }
 
     /// Route every dialog state to its call; clean up when a dialog ends.
@@ -350,8 +465,11 @@ impl CallRegistry {
             let ended = matches!(state, DialogState::Terminated(..));
             let sender = self.inner.lock().ok().and_then(|m| m.get(&key).cloned());
             match sender {
-                Some(s) => {
-                    if let Some(routed) = route_state(state).await {
+                Some((s, link)) => {
+                    if ended {
+                        link.slot.release();
+                    }
+                    if let Some(routed) = route_state(state, &link).await {
                         let _ = s.send(routed);
                     }
                 }
@@ -370,13 +488,10 @@ impl CallRegistry {
                 }
             }
             if ended {
-                let removed = self.inner.lock().ok().and_then(|mut m| m.remove(&key));
-                self.dialogs.remove_dialog(&id);
-                if removed.is_some() {
-                    if let Ok(mut g) = self.gate.lock() {
-                        g.call_ended();
-                    }
+                if let Ok(mut m) = self.inner.lock() {
+                    m.remove(&key);
                 }
+                self.dialogs.remove_dialog(&id);
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Where every incoming request goes. In-dialog requests go to their dialog (481
-//! when there is none). A new INVITE passes the security gate (403 for anyone but
+//! when there is none) when they come from its route — the registrar, the allow
+//! list, or where the dialog's INVITE came from and its remote target; anyone else
+//! gets 403 (a BYE from a stranger never ends a call). A new INVITE passes the security gate (403 for anyone but
 //! the PBX, 486 over the call limit) and the session-timer check (422), then
 //! becomes an `IncomingCall` for the application — or 480 when the application
 //! takes no calls. Everything else outside a dialog gets a deliberate answer:
@@ -7,7 +9,9 @@
 //! 481, an unsolicited NOTIFY (message waiting) 200, anything else 405.
 
 use crate::calls::{timer_request, CallInfo, CallRegistry, IncomingCall};
-use crate::gate::Admission;
+use crate::gate::{Admission, Slot};
+use crate::message::{NameAddr, UriTarget};
+use crate::refusals::RefusalLog;
 use crate::registration::ALLOWED_METHODS;
 use crate::session_timer::TimerDecision;
 use rsipstack::dialog::dialog::{Dialog, DialogStateSender};
@@ -15,6 +19,8 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,10 +74,26 @@ pub(crate) async fn route_incoming(
     }
 }
 
+/// Where a transaction's request came from.
+fn source_of(tx: &Transaction) -> Option<SocketAddr> {
+    tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok())
+}
+
 fn route_with_calls(mut tx: Transaction, r: &CallRouting) {
     let has_to_tag = tx.original.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_some();
     if has_to_tag {
-        match r.registry.dialogs.match_dialog(&tx) {
+        let dialog = r.registry.dialogs.match_dialog(&tx);
+        let source = source_of(&tx);
+        let allowed = match (&dialog, source) {
+            (_, None) => false,
+            (Some(Dialog::Invite(d)), Some(s)) => r.registry.route_allows(&d.id().to_string(), s.ip()),
+            (_, Some(s)) => r.registry.gate.lock().is_ok_and(|g| g.is_trusted(s.ip())),
+        };
+        if !allowed {
+            tokio::spawn(refuse_foreign(tx, source, r.refusals.clone()));
+            return;
+        }
+        match dialog {
             Some(Dialog::Invite(mut d)) => {
                 tokio::spawn(async move {
                     if let Err(e) = d.handle(&mut tx).await {
@@ -93,34 +115,62 @@ fn route_with_calls(mut tx: Transaction, r: &CallRouting) {
     tokio::spawn(async move { offer_call(tx, r).await });
 }
 
+/// A request inside a dialog from outside its route: 403, one log line per window.
+async fn refuse_foreign(
+    mut tx: Transaction,
+    source: Option<SocketAddr>,
+    refusals: std::sync::Arc<crate::refusals::RefusalCounts>,
+) {
+    let method = tx.original.method.to_string();
+    if method == "ACK" {
+        return; // nothing to answer
+    }
+    refusals.count_in_dialog_forbidden();
+    if let Some(held_back) = refusals.may_log(RefusalLog::InDialog, Instant::now()) {
+        let source = source.map(|s| s.to_string()).unwrap_or_default();
+        tracing::warn!(%source, %method, held_back, "request inside a dialog refused (403): not from the dialog's route");
+    }
+    let _ = tx.reply(StatusCode::Forbidden).await;
+}
+
+/// The IP a Contact header points at, when it names one.
+fn contact_ip(req: &rsipstack::sip::Request) -> Option<IpAddr> {
+    let contact = req.headers.iter().find(|h| {
+        let n = h.name();
+        n.eq_ignore_ascii_case("Contact") || n.eq_ignore_ascii_case("m")
+    })?;
+    UriTarget::parse(&NameAddr::parse(contact.value())?.uri)?.host.trim_matches(['[', ']']).parse().ok()
+}
+
 /// A new INVITE: gate, timer check, then a dialog and an `IncomingCall`.
 async fn offer_call(mut tx: Transaction, r: CallRouting) {
-    let source =
-        tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok());
     let from = tx.original.from_header().map(|f| f.value().to_string()).unwrap_or_default();
-    let Some(source) = source else {
+    let Some(source) = source_of(&tx) else {
         r.refusals.count(500);
         let _ = tx.reply(StatusCode::ServerInternalError).await;
         return;
     };
-    let admission = r.registry.gate.lock().map(|mut g| g.admit(source.ip())).unwrap_or(Admission::Busy);
-    if let Some(status) = admission.status() {
-        tracing::warn!(%source, %from, status, "incoming call refused: {}", match admission {
-            Admission::Forbidden => "not from the PBX (add it to calls.allow if it is legitimate)",
-            _ => "the concurrent call limit is reached",
-        });
-        r.refusals.count(status);
-        let _ = tx.reply(StatusCode::from(status)).await;
-        return;
-    }
-    let release = |r: &CallRouting| {
-        if let Ok(mut g) = r.registry.gate.lock() {
-            g.call_ended();
+    // Held from here: every early return below gives the place back.
+    let slot = match Slot::admit(&r.registry.gate, source.ip(), contact_ip(&tx.original)) {
+        Ok(slot) => slot,
+        Err(admission) => {
+            let status = admission.status().unwrap_or(486);
+            let (kind, why) = match admission {
+                Admission::Forbidden => {
+                    (RefusalLog::Stranger, "not from the PBX (add it to calls.allow if it is legitimate)")
+                }
+                _ => (RefusalLog::Busy, "the concurrent call limit is reached"),
+            };
+            if let Some(held_back) = r.refusals.may_log(kind, Instant::now()) {
+                tracing::warn!(%source, %from, status, held_back, "incoming call refused: {why}");
+            }
+            r.refusals.count(status);
+            let _ = tx.reply(StatusCode::from(status)).await;
+            return;
         }
     };
     let timer = timer_request(&tx.original);
     if let TimerDecision::TooSmall { min_se } = TimerDecision::decide(&timer) {
-        release(&r);
         r.refusals.count(422);
         let _ = tx
             .reply_with(StatusCode::from(422), vec![Header::Other("Min-SE".into(), min_se.to_string())], None)
@@ -135,7 +185,6 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
     ) {
         Ok(d) => d,
         Err(e) => {
-            release(&r);
             r.refusals.count(500);
             tracing::warn!(error = %e, "cannot create a dialog for the INVITE");
             let _ = tx.reply(StatusCode::ServerInternalError).await;
@@ -150,7 +199,7 @@ async fn offer_call(mut tx: Transaction, r: CallRouting) {
         offer: (!tx.original.body.is_empty()).then(|| tx.original.body.clone()),
         timer,
     };
-    let call = r.registry.new_call(info, dialog.clone());
+    let call = r.registry.new_call(info, dialog.clone(), slot);
     if r.calls.send(call).await.is_err() {
         r.refusals.count(480);
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);

@@ -4,35 +4,15 @@
 
 mod common;
 
-use common::{body, header, reply, FakePbx, PW};
+use common::{
+    body, final_response, header, in_dialog, invite, next_call, next_signal, reply, to_tag, until_ended,
+    FakePbx, OFFER, PW,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 use voice_ua_sip::negotiate::{Codec, OfferAnswer};
 use voice_ua_sip::sdp::Direction;
-use voice_ua_sip::{CallSignal, IncomingCall, SipAgent, SipSettings};
-
-const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio 16000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n";
-
-fn in_dialog(method: &str, call_id: &str, cseq: u32, to_tag: &str, extra: &str, body: &str) -> String {
-    format!(
-        "{method} sip:9000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK{method}{cseq}{call_id}\r\n\
-         From: <sip:pbx@127.0.0.1>;tag=caller\r\nTo: <sip:9000@127.0.0.1>{to_tag}\r\nCall-ID: {call_id}\r\n\
-         CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:pbx@127.0.0.1>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn invite(call_id: &str, sdp: &str, extra: &str) -> String {
-    let ct = if sdp.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
-    in_dialog("INVITE", call_id, 1, "", &format!("{ct}{extra}"), sdp)
-}
-
-fn to_tag(resp: &str) -> String {
-    let to = header(resp, "To").expect("To");
-    format!(";tag={}", to.split(";tag=").nth(1).expect("tagged").split(';').next().unwrap_or(""))
-}
+use voice_ua_sip::{CallSignal, SipAgent, SipSettings};
 
 async fn agent(pbx: SocketAddr) -> SipAgent {
     let mut s = SipSettings::new("9000", &pbx.to_string(), PW);
@@ -40,28 +20,6 @@ async fn agent(pbx: SocketAddr) -> SipAgent {
     s.accept_calls = true;
     s.max_calls = 2;
     SipAgent::start(s).await.expect("starts")
-}
-
-/// The final response to the INVITE (skipping 100/180).
-async fn final_response(pbx: &FakePbx) -> String {
-    loop {
-        let (m, _) = pbx.recv_not_register().await;
-        if m.starts_with("SIP/2.0 1") {
-            continue;
-        }
-        return m;
-    }
-}
-
-async fn next_call(calls: &mut tokio::sync::mpsc::Receiver<IncomingCall>) -> IncomingCall {
-    tokio::time::timeout(Duration::from_secs(5), calls.recv()).await.expect("a call in time").expect("call")
-}
-
-async fn next_signal(call: &mut IncomingCall) -> CallSignal {
-    tokio::time::timeout(Duration::from_secs(5), call.next())
-        .await
-        .expect("a signal in time")
-        .expect("signal")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,16 +97,8 @@ async fn a_call_is_answered_held_resumed_and_hung_up_by_the_pbx() {
     pbx.send(&in_dialog("BYE", "call-1@pbx", 6, &tag, "", ""), ua).await;
     let resp = final_response(&pbx).await;
     assert!(resp.starts_with("SIP/2.0 200") && resp.contains("CSeq: 6 BYE"), "{resp}");
-    loop {
-        match next_signal(&mut call).await {
-            CallSignal::Ended(end) => {
-                assert!(end.by_remote, "{end:?}");
-                break;
-            }
-            CallSignal::Acked { .. } => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let end = until_ended(&mut call).await;
+    assert!(end.by_remote, "{end:?}");
     assert!(call.next().await.is_none());
 }
 
