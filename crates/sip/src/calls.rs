@@ -161,6 +161,23 @@ impl CallLink {
     }
 }
 
+/// Sends our session refreshes (re-INVITE with our SDP, RFC 4028) on one call from any
+/// task, so the call's media loop never waits on the PBX's answer.
+#[derive(Clone)]
+pub struct SessionRefresher {
+    dialog: InviteDialog,
+}
+
+impl SessionRefresher {
+    /// The re-INVITE's final status (0 when no response came).
+    pub async fn refresh(&self, sdp: &str, headers: Vec<(&'static str, String)>) -> Result<u16, SipError> {
+        let mut hs: Vec<Header> = headers.into_iter().map(|(n, v)| Header::Other(n.into(), v)).collect();
+        hs.push(Header::ContentType("application/sdp".into()));
+        let resp = self.dialog.reinvite(Some(hs), Some(sdp.as_bytes().to_vec())).await?;
+        Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
+    }
+}
+
 /// A call offered to voice-ua. The owner answers or rejects it, then follows it
 /// with `next` until `CallSignal::Ended`.
 pub struct IncomingCall {
@@ -228,10 +245,12 @@ impl IncomingCall {
 
     /// A session refresh from our side (re-INVITE with our current SDP).
     pub async fn refresh(&self, sdp: &str, headers: Vec<(&'static str, String)>) -> Result<u16, SipError> {
-        let mut hs: Vec<Header> = headers.into_iter().map(|(n, v)| Header::Other(n.into(), v)).collect();
-        hs.push(Header::ContentType("application/sdp".into()));
-        let resp = self.dialog.reinvite(Some(hs), Some(sdp.as_bytes().to_vec())).await?;
-        Ok(resp.map(|r| r.status_code.code()).unwrap_or(0))
+        self.session_refresher().refresh(sdp, headers).await
+    }
+
+    /// A handle that sends this call's session refreshes from another task.
+    pub fn session_refresher(&self) -> SessionRefresher {
+        SessionRefresher { dialog: self.dialog.clone() }
     }
 
     /// The next thing the dialog did; None once the call has ended. An answered

@@ -31,6 +31,6 @@ mod router;
 mod settings;
 
 pub use agent::{RegStatus, SipAgent};
-pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, Transferer, ACK_WAIT};
+pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT};
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};
