@@ -2,7 +2,10 @@
 //!
 //! - `GET /metrics`: the Prometheus text exposition (format 0.0.4);
 //! - `GET /healthz`: `200 registered` while the extension is registered, else `503`
-//!   with the reason.
+//!   with the reason. Either way the body goes on to name what is degraded while calls
+//!   still work (`200 registered; degraded: 3 call records could not be written (disk
+//!   full?; last error: ...)`): the status stays 200, since a restart would not mend a
+//!   full disk and calls are still answered; alert on `voice_ua_records_failed_total`.
 //!
 //! One request per connection (`Connection: close`), GET (and HEAD) only, a request
 //! head of at most 8 KiB read within 5 s, and at most 16 connections at a time.
@@ -77,21 +80,27 @@ fn route(
     match path {
         "/metrics" => ("200 OK", CONTENT_TYPE, metrics.render(), head_only),
         "/healthz" => {
-            let (code, text) = health(&status.borrow());
+            let (code, text) = health(&status.borrow(), &metrics.degradations());
             (code, "text/plain; charset=utf-8", format!("{text}\n"), head_only)
         }
         _ => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".into(), head_only),
     }
 }
 
-/// The health answer for a registration state.
-fn health(s: &RegStatus) -> (&'static str, String) {
-    match s {
-        RegStatus::Registered { .. } => ("200 OK", "registered".into()),
+/// The health answer for a registration state and what is degraded (one line).
+fn health(s: &RegStatus, degraded: &[String]) -> (&'static str, String) {
+    let (code, mut text) = match s {
+        RegStatus::Registered { .. } => ("200 OK", "registered".to_string()),
         RegStatus::Starting => ("503 Service Unavailable", "not registered: registration in progress".into()),
         RegStatus::NotRegistered { why } => ("503 Service Unavailable", format!("not registered: {why}")),
         RegStatus::Stopped => ("503 Service Unavailable", "not registered: stopping".into()),
+    };
+    if !degraded.is_empty() {
+        text.push_str("; degraded: ");
+        text.push_str(&degraded.join("; "));
     }
+    // One line whatever an error text holds.
+    (code, text.replace(['\r', '\n'], " "))
 }
 
 async fn respond(
@@ -134,5 +143,47 @@ mod tests {
         assert_eq!(route("POST /metrics HTTP/1.1", &m, &rx).0, "405 Method Not Allowed");
         assert_eq!(route("GET / HTTP/1.1", &m, &rx).0, "404 Not Found");
         assert!(route("HEAD /metrics HTTP/1.1", &m, &rx).3);
+    }
+
+    #[test]
+    fn healthz_and_metrics_name_call_records_that_could_not_be_written() {
+        use voice_ua_records::{CallRecord, RecordStore, Retention};
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("calls.db");
+        let writer =
+            RecordStore::open(&db, Retention::default()).expect("open").into_writer().expect("writer");
+        let m = Metrics::new();
+        m.watch_records(writer.clone());
+        let (tx, rx) = watch::channel(RegStatus::Registered { expires: 300 });
+        assert_eq!(route("GET /healthz HTTP/1.1", &m, &rx).2, "registered\n");
+        assert!(m.render().contains("\nvoice_ua_records_failed_total 0\n"));
+        // The database fails under the writer (as a full disk would).
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.execute_batch("ALTER TABLE calls RENAME TO gone"))
+            .expect("break the table");
+        let record = CallRecord::new("r1", "c1", "1001", "9000", std::time::SystemTime::now());
+        writer.started(&record);
+        assert!(writer.flush());
+        let (code, _, body, _) = route("GET /healthz HTTP/1.1", &m, &rx);
+        assert_eq!(code, "200 OK", "calls are still answered: healthy, degraded");
+        assert!(
+            body.starts_with("registered; degraded: 1 call record could not be written (disk full?; last error: call records database "),
+            "{body}"
+        );
+        assert!(
+            body.contains("no such table: calls") && body.ends_with(")\n") && body.lines().count() == 1,
+            "{body}"
+        );
+        writer.finished(record);
+        assert!(writer.flush());
+        assert!(m.render().contains("\nvoice_ua_records_failed_total 2\n"), "{}", m.render());
+        assert!(route("GET /healthz HTTP/1.1", &m, &rx)
+            .2
+            .contains("degraded: 2 call records could not be written"));
+        tx.send_replace(RegStatus::NotRegistered { why: "PBX unreachable".into() });
+        let (code, _, body, _) = route("GET /healthz HTTP/1.1", &m, &rx);
+        assert_eq!(code, "503 Service Unavailable");
+        assert!(body.starts_with("not registered: PBX unreachable; degraded: 2 call records"), "{body}");
+        writer.close();
     }
 }

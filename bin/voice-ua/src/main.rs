@@ -357,6 +357,9 @@ async fn register(
     let mut agent = SipAgent::start(settings).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.watch_refusals(agent.refusals());
+    if let Some(w) = &record_writer {
+        metrics.watch_records(w.clone());
+    }
     let mut reg_status = agent.status();
     let reg_metrics = metrics.clone();
     let reg_watch = tokio::spawn(async move {

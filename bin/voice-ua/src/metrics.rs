@@ -7,7 +7,7 @@
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use voice_ua_records::MediaStats;
+use voice_ua_records::{MediaStats, RecordWriter};
 use voice_ua_sip::refusals::RefusalCounts;
 use voice_ua_sip::RegStatus;
 
@@ -54,6 +54,10 @@ pub struct Metrics {
     agent_errors: IntCounterVec,
     /// The SIP layer's refusal counters, read at each scrape.
     refusals: std::sync::OnceLock<std::sync::Arc<RefusalCounts>>,
+    records_failed: IntCounter,
+    records_dropped: IntCounter,
+    /// The call records writer, its counters read at each scrape and health check.
+    records: std::sync::OnceLock<RecordWriter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -157,6 +161,15 @@ impl Metrics {
                 )?,
             )?,
             refusals: std::sync::OnceLock::new(),
+            records_failed: counter(
+                "voice_ua_records_failed_total",
+                "Call record writes that failed (disk full, I/O error): the call went on, that record is lost",
+            )?,
+            records_dropped: counter(
+                "voice_ua_records_dropped_total",
+                "Call records never queued for writing (the records writer was stalled or had stopped)",
+            )?,
+            records: std::sync::OnceLock::new(),
             registry,
         })
     }
@@ -175,12 +188,44 @@ impl Metrics {
                 c.inc_by(n.saturating_sub(c.get()));
             }
         }
+        if let Some(w) = self.records.get() {
+            let stats = w.stats();
+            self.records_failed.inc_by(stats.failed.saturating_sub(self.records_failed.get()));
+            self.records_dropped.inc_by(stats.dropped.saturating_sub(self.records_dropped.get()));
+        }
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 
     /// Report the SIP layer's refusals (403, 486, 422, 480) in `voice_ua_calls_total`.
     pub fn watch_refusals(&self, counts: std::sync::Arc<RefusalCounts>) {
         let _ = self.refusals.set(counts);
+    }
+
+    /// Report the call records writer's failures in `voice_ua_records_failed_total` and
+    /// `voice_ua_records_dropped_total`, and in [`degradations`](Self::degradations).
+    pub fn watch_records(&self, writer: RecordWriter) {
+        let _ = self.records.set(writer);
+    }
+
+    /// What works less than it should while calls go on, one phrase each, for `/healthz`:
+    /// call records that could not be written, or were dropped.
+    pub fn degradations(&self) -> Vec<String> {
+        let Some(w) = self.records.get() else { return Vec::new() };
+        let stats = w.stats();
+        let mut out = Vec::new();
+        if stats.failed > 0 {
+            let plural = if stats.failed == 1 { "record" } else { "records" };
+            let last = w.last_failure().map(|e| format!("; last error: {e}")).unwrap_or_default();
+            out.push(format!("{} call {plural} could not be written (disk full?{last})", stats.failed));
+        }
+        if stats.dropped > 0 {
+            let plural = if stats.dropped == 1 { "record was" } else { "records were" };
+            out.push(format!(
+                "{} call {plural} dropped (the records writer is stalled or has stopped)",
+                stats.dropped
+            ));
+        }
+        out
     }
 
     /// A registration status change (from `SipAgent::status()`).

@@ -39,6 +39,8 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Why the newest failed transaction failed (set by the writer thread on failure only).
+    last_failure: Mutex<Option<String>>,
 }
 
 struct Inner {
@@ -133,6 +135,15 @@ impl RecordWriter {
         self.stats()
     }
 
+    /// Why the most recent record that could not be written failed (the error's one
+    /// line, e.g. "... database or disk is full"), or `None` while none has.
+    pub fn last_failure(&self) -> Option<String> {
+        match self.inner.counters.last_failure.lock() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     pub fn stats(&self) -> WriterStats {
         let c = &self.inner.counters;
         WriterStats {
@@ -150,8 +161,13 @@ fn run(mut store: RecordStore, rx: mpsc::Receiver<Msg>, counters: &Counters) {
             counters.written.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(record = %r.id, "call record not written: {e}");
+            let failed = counters.failed.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(record = %r.id, failed, "call record not written: {e}");
+            let why = Some(e.to_string());
+            match counters.last_failure.lock() {
+                Ok(mut l) => *l = why,
+                Err(poisoned) => *poisoned.into_inner() = why,
+            }
         }
     };
     loop {

@@ -349,3 +349,35 @@ fn the_writer_handle_is_send_sync_and_clone() {
     assert_send_clone(&w);
     w.close();
 }
+
+#[test]
+fn a_record_that_cannot_be_written_is_counted_with_its_cause_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let writer = RecordStore::open(&path, keep_forever()).expect("open").into_writer().expect("thread");
+    assert_eq!(writer.last_failure(), None);
+    // The table the writer saves into goes away under it (as good as an I/O error).
+    let conn = raw(&path);
+    conn.execute_batch("ALTER TABLE calls RENAME TO calls_elsewhere").expect("rename");
+    assert!(writer.started(&sample("lost-1", SystemTime::now())), "queued all the same");
+    writer.finished(finish(sample("lost-1", SystemTime::now())));
+    assert!(writer.flush());
+    assert_eq!(writer.stats(), voice_ua_records::WriterStats { written: 0, dropped: 0, failed: 2 });
+    let why = writer.last_failure().expect("the cause is kept");
+    assert!(why.contains("no such table: calls") && why.contains("calls.db"), "{why}");
+    assert!(!why.contains('\n'), "{why}");
+    // The disk recovers: the next record is written, the count of failures stays.
+    conn.execute_batch("ALTER TABLE calls_elsewhere RENAME TO calls").expect("rename back");
+    writer.finished(finish(sample("kept-2", SystemTime::now())));
+    assert!(writer.flush());
+    assert_eq!(writer.stats(), voice_ua_records::WriterStats { written: 1, dropped: 0, failed: 2 });
+    writer.close();
+    let ids: Vec<String> = RecordStore::open_read_only(&path)
+        .expect("ro")
+        .last(5)
+        .expect("read")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["kept-2"]);
+}
