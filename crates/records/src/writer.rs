@@ -117,6 +117,15 @@ impl RecordWriter {
         self.inner.tx.send(Msg::Flush(done_tx)).is_ok() && done_rx.recv().is_ok()
     }
 
+    /// [`flush`](Self::flush) with a deadline: wait at most `timeout` for everything
+    /// queued before this call to be committed. True when it was; false when the writer
+    /// has stopped, its queue is full or it did not get there in time (a stalled disk
+    /// must not hold up a shutdown). Blocks: not for async tasks.
+    pub fn flush_within(&self, timeout: Duration) -> bool {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        self.inner.tx.try_send(Msg::Flush(done_tx)).is_ok() && done_rx.recv_timeout(timeout).is_ok()
+    }
+
     /// Write everything queued, close the database and join the thread. Call it
     /// once the last call has ended (on SIGTERM too), from a blocking context. Later
     /// records from any clone are dropped (and counted). Calling it again does nothing.
