@@ -23,7 +23,7 @@ use voice_ua_agent::{
     SessionEnd, TransferOutcome,
 };
 use voice_ua_media::{
-    DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Latching, Law, Pacer, PacerConfig, RtpPacket,
+    DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Law, Pacer, PacerConfig, PayloadTypes, RtpPacket,
     SourceFilter, SourceVerdict,
 };
 use voice_ua_records::{CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine};
@@ -39,6 +39,9 @@ pub struct CallConfig {
     pub media_ip: IpAddr,
     /// The address RTP sockets bind to.
     pub bind_ip: IpAddr,
+    /// The PBX's (registrar's) IP, when known: RTP may latch to it as well as to the
+    /// SDP's address (besides the INVITE's own source).
+    pub pbx_ip: Option<IpAddr>,
     pub ports: PortPool,
     pub media_timeout: Duration,
     /// How long to ring before answering (a CANCEL meanwhile ends the call with 487).
@@ -63,6 +66,9 @@ pub struct CallConfig {
 struct Books {
     counted: crate::metrics::CallGuard,
     record: Option<(RecordWriter, CallRecord)>,
+    /// voice-ua is stopping: a call cut off before it could finish its books (its
+    /// task aborted at the shutdown deadline) ended by shutdown, not by failure.
+    stop: CancellationToken,
 }
 
 impl Books {
@@ -90,7 +96,12 @@ impl Drop for Books {
     fn drop(&mut self) {
         if let Some((writer, mut r)) = self.record.take() {
             r.ended = Some(std::time::SystemTime::now());
-            if r.outcome == voice_ua_records::outcome::IN_PROGRESS {
+            if r.outcome == voice_ua_records::outcome::IN_PROGRESS && self.stop.is_cancelled() {
+                self.counted.set_outcome(voice_ua_records::outcome::SHUTDOWN);
+                r.outcome = voice_ua_records::outcome::SHUTDOWN.into();
+                r.end_reason = ENDED_BY_SHUTDOWN.into();
+                r.hung_up_by = "voice-ua".into();
+            } else if r.outcome == voice_ua_records::outcome::IN_PROGRESS {
                 r.outcome = voice_ua_records::outcome::FAILED.into();
             }
             if !writer.finished(r) {
@@ -109,6 +120,15 @@ enum AfterPlayback {
         for_agent: bool,
     },
 }
+
+/// The end reason of every call that voice-ua's shutdown ended.
+pub const ENDED_BY_SHUTDOWN: &str = "ended by shutdown";
+
+/// On shutdown, how long a call waits for the answer to its BYE (it is sent at once).
+const SHUTDOWN_BYE_WAIT: Duration = Duration::from_millis(400);
+
+/// On shutdown, how long the agent gets to close its session.
+const SHUTDOWN_AGENT_WAIT: Duration = Duration::from_millis(200);
 
 /// How long after the PBX took a REFER (202) the agent is told "accepted" if no NOTIFY
 /// has reported the end by then.
@@ -218,7 +238,7 @@ pub async fn run_call(
         r.caller_display = display_name(&call.info.from);
         (w, r)
     });
-    let mut counted = Books { counted: cfg.metrics.call_started(), record };
+    let mut counted = Books { counted: cfg.metrics.call_started(), record, stop: stop.clone() };
     let socket = match cfg.ports.bind(cfg.bind_ip).await {
         Ok(s) => s,
         Err(e) => {
@@ -355,7 +375,9 @@ pub async fn run_call(
         }
         _ => None,
     };
-    let mut media = Media::new(socket, plan, law, &cfg);
+    // Media may come from the SDP's address, the PBX's, or where the INVITE came from.
+    let pbx_ips: Vec<IpAddr> = cfg.pbx_ip.into_iter().chain([call.info.source.ip()]).collect();
+    let mut media = Media::new(socket, plan, law, &cfg, pbx_ips);
     if let (Some(recorder), Some(id)) = (cfg.recorder.as_ref(), record_id.as_deref()) {
         match recorder.create(id) {
             Ok(rec) => media.recording = Some(rec),
@@ -404,6 +426,8 @@ struct Media {
     plan: MediaPlan,
     law: Law,
     filter: Option<SourceFilter>,
+    /// The PBX's IPs, for the source filter.
+    pbx_ips: Vec<IpAddr>,
     jitter: JitterBuffer,
     pacer: Pacer,
     dtmf: Option<DtmfReceiver>,
@@ -438,7 +462,7 @@ struct Media {
 }
 
 impl Media {
-    fn new(socket: UdpSocket, plan: MediaPlan, law: Law, cfg: &CallConfig) -> Media {
+    fn new(socket: UdpSocket, plan: MediaPlan, law: Law, cfg: &CallConfig, pbx_ips: Vec<IpAddr>) -> Media {
         let now = Instant::now();
         let seed = random_u64();
         let mut pc = PacerConfig::new(law, seed as u32, (seed >> 32) as u16, (seed >> 48) as u32);
@@ -446,7 +470,8 @@ impl Media {
         pc.dtmf_payload_type = plan.dtmf_pt;
         Media {
             socket,
-            filter: plan.remote.map(|r| SourceFilter::new(r, Latching::SameIp)),
+            filter: plan.remote.map(|r| SourceFilter::new(r, &pbx_ips, payload_types(&plan))),
+            pbx_ips,
             jitter: JitterBuffer::new(cfg.jitter),
             pacer: Pacer::new(pc, now),
             dtmf: plan.dtmf_pt.map(DtmfReceiver::new),
@@ -474,8 +499,8 @@ impl Media {
     /// Apply a renegotiated plan (hold, resume, moved remote, new codec).
     fn replan(&mut self, plan: MediaPlan) {
         match (plan.remote, self.filter.as_mut()) {
-            (Some(r), Some(f)) if f.remote() != r => f.renegotiate(r),
-            (Some(r), None) => self.filter = Some(SourceFilter::new(r, Latching::SameIp)),
+            (Some(r), Some(f)) => f.renegotiate(r, payload_types(&plan)),
+            (Some(r), None) => self.filter = Some(SourceFilter::new(r, &self.pbx_ips, payload_types(&plan))),
             _ => {}
         }
         if let Some(law) = law_of(plan.codec).filter(|l| *l != self.law) {
@@ -513,6 +538,8 @@ impl Media {
         let mut caller_pcm = [0i16; 160];
         let mut agent_pcm = [0i16; 160];
         let mut agent_open = true;
+        // Our session refresh (re-INVITE) runs on its own task: RTP never waits for it.
+        let mut refresh: Option<tokio::task::JoinHandle<Result<u16, SipError>>> = None;
         let ending = loop {
             let timer_due = timer.as_ref().and_then(|t| t.poll_timeout());
             tokio::select! {
@@ -531,6 +558,32 @@ impl Media {
                     if let Some(end) = self.on_agent_events(Some(ev), &mut session, call, cfg).await {
                         break end;
                     }
+                }
+                r = join_task(&mut refresh) => {
+                    let Some(t) = timer.as_mut() else { continue };
+                    let now = Instant::now();
+                    let status = match r {
+                        Ok(Ok(code)) if (200..300).contains(&code) => {
+                            tracing::info!(status = code, "session refreshed");
+                            t.refreshed(now);
+                            continue;
+                        }
+                        Ok(Ok(code)) => code,
+                        Ok(Err(e)) => {
+                            tracing::warn!("session refresh failed: {e}");
+                            0
+                        }
+                        Err(e) => {
+                            tracing::warn!("the session refresh task stopped: {e}");
+                            0
+                        }
+                    };
+                    if t.refresh_failed(now, status) == Some(TimerAction::Expired) {
+                        let _ = call.hangup(Some("SIP;cause=481;text=\"session refresh: dialog gone\"")).await;
+                        break Ending { by: "voice-ua", why: format!("our session refresh got {status}: the PBX no longer knows the call"), outcome: "session_expired" };
+                    }
+                    let retry_in = t.poll_timeout().map(|at| at.saturating_duration_since(now).as_secs_f32());
+                    tracing::warn!(status, failures = t.failures(), retry_in_s = ?retry_in, expires_in_s = t.expires_at().saturating_duration_since(now).as_secs_f32(), "session refresh failed (status 0: no answer); retrying while the session lasts");
                 }
                 r = join_refer(&mut self.transfer) => {
                     if let Some(end) = self.on_refer_answered(r, &session, call, cfg).await {
@@ -639,25 +692,41 @@ impl Media {
                     match t.handle_timeout(Instant::now()) {
                         Some(TimerAction::Refresh) => {
                             let sdp = oa.refresh_offer().unwrap_or_else(|| oa.offer());
-                            match call.refresh(&sdp, vec![]).await {
-                                Ok(code) if (200..300).contains(&code) => t.refreshed(Instant::now()),
-                                other => tracing::warn!(?other, "session refresh failed"),
-                            }
+                            let refresher = call.session_refresher();
+                            tracing::info!(attempt = t.failures() + 1, "refreshing the session (re-INVITE)");
+                            refresh = Some(tokio::spawn(async move { refresher.refresh(&sdp, vec![]).await }));
                         }
                         Some(TimerAction::Expired) => {
+                            if let Some(task) = refresh.take() {
+                                task.abort();
+                            }
+                            let why = if t.refresher() == Refresher::Us {
+                                format!("session expired: no successful refresh of ours in {} s ({} failed)", t.interval_secs(), t.failures())
+                            } else {
+                                format!("session expired: no refresh from the PBX in {} s", t.interval_secs())
+                            };
+                            tracing::warn!("ending the call: {why}");
                             let _ = call.hangup(Some("SIP;cause=408;text=\"session timer expired\"")).await;
-                            break Ending { by: "voice-ua", why: "no session refresh from the PBX".into(), outcome: "session_expired" };
+                            break Ending { by: "voice-ua", why, outcome: "session_expired" };
                         }
                         None => {}
                     }
                 }
                 _ = stop.cancelled() => {
-                    let _ = call.hangup(Some("Q.850;cause=16;text=\"voice-ua stopping\"")).await;
-                    break Ending { by: "voice-ua", why: "shutting down".into(), outcome: "shutdown" };
+                    // The BYE leaves at once; its answer is not worth holding up the exit.
+                    let bye = call.hangup(Some("Q.850;cause=16;text=\"voice-ua stopping\""));
+                    if tokio::time::timeout(SHUTDOWN_BYE_WAIT, bye).await.is_err() {
+                        tracing::info!("no answer to the BYE yet; stopping anyway");
+                    }
+                    break Ending { by: "voice-ua", why: ENDED_BY_SHUTDOWN.into(), outcome: "shutdown" };
                 }
             }
         };
-        session.finish(Duration::from_millis(500)).await;
+        if let Some(task) = refresh.take() {
+            task.abort();
+        }
+        let finish = if stop.is_cancelled() { SHUTDOWN_AGENT_WAIT } else { Duration::from_millis(500) };
+        session.finish(finish).await;
         ending
     }
 
@@ -665,18 +734,19 @@ impl Media {
         self.filter.as_ref().map(|f| f.remote()).or(self.plan.remote)
     }
 
-    /// One datagram from the RTP socket.
+    /// One datagram from the RTP socket: parsed first, so only valid RTP of a negotiated
+    /// payload type from the call's source (see [`SourceFilter`]) gets any further.
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, session: &AgentSession) {
         let Some(filter) = self.filter.as_mut() else { return };
-        match filter.check(from) {
+        let Ok(packet) = RtpPacket::parse(bytes) else { return };
+        let now = Instant::now();
+        match filter.check(now, from, &packet.header) {
             SourceVerdict::Reject => return,
             SourceVerdict::Latched(addr) => {
-                tracing::info!(%addr, "RTP latched to the address it really comes from")
+                tracing::info!(%addr, ssrc = packet.header.ssrc, "RTP moved to the address it really comes from")
             }
             SourceVerdict::Accept => {}
         }
-        let Ok(packet) = RtpPacket::parse(bytes) else { return };
-        let now = Instant::now();
         self.packets_in += 1;
         self.last_rtp = now;
         if let Some(dtmf) = self.dtmf.as_mut() {
@@ -1061,6 +1131,36 @@ impl Media {
             ending.why
         );
     }
+}
+
+/// The PBX's IP from `pbx` ("HOST" or "HOST:PORT", as configured): IPv4 preferred,
+/// None when the name does not resolve (media then latches to the SDP's and the
+/// INVITE's addresses only).
+pub async fn resolve_ip(pbx: &str) -> Option<IpAddr> {
+    if let Ok(ip) = pbx.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = pbx.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    let target = if pbx.contains(':') { pbx.to_string() } else { format!("{pbx}:5060") };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target).await.ok()?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).map(|a| a.ip())
+}
+
+/// The payload types the source filter lets through.
+fn payload_types(plan: &MediaPlan) -> PayloadTypes {
+    PayloadTypes { audio: plan.pt, telephone_event: plan.dtmf_pt }
+}
+
+/// A task's result, once; pending while there is no task.
+async fn join_task<T>(task: &mut Option<tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    let Some(handle) = task.as_mut() else {
+        return std::future::pending().await;
+    };
+    let r = handle.await;
+    *task = None;
+    r
 }
 
 /// The REFER task's answer, once; pending while there is none.

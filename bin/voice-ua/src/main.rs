@@ -275,27 +275,46 @@ async fn open_records(
     }
 }
 
-/// Flush and close the records writer and the recorder (blocking joins, off the async threads).
+/// Flush and close the records writer, then the recorder (blocking joins, off the async
+/// threads). The records get until `deadline`: a writer that has not committed every
+/// queued record by then (a stalled disk) is left behind, not waited for.
 async fn close_records(
     writer: Option<voice_ua_records::RecordWriter>,
     recorder: Option<voice_ua_records::Recorder>,
+    deadline: tokio::time::Instant,
 ) {
+    let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
     let _ = tokio::task::spawn_blocking(move || {
+        if let Some(w) = writer {
+            if w.flush_within(budget) {
+                let stats = w.close();
+                tracing::info!(
+                    written = stats.written,
+                    dropped = stats.dropped,
+                    failed = stats.failed,
+                    "call records closed"
+                );
+            } else {
+                tracing::error!(
+                    budget_ms = budget.as_millis() as u64,
+                    "call records not all written before the shutdown deadline (is the disk stalled?)"
+                );
+            }
+        }
         if let Some(r) = recorder {
             r.close();
-        }
-        if let Some(w) = writer {
-            let stats = w.close();
-            tracing::info!(
-                written = stats.written,
-                dropped = stats.dropped,
-                failed = stats.failed,
-                "call records closed"
-            );
         }
     })
     .await;
 }
+
+/// SIGTERM/SIGINT to exit, everything included: BYEs, records, un-register.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The calls' share of [`SHUTDOWN_DEADLINE`]: each sends its BYE at once and waits a
+/// little for the answer; a call still running after this is cut off (its record says
+/// ended by shutdown all the same).
+const SHUTDOWN_CALLS: Duration = Duration::from_millis(700);
 
 /// The log filter in effect: RUST_LOG, else `--log` / `log.filter`, else info; rsipstack
 /// logs every packet at info, so it stays at warn unless named.
@@ -354,6 +373,7 @@ async fn register(
     settings.max_calls = calls.max_calls;
     let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
     let bind_ip = settings.bind.ip();
+    let pbx_ip = call::resolve_ip(&settings.pbx).await;
     let mut agent = SipAgent::start(settings).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.watch_refusals(agent.refusals());
@@ -394,6 +414,7 @@ async fn register(
         codecs: calls.codecs.clone(),
         media_ip: agent.contact().ip(),
         bind_ip,
+        pbx_ip,
         ports: call::PortPool::new(calls.rtp_ports.0, calls.rtp_ports.1),
         media_timeout: calls.media_timeout,
         ring: calls.ring,
@@ -436,14 +457,23 @@ async fn register(
         }
     }
     tracing::info!(calls = tasks.len(), "stopping: hanging up calls, then un-registering");
+    let started = tokio::time::Instant::now();
+    let deadline = started + SHUTDOWN_DEADLINE - Duration::from_millis(100);
     stop_calls.cancel();
-    let _ = tokio::time::timeout(Duration::from_millis(700), async {
+    let _ = tokio::time::timeout_at(started + SHUTDOWN_CALLS, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    // Every finished call's record is on disk before the process goes.
-    close_records(record_writer, recorder).await;
-    match agent.shutdown().await {
+    if !tasks.is_empty() {
+        tracing::warn!(calls = tasks.len(), "calls still ending at the shutdown deadline: cut off");
+        // Dropping a call's task hands its record (ended by shutdown) to the writer.
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    // Every call's record is on disk before the process goes; the un-register meanwhile
+    // (it ends by itself within the deadline).
+    let (_, unregistered) = tokio::join!(close_records(record_writer, recorder, deadline), agent.shutdown());
+    match unregistered {
         RegStatus::Stopped => {}
         other => tracing::warn!(?other, "stopped before the un-register finished"),
     }

@@ -72,6 +72,17 @@ impl Call {
     /// Start voice-ua with `config` (plus an `[calls] rtp_ports` line it adds),
     /// register it, call it with a PCMU offer and ACK the 200.
     pub fn start(name: &str, config: &str, env: &[(&str, &str)]) -> Call {
+        Call::start_with_invite_headers(name, config, env, "")
+    }
+
+    /// [`start`](Self::start), with `invite_headers` (whole lines, each ending in CRLF)
+    /// added to the INVITE.
+    pub fn start_with_invite_headers(
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+        invite_headers: &str,
+    ) -> Call {
         let pbx = free_udp();
         pbx.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
         let pbx_addr = pbx.local_addr().expect("addr");
@@ -145,7 +156,7 @@ impl Call {
         };
         let reg = call.wait_request("REGISTER", Duration::from_secs(5));
         call.send(&reply(&reg, "200 OK", "Contact: <sip:9000@127.0.0.1>;expires=300\r\n"));
-        call.invite();
+        call.invite(invite_headers);
         call
     }
 
@@ -184,7 +195,7 @@ impl Call {
         panic!("no {method} from voice-ua within {timeout:?}");
     }
 
-    fn invite(&mut self) {
+    fn invite(&mut self, extra: &str) {
         let media_port = self.media.local_addr().expect("a").port();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
@@ -194,7 +205,7 @@ impl Call {
         let invite = format!(
             "INVITE sip:9000@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bKinv1\r\n\
              From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: {}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:2001@{pbx}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:2001@{pbx}>\r\nMax-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",
             self.call_id,
             sdp.len()
