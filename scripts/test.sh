@@ -23,6 +23,12 @@ export PATH="$PATH:/usr/sbin:/sbin"
 cargo build --workspace --bins
 VOICE_UA_REQUIRE_INTEROP=1 cargo test --workspace --all-targets
 
+# The fuzzing ring: every target in fuzz/ (its own crate and target dir, stable
+# toolchain) for a short bounded time each; a crash fails the run. FUZZ_SECONDS=0 skips.
+if [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+  bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+fi
+
 # The hardened systemd unit: systemd-analyze verify/security and a sysusers dry run.
 bash deploy/check-unit.sh
 
