@@ -426,6 +426,49 @@ async fn a_tool_error_page_cut_inside_a_character_is_an_answer_not_a_crash() {
     assert!(content.starts_with(&want), "{content}");
 }
 
+#[tokio::test]
+async fn builtin_arguments_from_the_llm_are_bounded() {
+    let forged = format!("done\r\n2026-01-01T00:00:00Z  INFO forged line\u{1b}[2J{}", "!".repeat(300));
+    let script = vec![
+        Step::call("fc_d", "press", &json!({"digits": "1".repeat(33)}).to_string()),
+        Step::call("fc_e", "press", r#"{"digits":"12#"}"#),
+        Step::call("fc_h", "hang_up", &json!({ "reason": forged }).to_string()),
+        Step::Pause(Duration::from_millis(50)),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.greeting = None;
+    for (name, builtin) in [("press", Builtin::SendDtmf), ("hang_up", Builtin::Hangup)] {
+        config.settings.functions.push(FunctionSpec {
+            name: name.into(),
+            description: name.into(),
+            parameters: json!({"type": "object", "properties": {}}),
+            kind: ToolKind::Builtin(builtin),
+        });
+    }
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
+        ev.iter().any(|e| matches!(e, AgentEvent::HangUp { .. }))
+    })
+    .await;
+    finish(&mut session).await;
+    let digits: Vec<&AgentEvent> = events.iter().filter(|e| matches!(e, AgentEvent::SendDigits(_))).collect();
+    assert_eq!(digits, [&AgentEvent::SendDigits("12#".into())], "33 keys are refused, 3 are pressed");
+    let reason = events
+        .iter()
+        .find_map(|e| match e {
+            AgentEvent::HangUp { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("a hang-up");
+    assert!(reason.starts_with("done 2026-01-01T00:00:00Z INFO forged line [2J!!!"), "{reason}");
+    assert!(reason.len() <= voice_ua_agent::deepgram::MAX_HANGUP_REASON, "{}", reason.len());
+    let r = &fake.wait_records(1, LIMIT).await[0];
+    assert_eq!(r.function_responses[0].content, "error: send at most 32 keys at a time");
+    assert_eq!(r.function_responses[1].content, "ok: sent DTMF 12#");
+}
+
 /// The agent calls the transfer builtin; the call reports `outcome`; returns the content
 /// of the FunctionCallResponse the fake received.
 async fn transfer_answer(outcome: TransferOutcome) -> String {

@@ -249,17 +249,22 @@ pub fn clip(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or_default()
 }
 
-/// A tool's error body as one short line: control characters (line breaks, escapes that
-/// could forge or garble a log line) become spaces, runs of spaces one space, at most
-/// [`MAX_ERROR_BODY`] bytes, cut on a character boundary.
+/// A tool's error body as one short line: [`one_line`] of at most [`MAX_ERROR_BODY`] bytes.
 pub fn error_excerpt(body: &str) -> String {
-    let mut line = String::with_capacity(body.len().min(MAX_ERROR_BODY));
-    for c in body.chars() {
+    one_line(body, MAX_ERROR_BODY)
+}
+
+/// Untrusted text as one line for a log or a record: control characters (line breaks,
+/// escapes that could forge or garble a log line) become spaces, runs of spaces one
+/// space, trimmed, at most `max` bytes, cut on a character boundary.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
         let c = if c.is_control() || c.is_whitespace() { ' ' } else { c };
         if c == ' ' && (line.is_empty() || line.ends_with(' ')) {
             continue;
         }
-        if line.len() + c.len_utf8() > MAX_ERROR_BODY {
+        if line.len() + c.len_utf8() > max {
             break;
         }
         line.push(c);

@@ -648,17 +648,31 @@ async fn start_tool(
     }
 }
 
+/// The longest hang-up reason kept from the LLM.
+pub const MAX_HANGUP_REASON: usize = 120;
+/// The most DTMF keys one `send_dtmf` call may press.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
 async fn run_builtin(builtin: &Builtin, arguments: &str, io: &AgentIo) -> String {
     let args: serde_json::Value = serde_json::from_str(arguments).unwrap_or(serde_json::Value::Null);
     let event = match builtin {
         Builtin::Transfer { .. } => return "error: transfers are run by the session".into(),
         Builtin::Hangup => {
-            let reason = args.get("reason").and_then(|r| r.as_str()).unwrap_or("agent ended the call");
+            // The LLM's words go to the log and the call record: one short line.
+            let reason = args
+                .get("reason")
+                .and_then(|r| r.as_str())
+                .map(|r| http::one_line(r, MAX_HANGUP_REASON))
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "agent ended the call".into());
             tracing::info!(%reason, "agent hangs up after its last words");
-            AgentEvent::HangUp { after_playback: true, reason: reason.to_owned() }
+            AgentEvent::HangUp { after_playback: true, reason }
         }
         Builtin::SendDtmf => {
             let digits = args.get("digits").and_then(|d| d.as_str()).unwrap_or_default();
+            if digits.chars().count() > MAX_DTMF_DIGITS {
+                return format!("error: send at most {MAX_DTMF_DIGITS} keys at a time");
+            }
             let valid: Result<String, AgentError> =
                 digits.chars().map(|c| Digit::new(c).map(|d| d.as_char())).collect();
             match valid {
