@@ -63,6 +63,9 @@ pub enum ChallengeError {
     UnsupportedAlgorithm(String),
     #[error("the challenge only offers qop={0}; voice-ua answers qop=auth or no qop")]
     UnsupportedQop(String),
+    /// A control character (CR, LF, NUL…) in a value we would copy into our answer.
+    #[error("the challenge's {0} holds a control character")]
+    Unprintable(&'static str),
 }
 
 impl Challenge {
@@ -108,6 +111,12 @@ impl Challenge {
                 true
             }
         };
+        // These go back in our Authorization header: never a line break or a NUL.
+        for (name, v) in [("realm", &realm), ("nonce", &nonce), ("opaque", &opaque)] {
+            if v.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err(ChallengeError::Unprintable(name));
+            }
+        }
         Ok(Challenge {
             realm: realm.ok_or(ChallengeError::Missing("realm"))?,
             nonce: nonce.ok_or(ChallengeError::Missing("nonce"))?,
@@ -350,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn a_line_break_in_a_challenge_never_reaches_our_answer() {
+        // A bare CR survives the header reader (it splits at CRLF and LF only).
+        assert_eq!(
+            Challenge::parse("Digest realm=\"pbx\rX-Injected: 1\", nonce=\"n\""),
+            Err(ChallengeError::Unprintable("realm"))
+        );
+        assert_eq!(
+            Challenge::parse("Digest realm=r, nonce=\"a\u{0}b\""),
+            Err(ChallengeError::Unprintable("nonce"))
+        );
+        assert_eq!(
+            Challenge::parse("Digest realm=r, nonce=n, opaque=\"\u{7f}\""),
+            Err(ChallengeError::Unprintable("opaque"))
+        );
+    }
+
+    #[test]
     fn choose_prefers_sha256() {
         let c = Challenge::choose([
             "Digest realm=\"r\", nonce=\"1\", algorithm=MD5",
@@ -362,11 +388,48 @@ mod tests {
         assert_eq!(c.nonce, "2");
     }
 
+    /// A quoted-string as a server would write it.
+    fn quoted(v: &str) -> String {
+        format!("\"{}\"", quote_escape(v))
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_never_panics(s in ".{0,200}") {
             let _ = Challenge::parse(&s);
             let _ = Challenge::parse(&format!("Digest {s}"));
+        }
+
+        /// Whatever the server sends, the Authorization we build is one line of
+        /// printable text.
+        #[test]
+        fn any_answer_is_one_printable_line(s in "\\PC{0,40}", t in "[\\x00-\\x7f]{0,40}") {
+            for text in [format!("Digest realm={}, nonce={}", quoted(&s), quoted(&t)), format!("Digest {s} {t}")] {
+                if let Ok(ch) = Challenge::parse(&text) {
+                    let cred = Credentials { username: "9000", password: "pw" };
+                    let h = authorization(&ch, &cred, "REGISTER", "sip:pbx", "c", 1);
+                    proptest::prop_assert!(!h.chars().any(char::is_control), "{:?}", h);
+                }
+            }
+        }
+
+        /// Values written as quoted-strings read back as they were.
+        #[test]
+        fn quoted_values_round_trip(
+            realm in "[ -~]{0,30}", nonce in "[!-~]{1,30}", opaque in "[ -~]{0,20}", sha in proptest::bool::ANY,
+        ) {
+            let alg = if sha { "SHA-256" } else { "MD5" };
+            let text = format!(
+                "Digest realm={}, nonce={}, opaque={}, qop=\"auth\", algorithm={alg}",
+                quoted(&realm), quoted(&nonce), quoted(&opaque)
+            );
+            let ch = Challenge::parse(&text).expect("a well-formed challenge");
+            proptest::prop_assert_eq!(&ch.realm, &realm);
+            proptest::prop_assert_eq!(&ch.nonce, &nonce);
+            proptest::prop_assert_eq!(ch.opaque.as_deref(), Some(opaque.as_str()));
+            proptest::prop_assert!(ch.qop_auth);
+            let want = if sha { Algorithm::Sha256 } else { Algorithm::Md5 };
+            proptest::prop_assert_eq!(ch.algorithm, want);
         }
     }
 }
