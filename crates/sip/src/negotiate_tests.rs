@@ -148,7 +148,38 @@ fn late_offer_then_answer_in_the_ack() {
     assert_eq!(oa.accept_answer(g729.as_bytes()), Err(NegotiationError::AnswerMismatch));
 }
 
+#[test]
+fn a_refused_m_line_never_copies_a_control_character_into_our_answer() {
+    let hostile = offer(16000, "0", "m=video 0 RTP/AVP\u{1}X 31\r\n");
+    assert!(matches!(oa(&[Codec::Pcmu]).answer(hostile.as_bytes()), Err(NegotiationError::Sdp(_))));
+}
+
 proptest::proptest! {
+    /// Any offer with extra lines of any text: refused, or answered with SDP that is
+    /// printable lines we read back, one m= line per offered one (RFC 3264 §6).
+    #[test]
+    fn any_answer_is_clean_sdp_with_one_m_line_per_offer(
+        extra in proptest::collection::vec("[a-z]=[\\x00-\\x7f]{0,30}", 0..6),
+    ) {
+        let text = offer(16000, "0 8 101", &extra.iter().map(|l| format!("{l}\r\n")).collect::<String>());
+        let offered = SessionDescription::parse(text.as_bytes());
+        let mut oa = oa(&[Codec::Pcmu, Codec::Pcma]);
+        if let Ok((_, body)) = oa.answer(text.as_bytes()) {
+            proptest::prop_assert!(body.split("\r\n").all(|l| !l.chars().any(char::is_control)), "{:?}", body);
+            let ours = parse(&body);
+            proptest::prop_assert_eq!(ours.media.len(), offered.map(|o| o.media.len()).unwrap_or(0));
+        }
+        let _ = oa.accept_answer(text.as_bytes());
+    }
+
+    #[test]
+    fn any_bytes_never_panic_either_side(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+        let mut b = b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec();
+        b.extend(bytes);
+        let _ = oa(&[Codec::Pcmu]).answer(&b);
+        let _ = oa(&[Codec::Pcmu]).accept_answer(&b);
+    }
+
     #[test]
     fn any_offer_is_answered_or_refused_never_panics(
         port in 0u16..=65535,

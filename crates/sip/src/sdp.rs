@@ -136,6 +136,11 @@ impl SessionDescription {
         for (i, line) in lines {
             let n = i + 1;
             let bad = |why| SdpError::Line { line: n, why };
+            // RFC 8866 §9: no NUL, CR or LF inside a line (a bare CR would end a
+            // line for some readers of an answer that copies it).
+            if line.contains(['\0', '\r']) {
+                return Err(bad("a NUL or CR inside the line"));
+            }
             let (kind, value) = line.split_once('=').ok_or(bad("not type=value"))?;
             match kind {
                 "o" => {
@@ -166,6 +171,11 @@ impl SessionDescription {
                     let formats: Vec<String> = f.map(str::to_string).collect();
                     if formats.len() > MAX_FORMATS {
                         return Err(SdpError::TooMany);
+                    }
+                    // An answer copies these back (a refused m= line): visible ASCII only.
+                    let visible = |t: &str| t.bytes().all(|b| b.is_ascii_graphic());
+                    if !visible(&kind) || !visible(&proto) || !formats.iter().all(|t| visible(t)) {
+                        return Err(bad("m= fields must be visible ASCII"));
                     }
                     sd.media.push(MediaDescription {
                         kind,

@@ -100,7 +100,52 @@ fn direction_answers_follow_rfc3264() {
     assert!(!Direction::RecvOnly.we_send() && Direction::RecvOnly.we_receive());
 }
 
+#[test]
+fn control_characters_an_answer_would_copy_are_refused() {
+    let with = |line: &str| ASTERISK_OFFER.replace("a=sendrecv\r\n", &format!("{line}\r\na=sendrecv\r\n"));
+    for line in
+        ["m=video 0 RTP/AVP\u{1} 31", "m=video\u{7f} 0 RTP/AVP 31", "m=video 0 RTP/AVP 3\u{0}1", "s=a\rb"]
+    {
+        assert!(
+            matches!(SessionDescription::parse(with(line).as_bytes()), Err(SdpError::Line { .. })),
+            "{line:?}"
+        );
+    }
+    assert!(SessionDescription::parse(with("m=video 0 RTP/AVP 31").as_bytes()).is_ok());
+}
+
+/// Our own SDP as a peer reads it.
+fn local(
+    addr: IpAddr,
+    port: u16,
+    formats: Vec<(u8, &'static str, u32, Option<String>)>,
+    d: Direction,
+) -> LocalSdp {
+    LocalSdp { session_id: 42, version: 7, addr, port, formats, direction: d, ptime: 20 }
+}
+
 proptest::proptest! {
+    #[test]
+    fn what_we_render_reads_back(
+        v4 in proptest::bool::ANY, a in proptest::num::u32::ANY, port in 1u16..=65535,
+        pts in proptest::collection::btree_set(0u8..128, 1..6), fmtp in "[!-~]{1,12}",
+        d in proptest::sample::select(vec![Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive]),
+    ) {
+        let addr: IpAddr = if v4 { std::net::Ipv4Addr::from(a).into() } else { std::net::Ipv6Addr::from(u128::from(a) << 64 | 1).into() };
+        let formats: Vec<_> = pts.iter().map(|pt| (*pt, "PCMU", 8000, Some(fmtp.clone()))).collect();
+        let sd = SessionDescription::parse(local(addr, port, formats, d).render().as_bytes()).expect("ours parses");
+        proptest::prop_assert_eq!(sd.origin_version, 7);
+        proptest::prop_assert_eq!(sd.connection, Some(addr));
+        let m = &sd.media[0];
+        proptest::prop_assert_eq!(m.port, port);
+        proptest::prop_assert_eq!(m.payload_types().collect::<Vec<_>>(), pts.iter().copied().collect::<Vec<_>>());
+        for pt in &pts {
+            proptest::prop_assert_eq!(m.fmtp(*pt), Some(fmtp.as_str()));
+            proptest::prop_assert_eq!(m.rtpmap(*pt).map(|r| (r.encoding.as_str(), r.clock_rate)), Some(("PCMU", 8000)));
+        }
+        proptest::prop_assert_eq!(sd.direction_for(m), d);
+    }
+
     #[test]
     fn parse_never_panics(lines in proptest::collection::vec("[a-z]=[ -~]{0,40}", 0..30)) {
         let text = format!("v=0\r\n{}", lines.join("\r\n"));
