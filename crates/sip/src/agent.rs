@@ -14,16 +14,16 @@ use crate::refusals::RefusalCounts;
 use crate::registration::{Failure, OutgoingRegister, RegEvent, Registrar, RegistrarConfig};
 use crate::router::{route_incoming, CallRouting};
 use crate::settings::{KeepaliveMode, SipSettings, Transport};
+use crate::tcp_guard::{TcpLimits, TcpRefusals};
 use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use rsipstack::transport::{SipAddr, TransportLayer};
 use rsipstack::EndpointBuilder;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 /// How long shutdown waits for the un-register (REGISTER, 401, REGISTER, 200 take a
 /// few milliseconds on a LAN; the process must be gone within 2 s).
 const UNREGISTER_DEADLINE: Duration = Duration::from_millis(1000);
+/// How long a lookup of the PBX host may take before the known address is used.
+const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Registration state as the rest of the program sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +55,48 @@ pub struct SipAgent {
     contact: SocketAddr,
     calls: Option<tokio::sync::mpsc::Receiver<IncomingCall>>,
     refusals: Arc<RefusalCounts>,
+    tcp_limits: Arc<Mutex<TcpLimits>>,
+}
+
+/// Turns the PBX host name into an address: the system resolver, or a test's own.
+/// Asked at start and again before every refresh or retry of the registration, so a
+/// PBX that moves (DHCP, fail-over) is followed. Never asked for an IP literal.
+#[async_trait::async_trait]
+pub trait PbxResolver: Send + Sync + 'static {
+    /// The address of `host`, port `port` (IPv4 preferred); Err(why) when there is none.
+    async fn lookup(&self, host: &str, port: u16) -> Result<SocketAddr, String>;
+}
+
+/// [`PbxResolver`] through the operating system (getaddrinfo).
+pub struct SystemResolver;
+
+#[async_trait::async_trait]
+impl PbxResolver for SystemResolver {
+    async fn lookup(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?.collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| "the name has no address".into())
+    }
 }
 
 impl SipAgent {
     /// Bind, start the stack and begin registering.
     pub async fn start(settings: SipSettings) -> Result<SipAgent, SipError> {
-        let pbx = resolve_pbx(&settings.pbx).await?;
+        SipAgent::start_with_resolver(settings, Arc::new(SystemResolver)).await
+    }
+
+    /// [`SipAgent::start`] with the PBX host name resolved by `resolver`.
+    pub async fn start_with_resolver(
+        settings: SipSettings,
+        resolver: Arc<dyn PbxResolver>,
+    ) -> Result<SipAgent, SipError> {
+        let target = PbxTarget::parse(&settings.pbx)?;
+        let pbx = target.resolve(&settings.pbx, &*resolver).await?;
         let socket = tokio::net::UdpSocket::bind(settings.bind)
             .await
             .map_err(|source| SipError::Bind { addr: settings.bind, source })?;
@@ -83,10 +121,18 @@ impl SipAgent {
         )
         .await?;
         transport.add_transport(udp.into());
-        if settings.transport == Transport::Tcp {
-            let listener = TcpListenerConnection::new(local_addr, Some(contact)).await?;
-            transport.add_transport(SipConnection::TcpListener(listener));
-        }
+        // Our own TCP listener (tcp_guard), not rsipstack's: it has no source check
+        // and no limit. Via and Contact for TCP come from the UDP listener's address,
+        // which is the same ip:port.
+        let tcp_listener = if settings.transport == Transport::Tcp {
+            transport.set_stream_idle_timeout(settings.tcp_idle_timeout);
+            Some(
+                crate::tcp_guard::bind(local_addr)
+                    .map_err(|source| SipError::Bind { addr: local_addr, source })?,
+            )
+        } else {
+            None
+        };
         let option = EndpointOption { callid_suffix: Some(contact.ip().to_string()), ..Default::default() };
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&settings.user_agent)
@@ -97,6 +143,18 @@ impl SipAgent {
         let incoming = endpoint.incoming_transactions()?;
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { endpoint.serve().await });
+        let tcp_limits = Arc::new(Mutex::new(TcpLimits::new(settings.tcp_max_connections)));
+        if let Some(listener) = tcp_listener {
+            let local = SipAddr { r#type: Some(rsipstack::sip::Transport::Tcp), addr: contact.into() };
+            tokio::spawn(crate::tcp_guard::serve(
+                listener,
+                local,
+                inner.clone(),
+                gate.clone(),
+                tcp_limits.clone(),
+                stop_all.child_token(),
+            ));
+        }
         let (routing, calls) = if settings.accept_calls {
             let dialogs = Arc::new(rsipstack::dialog::dialog_layer::DialogLayer::new(inner.clone()));
             let (states, state_rx) = dialogs.new_dialog_state_channel();
@@ -148,6 +206,9 @@ impl SipAgent {
                 addr: pbx.into(),
             },
             pbx_addr: pbx,
+            target,
+            resolver,
+            gate,
             socket,
             status: status_tx,
             aor: format!("{}@{}", settings.extension, domain),
@@ -158,13 +219,28 @@ impl SipAgent {
         };
         let driver = tokio::spawn(driver.run(stop_registration.clone()));
         tracing::info!(local = %local_addr, %contact, pbx = %pbx, "SIP user agent started");
-        Ok(SipAgent { status, stop_registration, stop_all, driver, local_addr, contact, calls, refusals })
+        Ok(SipAgent {
+            status,
+            stop_registration,
+            stop_all,
+            driver,
+            local_addr,
+            contact,
+            calls,
+            refusals,
+            tcp_limits,
+        })
     }
 
     /// The stream of incoming calls (once; only with `accept_calls`).
     /// INVITEs refused before they became calls (403, 486, 422, 480/500), so far.
     pub fn refusals(&self) -> Arc<RefusalCounts> {
         self.refusals.clone()
+    }
+
+    /// TCP connections closed as soon as they were accepted, so far.
+    pub fn tcp_refusals(&self) -> TcpRefusals {
+        self.tcp_limits.lock().map(|l| l.refusals()).unwrap_or_default()
     }
 
     pub fn take_calls(&mut self) -> Option<tokio::sync::mpsc::Receiver<IncomingCall>> {
@@ -196,22 +272,35 @@ impl SipAgent {
     }
 }
 
-/// "HOST" or "HOST:PORT" → the PBX's socket address (IPv4 preferred).
-async fn resolve_pbx(pbx: &str) -> Result<SocketAddr, SipError> {
-    let err = |why: &str| SipError::ResolvePbx { pbx: pbx.to_string(), why: why.to_string() };
-    let (host, port) = split_host_port(pbx).ok_or_else(|| err("not a host or host:port"))?;
-    let port = port.unwrap_or(5060);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+/// The PBX as configured ("HOST" or "HOST:PORT"): an address, or a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PbxTarget {
+    Literal(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl PbxTarget {
+    fn parse(pbx: &str) -> Result<PbxTarget, SipError> {
+        let (host, port) = split_host_port(pbx).ok_or_else(|| SipError::ResolvePbx {
+            pbx: pbx.to_string(),
+            why: "not a host or host:port".to_string(),
+        })?;
+        let port = port.unwrap_or(5060);
+        Ok(match host.parse::<IpAddr>() {
+            Ok(ip) => PbxTarget::Literal(SocketAddr::new(ip, port)),
+            Err(_) => PbxTarget::Name { host: host.to_string(), port },
+        })
     }
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host((host, port)).await.map_err(|e| err(&e.to_string()))?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| err("the name has no address"))
+
+    async fn resolve(&self, pbx: &str, resolver: &dyn PbxResolver) -> Result<SocketAddr, SipError> {
+        match self {
+            PbxTarget::Literal(addr) => Ok(*addr),
+            PbxTarget::Name { host, port } => resolver
+                .lookup(host, *port)
+                .await
+                .map_err(|why| SipError::ResolvePbx { pbx: pbx.to_string(), why }),
+        }
+    }
 }
 
 /// The address to advertise: --public-addr, else the bound IP, else the local
@@ -237,6 +326,10 @@ struct Driver {
     registrar: Registrar,
     pbx: SipAddr,
     pbx_addr: SocketAddr,
+    target: PbxTarget,
+    resolver: Arc<dyn PbxResolver>,
+    /// Shared with the router and the sockets' screens: whose requests are trusted.
+    gate: Arc<Mutex<CallGate>>,
     socket: Arc<tokio::net::UdpSocket>,
     status: watch::Sender<RegStatus>,
     aor: String,
@@ -267,10 +360,43 @@ impl Driver {
                 _ = keepalive.tick() => { self.send_keepalive().await; continue 'main; }
                 _ = stop.cancelled() => break 'main,
             }
+            // A refresh or a retry after a failure is due: ask where the PBX is now.
+            tokio::select! {
+                _ = self.re_resolve() => {}
+                _ = stop.cancelled() => break 'main,
+            }
             self.registrar.handle_timeout(Instant::now().into_std());
             self.report();
         }
         self.unregister().await;
+    }
+
+    /// Resolve the PBX host name again; when the address moved, send REGISTERs (and
+    /// keepalives) there and let the gate trust the new address instead of the old.
+    /// A failed lookup keeps the address we have.
+    async fn re_resolve(&mut self) {
+        let PbxTarget::Name { host, port } = &self.target else { return };
+        let found = tokio::time::timeout(RESOLVE_DEADLINE, self.resolver.lookup(host, *port)).await;
+        let addr = match found {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(why)) => {
+                tracing::debug!(pbx = %self.settings.pbx, %why, "PBX not resolved again; keeping {}", self.pbx_addr);
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(pbx = %self.settings.pbx, "PBX lookup timed out; keeping {}", self.pbx_addr);
+                return;
+            }
+        };
+        if addr == self.pbx_addr {
+            return;
+        }
+        tracing::info!(pbx = %self.settings.pbx, from = %self.pbx_addr, to = %addr, "the PBX moved: registering with its new address");
+        self.pbx_addr = addr;
+        self.pbx.addr = addr.into();
+        if let Ok(mut gate) = self.gate.lock() {
+            gate.set_registrar(addr.ip());
+        }
     }
 
     async fn unregister(&mut self) {
@@ -426,5 +552,33 @@ async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Refuses;
+
+    #[async_trait::async_trait]
+    impl PbxResolver for Refuses {
+        async fn lookup(&self, host: &str, _port: u16) -> Result<SocketAddr, String> {
+            Err(format!("asked for {host}"))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ip_literal_is_never_resolved_and_a_name_always_is() {
+        let literal = PbxTarget::parse("192.0.2.7:5070").expect("parses");
+        assert_eq!(literal, PbxTarget::Literal("192.0.2.7:5070".parse().expect("addr")));
+        assert_eq!(literal.resolve("192.0.2.7:5070", &Refuses).await.ok(), "192.0.2.7:5070".parse().ok());
+        let v6 = PbxTarget::parse("[2001:db8::1]").expect("parses");
+        assert_eq!(v6, PbxTarget::Literal("[2001:db8::1]:5060".parse().expect("addr")));
+        let name = PbxTarget::parse("ucm.lan").expect("parses");
+        assert_eq!(name, PbxTarget::Name { host: "ucm.lan".into(), port: 5060 });
+        let e = name.resolve("ucm.lan", &Refuses).await.expect_err("the resolver is asked");
+        assert!(e.to_string().contains("asked for ucm.lan"), "{e}");
+        assert!(PbxTarget::parse("").is_err());
     }
 }

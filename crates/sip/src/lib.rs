@@ -29,8 +29,10 @@ mod guarded_udp;
 pub mod ids;
 mod router;
 mod settings;
+mod tcp_guard;
 
-pub use agent::{RegStatus, SipAgent};
+pub use agent::{PbxResolver, RegStatus, SipAgent, SystemResolver};
 pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT};
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};
+pub use tcp_guard::TcpRefusals;

@@ -64,6 +64,12 @@ pub struct SipSettings {
     pub allow: Vec<IpAddr>,
     /// Concurrent calls; more get 486 Busy Here.
     pub max_calls: usize,
+    /// With `transport = tcp`: connections accepted at once (from the PBX, `allow`
+    /// and live dialogs' peers); more are closed as they arrive.
+    pub tcp_max_connections: usize,
+    /// A TCP connection (ours to the PBX included) that brings no bytes for this
+    /// long is closed. SIP over TCP reconnects when it next has something to send.
+    pub tcp_idle_timeout: Duration,
 }
 
 impl SipSettings {
@@ -88,6 +94,8 @@ impl SipSettings {
             accept_calls: false,
             allow: Vec::new(),
             max_calls: 4,
+            tcp_max_connections: 64,
+            tcp_idle_timeout: Duration::from_secs(60),
         }
     }
 }
