@@ -532,7 +532,9 @@ impl Media {
     ) -> Ending {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut rtp_in = [0u8; 1500];
+        // One byte more than the largest packet: a longer datagram is seen as oversize,
+        // never cut to the buffer and parsed as if whole.
+        let mut rtp_in = [0u8; voice_ua_media::rtp::MAX_PACKET_LEN + 1];
         let mut rtp_out = [0u8; 1500];
         let mut frame_bytes = [0u8; 160];
         let mut caller_pcm = [0i16; 160];

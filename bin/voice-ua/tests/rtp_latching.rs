@@ -94,3 +94,22 @@ fn only_a_sustained_valid_source_moves_the_media() {
     let (status, _) = call.stop();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn an_oversized_datagram_is_not_rtp_even_cut_to_the_buffer() {
+    let call = Call::start("latching-oversize", "", &[]);
+    // Before any media: the first valid packet from the SDP's IP would latch its port.
+    // 1,600 bytes with a valid header is no packet we negotiated: it must not count.
+    let big = free_udp();
+    let mut p = packet(0, 1, 0x0000_0077);
+    p.resize(1600, 0xff);
+    for _ in 0..3 {
+        big.send_to(&p, call.ua_rtp).expect("send");
+    }
+    assert_eq!(count_rtp(&big, Duration::from_millis(300)), 0, "an oversized datagram moved the media");
+    let mut got = Vec::new();
+    call.talk_silence(0, 10, &mut got);
+    assert!(!got.is_empty(), "voice-ua sends to the SDP address");
+    let (status, _) = call.stop();
+    assert!(status.success(), "{status:?}");
+}
