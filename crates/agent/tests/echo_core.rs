@@ -357,3 +357,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn extreme_settings_are_clamped_not_fatal() {
+    let config = EchoConfig {
+        onset_ms: u32::MAX,
+        hangover_ms: u32::MAX,
+        max_utterance_ms: u32::MAX,
+        tone_ms: u32::MAX,
+        ..EchoConfig::default()
+    };
+    for format in formats() {
+        let mut core = EchoCore::new(format, config.clone()).expect("a core");
+        let cap = voice_ua_agent::echo::MAX_UTTERANCE_MS as usize * format.bytes_per_second() / 1000;
+        assert!(core.recording_capacity() <= cap, "{format}: {}", core.recording_capacity());
+        core.push_digit(Digit::new('5').expect("digit"));
+        core.push_frame(&vec![0x55; format.frame_bytes()]);
+        while core.poll_output().is_some() {}
+    }
+}

@@ -43,6 +43,10 @@ const TONE_BUFFER_MS: usize = 2000;
 const DIGIT_GAP_MS: u32 = 60;
 /// Discrete outputs waiting for [`EchoCore::poll_output`].
 const QUEUE_CAPACITY: usize = 16;
+/// The longest recording any configuration gets (the buffer is reserved up front).
+pub const MAX_UTTERANCE_MS: u32 = 120_000;
+/// The longest onset, hangover or read-back tone any configuration gets.
+pub const MAX_TIMING_MS: u32 = 10_000;
 
 /// Tunables of the echo agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +61,7 @@ pub struct EchoConfig {
     pub min_speech_dbfs: f32,
     /// Extra threshold while playback is audible.
     pub barge_in_extra_db: f32,
-    /// Longest recording.
+    /// Longest recording (at most [`MAX_UTTERANCE_MS`]).
     pub max_utterance_ms: u32,
     /// Length of a digit's read-back tone.
     pub tone_ms: u32,
@@ -155,8 +159,14 @@ pub struct EchoCore {
 
 impl EchoCore {
     /// A core for a call in `format`; reserves every buffer it will use.
-    pub fn new(format: AudioFormat, config: EchoConfig) -> Result<Self, AgentError> {
+    /// Timings beyond [`MAX_TIMING_MS`] and recordings beyond [`MAX_UTTERANCE_MS`] are
+    /// clamped to them.
+    pub fn new(format: AudioFormat, mut config: EchoConfig) -> Result<Self, AgentError> {
         format.validate()?;
+        config.max_utterance_ms = config.max_utterance_ms.min(MAX_UTTERANCE_MS);
+        config.onset_ms = config.onset_ms.min(MAX_TIMING_MS);
+        config.hangover_ms = config.hangover_ms.min(MAX_TIMING_MS);
+        config.tone_ms = config.tone_ms.min(MAX_TIMING_MS);
         let frame_bytes = format.frame_bytes();
         let onset_frames = (config.onset_ms.div_ceil(20) as usize).clamp(1, HISTORY_FRAMES - PREROLL_FRAMES);
         let hangover_frames = config.hangover_ms.div_ceil(20).max(1);

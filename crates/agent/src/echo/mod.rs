@@ -8,7 +8,10 @@ mod core;
 mod tone;
 mod vad;
 
-pub use self::core::{EchoConfig, EchoCore, EchoOutput, LEAD_FRAMES, PREROLL_FRAMES, TAIL_FRAMES};
+pub use self::core::{
+    EchoConfig, EchoCore, EchoOutput, LEAD_FRAMES, MAX_TIMING_MS, MAX_UTTERANCE_MS, PREROLL_FRAMES,
+    TAIL_FRAMES,
+};
 pub use self::vad::{level_dbfs, pcm_level_dbfs, SpeechDetector, VadStep};
 
 use crate::provider::{AgentEvent, AgentIo, AgentProvider, AgentSession, CallFacts, CallInput, SessionEnd};

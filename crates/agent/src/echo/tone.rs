@@ -17,11 +17,14 @@ const FADE_MS: u32 = 5;
 
 /// Samples in `ms` milliseconds of `format`.
 fn samples(format: AudioFormat, ms: u32) -> usize {
-    (u64::from(format.sample_rate()) * u64::from(ms) / 1000) as usize
+    // u32 × u32 fits a u64; the result may not fit a 32-bit usize (then: no room).
+    usize::try_from(u64::from(format.sample_rate()) * u64::from(ms) / 1000).unwrap_or(usize::MAX)
 }
 
 fn has_room(format: AudioFormat, out: &[u8], capacity: usize, n: usize) -> bool {
-    out.len() + n * format.bytes_per_sample() <= capacity
+    n.checked_mul(format.bytes_per_sample())
+        .and_then(|bytes| bytes.checked_add(out.len()))
+        .is_some_and(|end| end <= capacity)
 }
 
 /// Append `ms` of `f1` + optional `f2` Hz; `false` (and nothing appended) if it won't fit.
@@ -66,7 +69,7 @@ pub fn render_silence(format: AudioFormat, out: &mut Vec<u8>, ms: u32) -> bool {
 /// Append the digit's DTMF pair for `tone_ms`, then `gap_ms` of silence.
 pub fn render_dtmf(format: AudioFormat, out: &mut Vec<u8>, digit: Digit, tone_ms: u32, gap_ms: u32) -> bool {
     let (low, high) = digit.frequencies();
-    let n = samples(format, tone_ms) + samples(format, gap_ms);
+    let n = samples(format, tone_ms).saturating_add(samples(format, gap_ms));
     if !has_room(format, out, out.capacity(), n) {
         return false;
     }
