@@ -582,6 +582,22 @@ async fn connection_refused_is_one_clear_line() {
     );
 }
 
+#[tokio::test]
+async fn a_refused_upgrade_with_a_long_page_is_still_one_short_line() {
+    let page = format!("<html>\r\n<h1>Bad gateway</h1>\r\n{}\r\nforged: line\r\n</html>", "é".repeat(400));
+    let (url, count, _) = counting_server("502 Bad Gateway", page).await;
+    let mut config = DeepgramConfig::new(KEY);
+    config.url = url.replace("http://", "ws://");
+    let err = check_key(&config).await.expect_err("refused").to_string();
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(
+        err.starts_with("agent deepgram failed: Deepgram refused the WebSocket (HTTP 502: <html> <h1>"),
+        "{err}"
+    );
+    assert!(!err.contains(['\r', '\n']), "{err:?}");
+    assert!(err.len() < 400, "{}", err.len());
+}
+
 #[test]
 fn plain_ws_is_refused_unless_loopback() {
     let mut config = DeepgramConfig::new(KEY);

@@ -353,12 +353,15 @@ fn connect_error(host: &str, error: tungstenite::Error) -> AgentError {
     let detail = match error {
         E::Http(response) => {
             let status = response.status();
+            // Whatever answered (Deepgram, a proxy's error page): one short line.
             let dg_error = response
                 .headers()
                 .get("dg-error")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| response.body().as_ref().map(|b| String::from_utf8_lossy(b).trim().to_owned()))
+                .map(|v| http::error_excerpt(v))
+                .or_else(|| {
+                    response.body().as_ref().map(|b| http::error_excerpt(&String::from_utf8_lossy(b)))
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
             if status.as_u16() == 401 || status.as_u16() == 403 {
