@@ -113,3 +113,45 @@ fn an_oversized_datagram_is_not_rtp_even_cut_to_the_buffer() {
     let (status, _) = call.stop();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_reinvite_moves_the_media_at_once() {
+    let mut call = Call::start("latching-reinvite", "", &[]);
+    let mut got = Vec::new();
+    call.talk_silence(0, 10, &mut got);
+    assert!(!got.is_empty(), "voice-ua sends to the SDP address");
+
+    // The PBX moves the media to another port (another socket) by re-INVITE.
+    let moved = free_udp();
+    let port = moved.local_addr().expect("addr").port();
+    let sdp = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
+    );
+    let cseq = call.next_cseq();
+    let contact = format!("Contact: <sip:2001@{}>\r\nContent-Type: application/sdp\r\n", call.pbx_addr);
+    call.send(&call.in_dialog("INVITE", cseq, &contact, &sdp));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < deadline, "no 200 OK to the re-INVITE");
+        if let Some(m) = call.recv(Duration::from_millis(100)) {
+            if m.starts_with("SIP/2.0 200") && m.contains(&format!("{cseq} INVITE")) {
+                break;
+            }
+        }
+    }
+    call.send(&call.in_dialog("ACK", cseq, "", ""));
+    // At once: before the new address has sent anything.
+    assert!(count_rtp(&moved, Duration::from_millis(300)) >= 5, "the media did not follow the re-INVITE");
+    // What reached the old address before the switch does not count.
+    let _ = count_rtp(&call.media, Duration::from_millis(10));
+    // And its packets are the call's media now; the old address's are not.
+    for seq in 0..20 {
+        moved.send_to(&packet(0, 100 + seq, 0x0000_0099), call.ua_rtp).expect("send");
+        call.media.send_to(&packet(0, 500 + seq, 0x1234_5678), call.ua_rtp).expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_rtp(&call.media, Duration::from_millis(200)), 0, "the old address took the media back");
+    let (status, _) = call.stop();
+    assert!(status.success(), "{status:?}");
+}
