@@ -107,5 +107,24 @@ mod tests {
                 proptest::prop_assert!(r.starts_with("SIP/2.0 400 "));
             }
         }
+
+        /// For a request with the headers a response needs, whatever else is broken,
+        /// the 400 reads back as a response with the request's Call-ID and CSeq, and
+        /// a line break in the reason never splits a header.
+        #[test]
+        fn a_400_reads_back_with_the_requests_ids(
+            call_id in "[!-~]{1,30}", cseq in "[ -~]{1,20}", junk in "[ -~]{0,40}", reason in "[ -~\r\n]{0,40}",
+        ) {
+            let req = format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n\
+                 To: <sip:a@b>\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nX-Junk: {junk}\r\n\r\n"
+            );
+            let r = bad_request_for(req.as_bytes(), &reason, "t").expect("answerable");
+            let view = crate::message::ResponseView::parse(r.as_bytes()).expect("reads as a response");
+            proptest::prop_assert_eq!(view.status, 400);
+            proptest::prop_assert_eq!(view.header("Call-ID"), Some(call_id.as_str()));
+            proptest::prop_assert_eq!(view.header("CSeq"), Some(cseq.trim()));
+            proptest::prop_assert_eq!(r.matches("\r\n").count(), 9, "one line per header: {:?}", r);
+        }
     }
 }

@@ -401,7 +401,7 @@ fn sipfrag_status(body: &[u8]) -> Option<u16> {
     let line = text.lines().next()?;
     let mut parts = line.split_whitespace();
     (parts.next()? == "SIP/2.0").then_some(())?;
-    parts.next()?.parse().ok()
+    parts.next()?.parse().ok().filter(|code| (100..=699).contains(code))
 }
 
 fn header_values<'a>(req: &'a rsipstack::sip::Request, name: &str) -> Vec<&'a str> {
@@ -526,5 +526,24 @@ mod tests {
         assert_eq!(sipfrag_status(b"SIP/2.0 100 Trying"), Some(100));
         assert_eq!(sipfrag_status(b"junk"), None);
         assert_eq!(sipfrag_status(b""), None);
+        // Not a status code: no transfer outcome of 0 or 5000.
+        assert_eq!(sipfrag_status(b"SIP/2.0 0 Zero\r\n"), None);
+        assert_eq!(sipfrag_status(b"SIP/2.0 5000 Big\r\n"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_a_status_code_or_none(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Some(code) = sipfrag_status(&body) {
+                proptest::prop_assert!((100..=699).contains(&code));
+            }
+        }
+
+        /// A sipfrag status line reads back its code, whatever follows it.
+        #[test]
+        fn a_status_line_reads_back(code in 100u16..700, reason in "[ -~]{0,20}", rest in "[ -~\r\n]{0,60}") {
+            let body = format!("SIP/2.0 {code} {reason}\r\n{rest}");
+            proptest::prop_assert_eq!(sipfrag_status(body.as_bytes()), Some(code));
+        }
     }
 }

@@ -54,4 +54,33 @@ mod tests {
         assert_eq!(digit_from_info("application/dtmf", &[0xff]), None);
         assert_eq!(digit_from_info("application/dtmf", b""), None);
     }
+
+    const DIGITS: &str = "0123456789*#ABCD";
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_a_valid_digit_or_none(
+            ct in proptest::sample::select(vec!["application/dtmf-relay", "application/dtmf", "text/plain", ""]),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            if let Some(d) = digit_from_info(ct, &body) {
+                proptest::prop_assert!(DIGITS.contains(d), "{:?}", d);
+            }
+        }
+
+        /// Every digit, written either way a PBX writes it, reads back.
+        #[test]
+        fn every_digit_reads_back(
+            i in 0usize..16, lower in proptest::bool::ANY, pad in "[ \t]{0,3}",
+            duration in proptest::num::u16::ANY, crlf in proptest::bool::ANY,
+        ) {
+            let d = DIGITS.chars().nth(i).expect("a digit");
+            let written = if lower { d.to_ascii_lowercase() } else { d };
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let relay = format!("Signal={pad}{written}{pad}{nl}Duration={duration}{nl}");
+            proptest::prop_assert_eq!(digit_from_info("application/dtmf-relay", relay.as_bytes()), Some(d));
+            let bare = format!("{pad}{written}{nl}");
+            proptest::prop_assert_eq!(digit_from_info("application/dtmf; charset=x", bare.as_bytes()), Some(d));
+        }
+    }
 }

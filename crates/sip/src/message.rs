@@ -306,6 +306,45 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A response written the way servers write them reads back: status, reason,
+        /// every header value (compact names under their full name), lists split.
+        #[test]
+        fn a_written_response_reads_back(
+            status in 100u16..700, reason in "[ -~]{0,20}",
+            headers in proptest::collection::vec(("[A-Za-z][A-Za-z-]{1,12}", "[!-~]([ -~]{0,20}[!-~])?"), 0..8),
+            expires in proptest::num::u32::ANY, cseq in proptest::num::u32::ANY, folded in proptest::bool::ANY,
+        ) {
+            let ours = ["cseq", "expires", "contact"];
+            proptest::prop_assume!(headers.iter().all(|(n, _)| !ours.contains(&full_name(n).to_ascii_lowercase().as_str())));
+            let mut text = format!("SIP/2.0 {status} {reason}\r\nCSeq: {cseq} REGISTER\r\n");
+            for (n, v) in &headers {
+                text.push_str(&format!("{n}: {v}\r\n"));
+            }
+            let fold = if folded { "\r\n " } else { " " };
+            text.push_str(&format!("m: <sip:a@b>;{fold}expires={expires}\r\nExpires: {expires}\r\n\r\nbody"));
+            let r = ResponseView::parse(text.as_bytes()).expect("reads");
+            proptest::prop_assert_eq!(r.status, status);
+            proptest::prop_assert_eq!(r.reason.as_str(), reason.as_str());
+            proptest::prop_assert_eq!(r.cseq(), Some((cseq, "REGISTER")));
+            for (n, v) in &headers {
+                let lines: Vec<&str> = r.header_lines(full_name(n)).collect();
+                proptest::prop_assert!(lines.contains(&v.as_str()), "{} missing: {:?}", v, lines);
+            }
+            let contact = r.header_lines("Contact").last().and_then(NameAddr::parse).expect("contact");
+            let want = expires.to_string();
+            proptest::prop_assert_eq!(contact.param("expires"), Some(want.as_str()));
+            proptest::prop_assert_eq!(r.seconds("Expires"), Some(expires));
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let mut b = b"SIP/2.0 200 OK\r\n".to_vec();
+            b.extend(bytes);
+            if let Ok(r) = ResponseView::parse(&b) {
+                let _ = (r.cseq(), r.seconds("Expires"), r.header_values("Via").count());
+            }
+        }
+
         #[test]
         fn never_panics(s in ".{0,300}") {
             if let Ok(r) = ResponseView::parse(s.as_bytes()) {
