@@ -358,7 +358,7 @@ fn connect_error(host: &str, error: tungstenite::Error) -> AgentError {
                 .headers()
                 .get("dg-error")
                 .and_then(|v| v.to_str().ok())
-                .map(|v| http::error_excerpt(v))
+                .map(http::error_excerpt)
                 .or_else(|| {
                     response.body().as_ref().map(|b| http::error_excerpt(&String::from_utf8_lossy(b)))
                 })
