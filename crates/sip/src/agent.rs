@@ -19,8 +19,9 @@ use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, TransportLayer};
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -448,7 +449,23 @@ impl Driver {
 
     async fn send_keepalive(&mut self) {
         match (self.settings.keepalive, self.settings.transport) {
-            (KeepaliveMode::Off, _) | (KeepaliveMode::Crlf, Transport::Tcp) => {}
+            (KeepaliveMode::Off, _) => {}
+            // RFC 5626 §4.4.1: the CRLF ping on the connection itself. A PBX that
+            // answers (CRLF pong) keeps our flow open past tcp_idle_timeout; one that
+            // does not lets it close, and the next ping or REGISTER opens another.
+            (KeepaliveMode::Crlf, Transport::Tcp) => {
+                let flow = self.endpoint.transport_layer.lookup(&self.pbx, None).await;
+                let sent = match flow {
+                    Ok((SipConnection::Tcp(conn), _)) => {
+                        conn.send_raw(CRLF_PING).await.map_err(|e| e.to_string())
+                    }
+                    Ok((other, _)) => Err(format!("not a TCP connection: {other}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "keepalive not sent");
+                }
+            }
             (KeepaliveMode::Crlf, Transport::Udp) => {
                 if let Err(e) = self.socket.send_to(CRLF_PING, self.pbx_addr).await {
                     tracing::debug!(error = %e, "keepalive not sent");

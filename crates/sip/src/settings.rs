@@ -24,7 +24,8 @@ impl Transport {
 /// How the NAT binding towards the PBX is kept open between registrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeepaliveMode {
-    /// A double CRLF (RFC 5626 §3.5.1) to the PBX; costs the PBX nothing.
+    /// A double CRLF (RFC 5626 §3.5.1) to the PBX; costs the PBX nothing. Over TCP it
+    /// goes on our connection, and the PBX's CRLF answer keeps that connection open.
     #[default]
     Crlf,
     /// An OPTIONS request to the PBX (answered, so it also proves the PBX is alive).

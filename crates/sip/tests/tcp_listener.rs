@@ -191,3 +191,42 @@ fn the_defaults_cap_tcp_and_close_idle_connections_within_a_minute() {
     assert_eq!(s.tcp_max_connections, 64);
     assert!(s.tcp_idle_timeout <= Duration::from_secs(60));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crlf_keepalive_rides_our_tcp_flow_and_a_pong_keeps_it_open() {
+    let pbx = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut s = settings(pbx.local_addr().expect("addr"));
+    s.keepalive_interval = Duration::from_secs(1);
+    s.tcp_idle_timeout = Duration::from_millis(1500);
+    let agent = SipAgent::start(s).await.expect("starts");
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(5), pbx.accept())
+        .await
+        .expect("voice-ua connects")
+        .expect("accept");
+    let mut ua = SipReader { stream, buf: Vec::new() };
+    let reg = ua.next().await;
+    let contact = header(&reg, "Contact").expect("contact").to_string();
+    ua.send(&reply(&reg, "200 OK", &format!("Contact: {contact};expires=120\r\n"))).await;
+    let SipReader { stream: mut flow, buf: mut seen } = ua;
+    // Count the pings on the same connection and answer each with a pong.
+    let started = Instant::now();
+    let (mut pings, mut buf) = (0, [0u8; 4096]);
+    while started.elapsed() < Duration::from_secs(4) {
+        match tokio::time::timeout(Duration::from_millis(200), flow.read(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                panic!("our flow closed after {:?} despite the pongs", started.elapsed())
+            }
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+        while let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            if i == 0 {
+                pings += 1;
+                flow.write_all(b"\r\n").await.expect("pong");
+            }
+            seen.drain(..i + 4);
+        }
+    }
+    assert!(pings >= 2, "{pings} CRLF pings in 4 s");
+    agent.shutdown().await;
+}
