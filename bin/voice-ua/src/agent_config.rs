@@ -4,7 +4,7 @@
 //! polite hang-up). The Deepgram key comes from `DEEPGRAM_API_KEY` or `agent.key_file`,
 //! never from argv, and is never printed.
 
-use crate::config::ConfigError;
+use crate::config::{invalid, read_bounded, read_text_bounded, ConfigError, MAX_SECRET_FILE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,19 +73,21 @@ impl std::fmt::Debug for Fallback {
     }
 }
 
+/// The longest fallback prompt read: 10 minutes of 8 kHz μ-law.
+const MAX_FALLBACK_AUDIO: u64 = 10 * 60 * 8000;
+
+/// The largest prompt file read.
+const MAX_PROMPT_FILE: u64 = 1024 * 1024;
+
 /// The fallback prompt shipped with voice-ua (μ-law, 8 kHz, spoken with espeak-ng).
 const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../conf/fallback-en.ulaw");
-
-fn invalid(key: &'static str, value: &str, why: &str) -> ConfigError {
-    ConfigError::Invalid { key, value: value.to_string(), why: why.to_string() }
-}
 
 /// Resolve `[agent]` into the agent to use. `env_key` is `DEEPGRAM_API_KEY`, if set.
 pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice, Fallback), ConfigError> {
     let key = match (env_key.filter(|k| !k.trim().is_empty()), &a.key_file) {
         (Some(k), _) => Some(k.trim().to_string()),
         (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
+            read_text_bounded(path, MAX_SECRET_FILE)
                 .map_err(|source| ConfigError::SecretFile {
                     what: "Deepgram key",
                     path: path.clone(),
@@ -98,7 +100,7 @@ pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice,
     };
     let fallback = Fallback {
         ulaw: match &a.fallback_audio {
-            Some(p) => std::fs::read(p).map_err(|e| {
+            Some(p) => read_bounded(p, MAX_FALLBACK_AUDIO).map_err(|e| {
                 invalid("agent.fallback_audio", &p.display().to_string(), &format!("cannot read it: {e}"))
             })?,
             None => BUILTIN_FALLBACK.to_vec(),
@@ -175,7 +177,7 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
 }
 
 fn read_text(key: &'static str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
+    read_text_bounded(path, MAX_PROMPT_FILE)
         .map_err(|e| invalid(key, &path.display().to_string(), &format!("cannot read it: {e}")))
 }
 

@@ -15,22 +15,74 @@ use voice_ua_sip::{KeepaliveMode, SipSettings, Transport};
 pub const DEFAULT_PATHS: [&str; 2] = ["./voice-ua.toml", "/etc/voice-ua/voice-ua.toml"];
 pub const PASSWORD_ENV: &str = "VOICE_UA_SIP_PASSWORD";
 
+/// Every message is one line: paths and values from the file are shown with their
+/// control characters escaped (see [`one_line`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {}: {source}", one_line(&.path.display().to_string()))]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path}, line {line}: {message}")]
+    #[error("config file {}, line {line}: {}", one_line(&.path.display().to_string()), one_line(.message))]
     Parse { path: PathBuf, line: usize, message: String },
-    #[error("{key} = \"{value}\" is not valid: {why}")]
+    #[error("{key} = \"{}\" is not valid: {}", one_line(.value), one_line(.why))]
     Invalid { key: &'static str, value: String, why: String },
     #[error("no {what}: {fix}")]
     Missing { what: &'static str, fix: &'static str },
     #[error(
-        "cannot read the SIP password file {path}: {source}; check sip.password_file and its permissions"
+        "cannot read the SIP password file {}: {source}; check sip.password_file and its permissions",
+        one_line(&.path.display().to_string())
     )]
     PasswordFile { path: PathBuf, source: std::io::Error },
-    #[error("cannot read the {what} file {path}: {source}; check the path and its permissions")]
+    #[error(
+        "cannot read the {what} file {}: {source}; check the path and its permissions",
+        one_line(&.path.display().to_string())
+    )]
     SecretFile { what: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// At most this many characters of a value in an error message.
+const SHOWN_CHARS: usize = 120;
+
+/// `s` fit for one line of an error message: control characters (a newline in a
+/// value, an escape sequence) escaped, at most [`SHOWN_CHARS`] characters (cut on a
+/// character boundary, marked with `…`).
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(SHOWN_CHARS * 4));
+    for (i, c) in s.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The largest secret file (password, key) read: a line of text.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Read a whole file of at most `limit` bytes: a device or a FIFO given by mistake
+/// (`/dev/zero`) is an error, not an endless read.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes, is it the right file?"),
+        ));
+    }
+    Ok(out)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_text_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// The file as written; every key optional, unknown keys refused.
@@ -337,8 +389,12 @@ pub fn load(explicit: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig), Co
 /// Parse TOML text; errors as (line, one-line message).
 pub fn parse(text: &str) -> Result<FileConfig, (usize, String)> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
-        (line, e.message().replace('\n', " "))
+        // Bytes, not a str slice: a span is not promised to start on a char boundary.
+        let line = e
+            .span()
+            .map(|s| text.as_bytes().iter().take(s.start).filter(|&&b| b == b'\n').count() + 1)
+            .unwrap_or(0);
+        (line, one_line(&e.message().replace(['\r', '\n'], " ")))
     })
 }
 
@@ -367,7 +423,7 @@ pub fn effective(
     let password = match (flags.password.clone(), env_password, &f.password_file, &f.password) {
         (Some(p), _, _, _) => p,
         (None, Some(p), _, _) => p,
-        (None, None, Some(path), _) => std::fs::read_to_string(path)
+        (None, None, Some(path), _) => read_text_bounded(path, MAX_SECRET_FILE)
             .map_err(|source| ConfigError::PasswordFile { path: path.clone(), source })?
             .trim_end_matches(['\r', '\n'])
             .to_string(),
@@ -437,7 +493,7 @@ pub fn effective(
     Ok(s)
 }
 
-fn invalid(key: &'static str, value: &str, why: &str) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, value: &str, why: &str) -> ConfigError {
     ConfigError::Invalid { key, value: value.to_string(), why: why.to_string() }
 }
 
@@ -725,10 +781,306 @@ mod tests {
     }
 
     #[test]
+    fn values_and_paths_from_the_file_stay_on_one_line() {
+        let cfg = parse("[sip]\nextension=\"9000\"\npbx=\"pbx\"\ntransport = \"udp\\n\\u001b[31mtcp\"\n")
+            .expect("ok");
+        let e = effective(&cfg, &Overrides::default(), Some("p".into())).expect_err("bad transport");
+        assert_eq!(
+            e.to_string(),
+            "sip.transport = \"udp\\n\\u{1b}[31mtcp\" is not valid: use udp or tcp",
+            "the newline and the escape sequence are shown, not obeyed"
+        );
+        let long = "é".repeat(500);
+        let cfg = parse(&format!("[calls]\nrtp_ports = \"{long}\"\n")).expect("ok");
+        let e = calls(&cfg).expect_err("bad ports").to_string();
+        assert!(e.contains(&format!("\"{}…\"", "é".repeat(SHOWN_CHARS))), "cut on a character: {e}");
+        let e =
+            ConfigError::Read { path: "/etc/a\nb.toml".into(), source: std::io::ErrorKind::NotFound.into() };
+        assert!(e.to_string().starts_with("cannot read config file /etc/a\\nb.toml: "), "{e}");
+        let (line, msg) =
+            parse("[sip]\n# ünïcödé ✓\nextension = \"9000\nx\"\n").expect_err("newline in a string");
+        assert_eq!(line, 3, "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn a_secret_file_that_never_ends_is_refused_not_read_forever() {
+        let cfg = parse("[sip]\nextension=\"9000\"\npbx=\"pbx\"\npassword_file=\"/dev/zero\"\n").expect("ok");
+        let e = effective(&cfg, &Overrides::default(), None).expect_err("endless file");
+        assert!(
+            e.to_string().contains("/dev/zero") && e.to_string().contains("larger than 65536 bytes"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, [0xff, 0xfe, b'\n']).expect("write");
+        let cfg =
+            parse(&format!("[sip]\nextension=\"9000\"\npbx=\"pbx\"\npassword_file=\"{}\"\n", pw.display()))
+                .expect("ok");
+        let e = effective(&cfg, &Overrides::default(), None).expect_err("binary file");
+        assert!(e.to_string().contains("not UTF-8 text"), "{e}");
+    }
+
+    #[test]
     fn secrets_are_masked() {
         let s = SipSettings::new("9000", "pbx", "hunter2");
         let d = describe(&s, None);
         assert!(!d.contains("hunter2"));
         assert!(d.contains("******** (7 characters)"));
+    }
+}
+
+/// Arbitrary configuration text, shaped like TOML so that it reaches the validators:
+/// the loader never panics, and a mistake is one line.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a key takes: a string, an integer, a boolean, an array of strings, a table.
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        S,
+        I,
+        B,
+        A,
+        T,
+    }
+    use Kind::{A, B, I, S, T};
+
+    /// Each section with its keys and what they take.
+    const SECTIONS: [(&str, &[(&str, Kind)]); 7] = [
+        (
+            "[sip]",
+            &[
+                ("extension", S),
+                ("pbx", S),
+                ("domain", S),
+                ("auth_user", S),
+                ("password", S),
+                ("password_file", S),
+                ("realm", S),
+                ("transport", S),
+                ("bind", S),
+                ("public_addr", S),
+                ("expires", I),
+                ("retry_max_secs", I),
+                ("keepalive", S),
+                ("keepalive_interval_secs", I),
+                ("follow_nat", B),
+            ],
+        ),
+        ("[log]", &[("format", S), ("filter", S)]),
+        (
+            "[calls]",
+            &[
+                ("allow", A),
+                ("max_calls", I),
+                ("codecs", A),
+                ("rtp_ports", S),
+                ("media_timeout_secs", I),
+                ("ring_ms", I),
+                ("jitter_start_ms", I),
+                ("jitter_max_ms", I),
+            ],
+        ),
+        (
+            "[agent]",
+            &[
+                ("provider", S),
+                ("url", S),
+                ("key_file", S),
+                ("ca_file", S),
+                ("language", S),
+                ("listen_model", S),
+                ("think_provider", S),
+                ("think_model", S),
+                ("prompt", S),
+                ("prompt_file", S),
+                ("speak_model", S),
+                ("greeting", S),
+                ("fallback_audio", S),
+                ("fallback_transfer", S),
+            ],
+        ),
+        (
+            "[[agent.functions]]",
+            &[
+                ("name", S),
+                ("description", S),
+                ("kind", S),
+                ("url", S),
+                ("timeout_ms", I),
+                ("headers", T),
+                ("parameters", T),
+                ("target", S),
+            ],
+        ),
+        ("[http]", &[("listen", S)]),
+        (
+            "[records]",
+            &[
+                ("path", S),
+                ("retention_days", I),
+                ("recordings", B),
+                ("recordings_dir", S),
+                ("recordings_retention_days", I),
+            ],
+        ),
+    ];
+
+    /// Strings a user might write, near misses, and anything at all.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "",
+                "9000",
+                "udp",
+                "TCP",
+                "crlf",
+                "off",
+                "options",
+                "json",
+                "human",
+                "echo",
+                "deepgram",
+                "http",
+                "transfer",
+                "hangup",
+                "send_dtmf",
+                "PCMU",
+                "pcma",
+                "G722",
+                "127.0.0.1:5060",
+                "[::1]:5060",
+                "pbx:99999",
+                "0.0.0.0:0",
+                "10000-10500",
+                "65535-1024",
+                "1024-",
+                "-",
+                "wss://127.0.0.1:1/x",
+                "http://127.0.0.1:1/",
+                "/",
+                ".",
+                "/nonexistent/x",
+                "debug,rsipstack=trace",
+                "[{a=b}]=trace",
+                "x=",
+                "=",
+                "é",
+                "✓-✓",
+                "a\nb",
+                "\u{1b}[2J",
+            ])
+            .prop_map(String::from),
+            any::<String>(),
+            "[ -~]{0,16}",
+        ]
+    }
+
+    fn quoted() -> impl Strategy<Value = String> {
+        text().prop_map(|s| toml::Value::String(s).to_string())
+    }
+
+    /// A value of `kind`, now and then one of another kind or not TOML at all.
+    fn value(kind: Kind) -> BoxedStrategy<String> {
+        let right = match kind {
+            S => quoted().boxed(),
+            I => prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                (0u32..70_000).prop_map(|n| n.to_string())
+            ]
+            .boxed(),
+            B => any::<bool>().prop_map(|b| b.to_string()).boxed(),
+            A => prop::collection::vec(quoted(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))).boxed(),
+            T => prop::collection::vec((text(), quoted()), 0..3)
+                .prop_map(|v| {
+                    let kv: Vec<String> =
+                        v.iter().map(|(k, v)| format!("{} = {v}", toml::Value::String(k.clone()))).collect();
+                    format!("{{ {} }}", kv.join(", "))
+                })
+                .boxed(),
+        };
+        prop_oneof![
+            40 => right,
+            1 => quoted(),
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+            1 => "[^\n]{0,12}",
+        ]
+        .boxed()
+    }
+
+    fn block(i: usize) -> impl Strategy<Value = String> {
+        let (header, keys) = SECTIONS[i];
+        // A function needs its name, description and kind (the first three keys).
+        let required = if header == "[[agent.functions]]" { 3 } else { 0 };
+        prop::sample::subsequence(keys[required..].to_vec(), 0..=(keys.len() - required).min(6))
+            .prop_flat_map(move |chosen| {
+                keys[..required]
+                    .iter()
+                    .chain(&chosen)
+                    .map(|&(k, kind)| (Just(k), value(kind)))
+                    .collect::<Vec<_>>()
+            })
+            .prop_map(move |kv| {
+                let lines: Vec<String> = kv.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                format!("{header}\n{}\n", lines.join("\n"))
+            })
+    }
+
+    /// A whole file: some of the sections, each once, in order.
+    fn file() -> impl Strategy<Value = String> {
+        prop::sample::subsequence((0..SECTIONS.len()).collect::<Vec<_>>(), 0..=SECTIONS.len())
+            .prop_flat_map(|chosen| chosen.into_iter().map(block).collect::<Vec<_>>())
+            .prop_map(|blocks| blocks.concat())
+    }
+
+    /// Every check `voice-ua check` makes of a file, each on its own (so that one
+    /// mistake does not hide the others from the test): the messages of those that fail.
+    fn every_check(text: &str) -> Vec<String> {
+        let file = match parse(text) {
+            Ok(f) => f,
+            Err((line, message)) => {
+                return vec![ConfigError::Parse { path: "t.toml".into(), line, message }.to_string()]
+            }
+        };
+        let given =
+            Overrides { extension: Some("9000".into()), pbx: Some("pbx".into()), ..Default::default() };
+        let mut errors: Vec<String> = [
+            effective(&file, &Overrides::default(), None).err(),
+            effective(&file, &given, Some("pw".into())).err(),
+            calls(&file).err(),
+            http(&file).err(),
+            records_with(&file, None, false).err(),
+            crate::agent_config::choose(&file.agent, None).err(),
+            crate::agent_config::choose(&file.agent, Some("key".into())).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|e| e.to_string())
+        .collect();
+        let directives = crate::log_directives(file.log.filter.clone());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&directives) {
+            errors.push(format!("log filter \"{}\" is not valid: {e}", one_line(&directives)));
+        }
+        errors
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_config_text_loads_or_says_what_is_wrong_in_one_line(
+            text in file(),
+            junk in prop::option::weighted(0.1, "[^\n]{0,20}"),
+        ) {
+            let mut text = text;
+            if let Some(j) = junk {
+                text.push_str(&j);
+            }
+            for e in every_check(&text) {
+                prop_assert!(!e.is_empty() && !e.contains(['\n', '\r']), "{:?} from\n{}", e, text);
+            }
+        }
     }
 }

@@ -161,7 +161,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let log_directives = log_directives(cli.log.clone().or(file.log.filter.clone()));
     let log_filter = tracing_subscriber::EnvFilter::try_new(&log_directives).map_err(|e| {
-        anyhow::anyhow!("log filter \"{log_directives}\" is not valid: {e}; use RUST_LOG syntax, e.g. info")
+        anyhow::anyhow!(
+            "log filter \"{}\" is not valid: {}; use RUST_LOG syntax, e.g. info",
+            config::one_line(&log_directives),
+            config::one_line(&e.to_string())
+        )
     })?;
     match cli.command {
         Command::Check(check) => {

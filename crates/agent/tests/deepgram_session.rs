@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use voice_ua_agent::deepgram::messages::ClientMessage;
 use voice_ua_agent::deepgram::session::{DeepgramSession, Output, State, HANDSHAKE_TIMEOUT, KEEPALIVE_AFTER};
 use voice_ua_agent::{
@@ -235,4 +237,40 @@ fn call_end_closes_with_call_ended() {
     s.call_ended();
     assert_eq!(drain(&mut s), [Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)), Output::Close]);
     assert!(!s.handle_call_audio(t0, &AudioFrame::silence(AudioFormat::Ulaw8k)));
+}
+
+#[test]
+fn a_flood_of_function_calls_runs_a_bounded_number_and_answers_the_rest() {
+    use voice_ua_agent::deepgram::session::MAX_PENDING_TOOLS;
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    let calls: Vec<Value> = (0..MAX_PENDING_TOOLS + 5)
+        .map(|i| json!({"id": format!("f{i}"), "name": "lookup", "arguments": "{}", "client_side": true}))
+        .chain(std::iter::once(json!({"id": "f0", "name": "lookup", "arguments": "{}", "client_side": true})))
+        .collect();
+    s.handle_text(t0, &json!({"type": "FunctionCallRequest", "functions": calls}).to_string());
+    let out = drain(&mut s);
+    let run: Vec<&str> = out
+        .iter()
+        .filter_map(|o| if let Output::RunTool(t) = o { Some(t.id.as_str()) } else { None })
+        .collect();
+    assert_eq!(run.len(), MAX_PENDING_TOOLS, "{run:?}");
+    assert_eq!(run.iter().filter(|id| **id == "f0").count(), 1, "a repeated id runs once");
+    let refused: Vec<ClientMessage> = out
+        .iter()
+        .filter_map(|o| if let Output::SendText(t) = o { ClientMessage::parse(t).ok() } else { None })
+        .collect();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    for r in &refused {
+        let ClientMessage::FunctionCallResponse(r) = r else { panic!("{r:?}") };
+        assert!(r.content.starts_with("error: too many function calls at once"), "{}", r.content);
+    }
+    // Once one finishes, the next call runs.
+    s.handle_tool_result(t0, "f0".into(), "lookup".into(), "ok".into());
+    drain(&mut s);
+    s.handle_text(
+        t0,
+        r#"{"type":"FunctionCallRequest","functions":[{"id":"g","name":"lookup","arguments":"{}"}]}"#,
+    );
+    assert!(drain(&mut s).iter().any(|o| matches!(o, Output::RunTool(t) if t.id == "g")));
 }

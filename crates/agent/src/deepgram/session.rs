@@ -54,6 +54,9 @@ pub const HISTORY_MAX_LINES: usize = 200;
 /// And at most this many characters of them (the oldest go first).
 pub const HISTORY_MAX_CHARS: usize = 24_000;
 
+/// Client-side function calls run at once; more are answered with an error at once.
+pub const MAX_PENDING_TOOLS: usize = 8;
+
 /// The provider name in errors.
 pub(crate) const PROVIDER: &str = "deepgram";
 
@@ -411,6 +414,20 @@ impl DeepgramSession {
                 for call in functions {
                     if !call.client_side {
                         tracing::debug!(name = %call.name, "server-side function: Deepgram runs it");
+                        continue;
+                    }
+                    if self.pending_tools.contains(&call.id) {
+                        tracing::debug!(id = %call.id, "a function call already running: not run twice");
+                        continue;
+                    }
+                    if self.pending_tools.len() >= MAX_PENDING_TOOLS {
+                        tracing::warn!(id = %call.id, "too many function calls at once: refused");
+                        let content = format!(
+                            "error: too many function calls at once ({MAX_PENDING_TOOLS} are running); \
+                             wait for their results, then call again"
+                        );
+                        let response = FunctionCallResponse { id: Some(call.id), name: call.name, content };
+                        self.send(now, &ClientMessage::FunctionCallResponse(response));
                         continue;
                     }
                     tracing::info!(id = %call.id, name = %call.name, "agent calls a function");
