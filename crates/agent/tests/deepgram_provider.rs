@@ -432,6 +432,7 @@ async fn builtin_arguments_from_the_llm_are_bounded() {
     let script = vec![
         Step::call("fc_d", "press", &json!({"digits": "1".repeat(33)}).to_string()),
         Step::call("fc_e", "press", r#"{"digits":"12#"}"#),
+        Step::call("fc_x", &format!("no\r\nsuch{}", "_".repeat(100)), "{}"),
         Step::call("fc_h", "hang_up", &json!({ "reason": forged }).to_string()),
         Step::Pause(Duration::from_millis(50)),
     ];
@@ -467,6 +468,8 @@ async fn builtin_arguments_from_the_llm_are_bounded() {
     let r = &fake.wait_records(1, LIMIT).await[0];
     assert_eq!(r.function_responses[0].content, "error: send at most 32 keys at a time");
     assert_eq!(r.function_responses[1].content, "ok: sent DTMF 12#");
+    let unknown = &r.function_responses[2].content;
+    assert_eq!(unknown, &format!("error: there is no function named no such{}", "_".repeat(57)));
 }
 
 /// The agent calls the transfer builtin; the call reports `outcome`; returns the content

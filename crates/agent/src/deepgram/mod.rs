@@ -600,9 +600,11 @@ async fn start_tool(
 ) -> Option<ToolResult> {
     let ToolCall { id, name, arguments } = call;
     let Some(spec) = config.settings.functions.iter().find(|f| f.name == name) else {
-        tracing::warn!(%name, "the agent called a function that is not configured");
+        // A name the LLM made up: one short line in the log and the answer.
+        let shown = http::one_line(&name, 64);
+        tracing::warn!(name = %shown, "the agent called a function that is not configured");
         let _ = io.send(AgentEvent::ToolFinished { name: "unknown".into(), ok: false }).await;
-        return Some((id, name.clone(), format!("error: there is no function named {name}")));
+        return Some((id, name, format!("error: there is no function named {shown}")));
     };
     match &spec.kind {
         // The answer waits for the call's transfer result (REFER response, NOTIFYs).
