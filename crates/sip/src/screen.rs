@@ -166,14 +166,15 @@ enum Start<'a> {
 
 fn start_line(line: &str) -> Option<Start<'_>> {
     let mut parts = line.splitn(3, ' ');
-    let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
+    let (a, b) = (parts.next()?, parts.next()?);
     if a == "SIP/2.0" {
+        // The reason phrase may be empty, and some servers drop the space before it.
         let status: u16 =
             (b.len() == 3 && b.bytes().all(|d| d.is_ascii_digit())).then(|| b.parse().ok())??;
         return (100..=699).contains(&status).then_some(Start::Response(status));
     }
     let uri_ok = !b.is_empty() && b.contains(':') && !b.bytes().any(|x| x.is_ascii_control());
-    (is_token(a) && uri_ok && c == "SIP/2.0").then_some(Start::Request(a))
+    (is_token(a) && uri_ok && parts.next()? == "SIP/2.0").then_some(Start::Request(a))
 }
 
 fn check(head: &str, body_len: usize) -> Result<Verdict, Defect> {
@@ -290,6 +291,8 @@ mod tests {
         let resp =
             "SIP/2.0 180 Ringing\r\nVia: a\r\nFrom: a\r\nTo: b;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
         assert_eq!(screen(resp.as_bytes()), Verdict::Response { status: 180 });
+        let bare = resp.replace("180 Ringing", "180");
+        assert_eq!(screen(bare.as_bytes()), Verdict::Response { status: 180 }, "no reason phrase");
         assert_eq!(screen(b"\r\n\r\n"), Verdict::Keepalive);
         assert_eq!(screen(b""), Verdict::Keepalive);
         let odd = with("OPTIONS sip", "FROB sip").replace("1 OPTIONS", "1 FROB");
