@@ -598,4 +598,19 @@ mod tests {
         assert!(e.to_string().contains("asked for ucm.lan"), "{e}");
         assert!(PbxTarget::parse("").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever is configured as `pbx`: no panic; an address written as
+        /// HOST:PORT is taken as that literal, anything else that parses is a name.
+        #[test]
+        fn any_pbx_text_parses_or_is_refused(
+            text in "\\PC{0,40}",
+            ip in proptest::arbitrary::any::<IpAddr>(),
+            port in proptest::arbitrary::any::<u16>(),
+        ) {
+            let _ = PbxTarget::parse(&text);
+            let addr = SocketAddr::new(ip, port);
+            proptest::prop_assert_eq!(PbxTarget::parse(&addr.to_string()).ok(), Some(PbxTarget::Literal(addr)));
+        }
+    }
 }
