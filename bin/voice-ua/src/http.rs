@@ -186,4 +186,20 @@ mod tests {
         assert!(body.starts_with("not registered: PBX unreachable; degraded: 2 call records"), "{body}");
         writer.close();
     }
+
+    #[test]
+    fn healthz_says_when_call_records_could_not_be_opened() {
+        let m = Metrics::new();
+        let (_tx, rx) = watch::channel(RegStatus::Registered { expires: 300 });
+        assert_eq!(route("GET /healthz HTTP/1.1", &m, &rx).2, "registered\n");
+        m.records_not_opened();
+        let (code, _, body, _) = route("GET /healthz HTTP/1.1", &m, &rx);
+        assert_eq!(
+            (code, body.as_str()),
+            (
+                "200 OK",
+                "registered; degraded: call records are not kept: the records database could not be opened (the log at start says why)\n"
+            )
+        );
+    }
 }

@@ -371,6 +371,7 @@ async fn register(
     http_listen: Option<std::net::SocketAddr>,
     records: Option<config::RecordSettings>,
 ) -> anyhow::Result<ExitCode> {
+    let records_wanted = records.is_some();
     let (record_writer, recorder) = open_records(records).await;
     settings.accept_calls = true;
     settings.allow = calls.allow.clone();
@@ -383,6 +384,8 @@ async fn register(
     metrics.watch_refusals(agent.refusals());
     if let Some(w) = &record_writer {
         metrics.watch_records(w.clone());
+    } else if records_wanted {
+        metrics.records_not_opened();
     }
     let mut reg_status = agent.status();
     let reg_metrics = metrics.clone();

@@ -58,6 +58,8 @@ pub struct Metrics {
     records_dropped: IntCounter,
     /// The call records writer, its counters read at each scrape and health check.
     records: std::sync::OnceLock<RecordWriter>,
+    /// Records are on in the configuration but their database could not be opened.
+    records_not_opened: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,6 +172,7 @@ impl Metrics {
                 "Call records never queued for writing (the records writer was stalled or had stopped)",
             )?,
             records: std::sync::OnceLock::new(),
+            records_not_opened: std::sync::atomic::AtomicBool::new(false),
             registry,
         })
     }
@@ -207,9 +210,21 @@ impl Metrics {
         let _ = self.records.set(writer);
     }
 
+    /// Call records are on, but their database could not be opened (logged at start):
+    /// calls are answered without records, and [`degradations`](Self::degradations) says so.
+    pub fn records_not_opened(&self) {
+        self.records_not_opened.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// What works less than it should while calls go on, one phrase each, for `/healthz`:
-    /// call records that could not be written, or were dropped.
+    /// call records that are not kept, could not be written, or were dropped.
     pub fn degradations(&self) -> Vec<String> {
+        if self.records_not_opened.load(std::sync::atomic::Ordering::Relaxed) {
+            return vec![
+                "call records are not kept: the records database could not be opened (the log at start says why)"
+                    .into(),
+            ];
+        }
         let Some(w) = self.records.get() else { return Vec::new() };
         let stats = w.stats();
         let mut out = Vec::new();

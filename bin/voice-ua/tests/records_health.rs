@@ -85,3 +85,27 @@ fn during_the_call(call: &mut Call, http: SocketAddr) {
         "{body}"
     );
 }
+
+#[test]
+fn records_that_cannot_be_opened_are_named_in_healthz_and_calls_are_answered() {
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let http: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // Nothing can create a directory under /proc, root included.
+    let config = format!("[http]\nlisten = \"{http}\"\n[records]\npath = \"/proc/voice-ua-none/calls.db\"\n");
+    let call = Call::start("rec-unopened", &config, &[]);
+    let mut got = Vec::new();
+    call.talk_silence(0, 30, &mut got);
+    let health = fetch(http, "/healthz");
+    call.send(&call.in_dialog("BYE", 2, "", ""));
+    let ok = call.recv(Duration::from_secs(3));
+    let (status, logs) = call.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(got.len() >= 15, "the call is answered and its media flows: {} packets back", got.len());
+    assert!(ok.is_some_and(|m| m.starts_with("SIP/2.0 200")), "the BYE is answered");
+    assert!(logs.iter().any(|l| l.contains("calls are answered but not recorded")), "logged at start");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(
+        health.ends_with("\r\n\r\nregistered; degraded: call records are not kept: the records database could not be opened (the log at start says why)\n"),
+        "{health}"
+    );
+}
