@@ -32,7 +32,9 @@ mod settings;
 mod tcp_guard;
 
 pub use agent::{PbxResolver, RegStatus, SipAgent, SystemResolver};
-pub use calls::{CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT};
+pub use calls::{
+    CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT,
+};
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};
 pub use tcp_guard::TcpRefusals;
