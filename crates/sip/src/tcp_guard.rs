@@ -122,14 +122,16 @@ pub(crate) async fn serve(
             },
             _ = stop.cancelled() => return,
         };
-        let trusted = gate.lock().is_ok_and(|g| g.is_trusted(peer.ip()));
+        // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+        let ip = peer.ip().to_canonical();
+        let trusted = gate.lock().is_ok_and(|g| g.is_trusted(ip));
         let verdict = match limits.lock() {
             Ok(mut l) => l.decide(trusted),
             Err(_) => TcpVerdict::Full,
         };
         if verdict != TcpVerdict::Accept {
             drop(stream);
-            log_refusal(&limits, peer.ip(), verdict);
+            log_refusal(&limits, ip, verdict);
             continue;
         }
         adopt(stream, peer, &local, &endpoint, &limits, &stop);

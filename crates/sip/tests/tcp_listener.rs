@@ -230,3 +230,19 @@ async fn the_crlf_keepalive_rides_our_tcp_flow_and_a_pong_keeps_it_open() {
     assert!(pings >= 2, "{pings} CRLF pings in 4 s");
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_listener_knows_the_pbx_behind_its_mapped_address() {
+    let pbx = mute_pbx().await;
+    let mut s = settings(pbx.local_addr().expect("addr"));
+    s.bind = "[::]:0".parse().expect("addr");
+    let agent = SipAgent::start(s).await.expect("starts");
+    let port = agent.local_addr().port();
+    // Seen by the listener as ::ffff:127.0.0.1.
+    let mut from_pbx = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port))).await;
+    assert_eq!(fate(&mut from_pbx, Duration::from_millis(500)).await, Fate::Open);
+    let mut stranger = connect_from("127.0.0.2", SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let f = fate(&mut stranger, Duration::from_secs(2)).await;
+    assert!(closed_within(&f, Duration::from_millis(500)), "{f:?}");
+    agent.shutdown().await;
+}
