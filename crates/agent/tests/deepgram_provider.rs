@@ -810,3 +810,38 @@ async fn nearing_the_two_hour_cap_the_call_moves_to_a_new_session_with_its_histo
         ])
     );
 }
+
+#[tokio::test]
+async fn the_second_renewal_still_carries_the_first_sessions_words() {
+    let warning =
+        r#"{"type":"Warning","code":"MAXIMUM_SESSION_LENGTH_APPROACHING","description":"5 minutes left"}"#;
+    // Every connection plays this: a turn, then the warning.
+    let script = vec![
+        Step::user_says("my name is Ana"),
+        Step::speak("Hi Ana", 100, true),
+        Step::SendRaw(warning.into()),
+        Step::Pause(Duration::from_secs(10)),
+    ];
+    let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
+    let mut config = config_for(&fake);
+    config.settings.greeting = None;
+    let provider = DeepgramProvider::new(config).expect("provider");
+    let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
+    // Until two sessions have been renewed away (closed), then hang up on the third.
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| fake.records().len() >= 2).await;
+    finish(&mut session).await;
+    assert!(!events.iter().any(|e| matches!(e, AgentEvent::Ended(SessionEnd::Failed(_)))), "{events:?}");
+    let records = fake.wait_records(3, LIMIT).await;
+    let context = |i: usize| -> Value {
+        let settings = serde_json::to_value(records[i].settings.as_ref().expect("Settings")).expect("json");
+        settings["agent"]["context"]["messages"].clone()
+    };
+    let turn = json!([
+        {"type": "History", "role": "user", "content": "my name is Ana"},
+        {"type": "History", "role": "assistant", "content": "Hi Ana"},
+    ]);
+    assert_eq!(context(1), turn, "the first renewal");
+    let both: Vec<Value> =
+        turn.as_array().into_iter().flatten().chain(turn.as_array().into_iter().flatten()).cloned().collect();
+    assert_eq!(context(2), Value::Array(both), "the second renewal carries the first session's turn too");
+}
