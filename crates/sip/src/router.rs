@@ -11,7 +11,8 @@
 use crate::calls::{timer_request, CallInfo, CallRegistry, IncomingCall};
 use crate::gate::{Admission, Slot};
 use crate::message::{NameAddr, UriTarget};
-use crate::refusals::RefusalLog;
+use crate::ratelimit::RateLimit;
+use crate::refusals::{RefusalLog, LOG_EVERY};
 use crate::registration::ALLOWED_METHODS;
 use crate::session_timer::TimerDecision;
 use rsipstack::dialog::dialog::{Dialog, DialogStateSender};
@@ -217,7 +218,11 @@ async fn answer(mut tx: Transaction) {
     let headers = headers.into_iter().map(|(n, v)| Header::Other(n.into(), v)).collect();
     let from = tx.original.from_header().map(|f| f.value().to_string()).unwrap_or_default();
     if method == "INVITE" {
-        tracing::info!(%from, "incoming call refused with 480: voice-ua does not take calls yet");
+        // Anyone may send these: one line per window.
+        static LOG: std::sync::Mutex<RateLimit> = std::sync::Mutex::new(RateLimit::new(LOG_EVERY));
+        if let Some(held_back) = LOG.lock().ok().and_then(|mut l| l.allow(Instant::now())) {
+            tracing::info!(%from, held_back, "incoming call refused with 480: voice-ua does not take calls");
+        }
     } else {
         tracing::debug!(%method, %from, status, "answered request outside a dialog");
     }
