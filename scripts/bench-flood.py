@@ -278,8 +278,8 @@ def report(r, a, commit, dirty):
     f = r["flood"]
     kib = lambda v: f"{v / 1024:.1f} MiB"
     print(f"machine: {bc.machine()}")
-    print(f"voice-ua {a.binary or 'release build'} at {commit}{' (plus uncommitted changes)' if dirty else ''}; "
-          f"log filter {a.log!r}\n")
+    built = f"{a.binary} (given; the work tree is at {commit})" if a.binary else f"release build of {commit}"
+    print(f"voice-ua: {built}{' plus uncommitted changes' if dirty and not a.binary else ''}; log filter {a.log!r}\n")
     print(f"Flood: {f['sent']:,} datagrams from {STRANGER} in {f['seconds']:.1f} s "
           f"({f['sent'] / f['seconds']:,.0f}/s), INVITE and OPTIONS alternately, each outside any dialog; "
           f"send errors {f['send_errors']}.\n")
