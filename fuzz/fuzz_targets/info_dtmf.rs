@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use voice_ua_sip::info_dtmf::digit_from_info;
 
-const TYPES: [&str; 4] = ["application/dtmf-relay", "application/dtmf", "Application/DTMF-Relay; x=1", "text/plain"];
+const TYPES: [&str; 4] =
+    ["application/dtmf-relay", "application/dtmf", "Application/DTMF-Relay; x=1", "text/plain"];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else { return };
