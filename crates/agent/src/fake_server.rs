@@ -380,6 +380,9 @@ struct Conn<S> {
     format: AudioFormat,
 }
 
+/// How long the fake waits for the client's Close after its own.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn send(&mut self, message: &ServerMessage) -> bool {
         self.ws.send(Message::text(message.to_json())).await.is_ok()
@@ -391,6 +394,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let error = ServerMessage::Error { code: code.into(), description: description.into() };
         let _ = self.send(&error).await;
         let _ = self.ws.close(None).await;
+        // A normal close, as a real server does it: read on until the client's Close.
+        // Dropping a socket with the caller's audio still unread makes the kernel send a
+        // reset, which can overtake the Error on its way to the client.
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
         self.record.end = format!("error {code}");
     }
 }
