@@ -348,6 +348,8 @@ pub struct SipSection {
     pub keepalive: Option<String>,
     pub keepalive_interval_secs: Option<u64>,
     pub follow_nat: Option<bool>,
+    pub tcp_max_connections: Option<usize>,
+    pub tcp_idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -490,6 +492,22 @@ pub fn effective(
     if let Some(n) = f.follow_nat {
         s.follow_nat = n;
     }
+    if let Some(n) = f.tcp_max_connections {
+        if !(1..=4096).contains(&n) {
+            return Err(invalid("sip.tcp_max_connections", &n.to_string(), "use 1 to 4096 (64 is usual)"));
+        }
+        s.tcp_max_connections = n;
+    }
+    if let Some(i) = f.tcp_idle_timeout_secs {
+        if !(5..=600).contains(&i) {
+            return Err(invalid(
+                "sip.tcp_idle_timeout_secs",
+                &i.to_string(),
+                "use 5 to 600 seconds (60 is usual; keep it above the keepalive interval)",
+            ));
+        }
+        s.tcp_idle_timeout = Duration::from_secs(i);
+    }
     Ok(s)
 }
 
@@ -526,6 +544,14 @@ pub fn describe(s: &SipSettings, source: Option<&Path>) -> String {
     let _ = writeln!(out, "retry max:          {} s", s.retry_max.as_secs());
     let _ = writeln!(out, "keepalive:          {:?} every {} s", s.keepalive, s.keepalive_interval.as_secs());
     let _ = writeln!(out, "follow NAT (rport): {}", s.follow_nat);
+    if s.transport == Transport::Tcp {
+        let _ = writeln!(
+            out,
+            "TCP connections:    at most {}, idle ones closed after {} s",
+            s.tcp_max_connections,
+            s.tcp_idle_timeout.as_secs()
+        );
+    }
     out
 }
 
@@ -565,6 +591,8 @@ mod tests {
             "keepalive",
             "keepalive_interval_secs",
             "follow_nat",
+            "tcp_max_connections",
+            "tcp_idle_timeout_secs",
             "format",
             "filter",
             "allow",
@@ -645,6 +673,23 @@ mod tests {
     }
 
     #[test]
+    fn tcp_limits_come_from_the_file() {
+        let s = effective(
+            &parse("[sip]\nextension=\"9000\"\npbx=\"pbx\"\n").expect("ok"),
+            &Overrides::default(),
+            Some("p".into()),
+        )
+        .expect("valid");
+        assert_eq!((s.tcp_max_connections, s.tcp_idle_timeout), (64, Duration::from_secs(60)), "defaults");
+        let cfg = parse(
+            "[sip]\nextension=\"9000\"\npbx=\"pbx\"\ntransport=\"tcp\"\ntcp_max_connections = 8\ntcp_idle_timeout_secs = 30\n",
+        )
+        .expect("ok");
+        let s = effective(&cfg, &Overrides::default(), Some("p".into())).expect("valid");
+        assert_eq!((s.tcp_max_connections, s.tcp_idle_timeout), (8, Duration::from_secs(30)));
+    }
+
+    #[test]
     fn mistakes_are_one_clear_line() {
         let (line, msg) = parse("[sip]\nextension = \"9000\"\npbxx = \"x\"\n").expect_err("unknown key");
         assert_eq!(line, 3);
@@ -665,6 +710,8 @@ mod tests {
             ("public_addr", "\"host.example\""),
             ("expires", "5"),
             ("keepalive", "\"ping\""),
+            ("tcp_max_connections", "0"),
+            ("tcp_idle_timeout_secs", "3600"),
         ] {
             let cfg = parse(&format!("[sip]\nextension=\"9000\"\npbx=\"pbx\"\n{key} = {bad}\n")).expect("ok");
             let e = effective(&cfg, &Overrides::default(), Some("p".into())).expect_err(key);
@@ -868,6 +915,8 @@ mod props {
                 ("keepalive", S),
                 ("keepalive_interval_secs", I),
                 ("follow_nat", B),
+                ("tcp_max_connections", I),
+                ("tcp_idle_timeout_secs", I),
             ],
         ),
         ("[log]", &[("format", S), ("filter", S)]),

@@ -54,6 +54,8 @@ pub struct Metrics {
     agent_errors: IntCounterVec,
     /// The SIP layer's refusal counters, read at each scrape.
     refusals: std::sync::OnceLock<std::sync::Arc<RefusalCounts>>,
+    /// SIP requests refused outside the call counts: in-dialog 403s and dropped datagrams.
+    sip_refused: IntCounterVec,
     records_failed: IntCounter,
     records_dropped: IntCounter,
     /// The call records writer, its counters read at each scrape and health check.
@@ -163,6 +165,18 @@ impl Metrics {
                 )?,
             )?,
             refusals: std::sync::OnceLock::new(),
+            sip_refused: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voice_ua_sip_refused_total",
+                        "SIP requests refused that are not calls: in_dialog_forbidden (403 to a request \
+                         inside a call from outside its route), dropped (over a source's budget, or \
+                         from a stranger and nothing a stranger is answered)",
+                    ),
+                    &["reason"],
+                )?,
+            )?,
             records_failed: counter(
                 "voice_ua_records_failed_total",
                 "Call record writes that failed (disk full, I/O error): the call went on, that record is lost",
@@ -188,6 +202,10 @@ impl Metrics {
                 ("refused_unavailable", r.unavailable),
             ] {
                 let c = self.calls.with_label_values(&[outcome]);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+            for (reason, n) in [("in_dialog_forbidden", r.in_dialog_forbidden), ("dropped", r.dropped)] {
+                let c = self.sip_refused.with_label_values(&[reason]);
                 c.inc_by(n.saturating_sub(c.get()));
             }
         }
@@ -440,6 +458,13 @@ mod tests {
         let text = m.render();
         assert!(text.contains("voice_ua_calls_total{outcome=\"refused_403\"} 2\n"), "{text}");
         assert!(text.contains("voice_ua_calls_total{outcome=\"refused_486\"} 1\n"), "{text}");
+        assert!(text.contains("voice_ua_sip_refused_total{reason=\"dropped\"} 0\n"), "{text}");
+        counts.count_dropped();
+        counts.count_dropped();
+        counts.count_in_dialog_forbidden();
+        let text = m.render();
+        assert!(text.contains("voice_ua_sip_refused_total{reason=\"dropped\"} 2\n"), "{text}");
+        assert!(text.contains("voice_ua_sip_refused_total{reason=\"in_dialog_forbidden\"} 1\n"), "{text}");
         assert!(
             m.render().contains("voice_ua_calls_total{outcome=\"refused_403\"} 2\n"),
             "not counted twice"
