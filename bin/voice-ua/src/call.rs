@@ -257,13 +257,7 @@ pub async fn run_call(
     let mut plan = match call.info.offer.as_deref() {
         Some(offer) => match oa.answer(offer) {
             Ok((plan, answer)) if law_of(plan.codec).is_some() => {
-                if !ring(&mut call, cfg.ring).await {
-                    counted.set_outcome("caller_cancel");
-                    counted.ended_because("the caller gave up while it rang", "caller");
-                    return;
-                }
-                if let Err(e) = call.accept(&answer, timer.response_headers()) {
-                    tracing::warn!("could not answer the call: {e}");
+                if !ring_then_answer(&mut call, &answer, &timer, &cfg, &stop, &mut counted).await {
                     return;
                 }
                 Some(plan)
@@ -287,13 +281,7 @@ pub async fn run_call(
         },
         None => {
             let offer = oa.offer();
-            if !ring(&mut call, cfg.ring).await {
-                counted.set_outcome("caller_cancel");
-                counted.ended_because("the caller gave up while it rang", "caller");
-                return;
-            }
-            if let Err(e) = call.accept(&offer, timer.response_headers()) {
-                tracing::warn!("could not answer the call: {e}");
+            if !ring_then_answer(&mut call, &offer, &timer, &cfg, &stop, &mut counted).await {
                 return;
             }
             None
@@ -396,25 +384,71 @@ pub async fn run_call(
     }
 }
 
-/// 180 Ringing, then wait `ring` for a CANCEL. False when the caller gave up.
-async fn ring(call: &mut IncomingCall, ring: Duration) -> bool {
+/// Ring, then answer with `sdp`. False when the call ended first: the caller gave up,
+/// voice-ua is stopping (503), or the 200 OK could not be sent.
+async fn ring_then_answer(
+    call: &mut IncomingCall,
+    sdp: &str,
+    timer: &TimerDecision,
+    cfg: &CallConfig,
+    stop: &CancellationToken,
+    books: &mut Books,
+) -> bool {
+    match ring(call, cfg.ring, stop).await {
+        Rang::Out => {}
+        Rang::CallerGone => {
+            books.set_outcome("caller_cancel");
+            books.ended_because("the caller gave up while it rang", "caller");
+            return false;
+        }
+        Rang::Stopping => {
+            tracing::info!("voice-ua is stopping: refusing the ringing call with 503");
+            let _ = call.reject(503);
+            books.set_outcome("shutdown");
+            books.ended_because(ENDED_BY_SHUTDOWN, "voice-ua");
+            return false;
+        }
+    }
+    if let Err(e) = call.accept(sdp, timer.response_headers()) {
+        tracing::warn!("could not answer the call: {e}");
+        return false;
+    }
+    true
+}
+
+/// How ringing ended.
+enum Rang {
+    /// The ring time is over: answer.
+    Out,
+    /// CANCEL (or the dialog ended) while it rang.
+    CallerGone,
+    /// SIGTERM while it rang.
+    Stopping,
+}
+
+/// 180 Ringing, then wait `ring` for a CANCEL or the stop.
+async fn ring(call: &mut IncomingCall, ring: Duration, stop: &CancellationToken) -> Rang {
     if let Err(e) = call.ringing() {
         tracing::warn!("could not send 180 Ringing: {e}");
     }
+    if stop.is_cancelled() {
+        return Rang::Stopping;
+    }
     if ring.is_zero() {
-        return true;
+        return Rang::Out;
     }
     let until = tokio::time::sleep(ring);
     tokio::pin!(until);
     loop {
         tokio::select! {
-            _ = &mut until => return true,
+            _ = &mut until => return Rang::Out,
+            _ = stop.cancelled() => return Rang::Stopping,
             sig = call.next() => match sig {
                 Some(CallSignal::Ended(end)) => {
                     tracing::info!(by_remote = end.by_remote, "call ended while ringing: {}", end.detail);
-                    return false;
+                    return Rang::CallerGone;
                 }
-                None => return false,
+                None => return Rang::CallerGone,
                 Some(_) => {}
             },
         }

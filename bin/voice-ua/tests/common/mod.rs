@@ -83,6 +83,13 @@ impl Call {
         env: &[(&str, &str)],
         invite_headers: &str,
     ) -> Call {
+        let mut call = Call::launch(name, config, env);
+        call.invite(invite_headers);
+        call
+    }
+
+    /// Start voice-ua with `config` and answer its REGISTER; no call yet.
+    pub fn launch(name: &str, config: &str, env: &[(&str, &str)]) -> Call {
         let pbx = free_udp();
         pbx.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
         let pbx_addr = pbx.local_addr().expect("addr");
@@ -140,7 +147,7 @@ impl Call {
         let ua_sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
         let media = free_udp();
         media.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
-        let mut call = Call {
+        let call = Call {
             ua,
             logs,
             pbx,
@@ -156,7 +163,6 @@ impl Call {
         };
         let reg = call.wait_request("REGISTER", Duration::from_secs(5));
         call.send(&reply(&reg, "200 OK", "Contact: <sip:9000@127.0.0.1>;expires=300\r\n"));
-        call.invite(invite_headers);
         call
     }
 
@@ -195,22 +201,26 @@ impl Call {
         panic!("no {method} from voice-ua within {timeout:?}");
     }
 
-    fn invite(&mut self, extra: &str) {
+    /// The PCMU INVITE for this call, with `extra` header lines.
+    pub fn invite_request(&self, extra: &str) -> String {
         let media_port = self.media.local_addr().expect("a").port();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
              a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
         );
         let (pbx, ua) = (self.pbx_addr, self.ua_sip);
-        let invite = format!(
+        format!(
             "INVITE sip:9000@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bKinv1\r\n\
              From: \"Gate\" <sip:2001@127.0.0.1>;tag=gate\r\nTo: <sip:9000@127.0.0.1>\r\nCall-ID: {}\r\n\
              CSeq: 1 INVITE\r\nContact: <sip:2001@{pbx}>\r\nMax-Forwards: 70\r\n{extra}Content-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",
             self.call_id,
             sdp.len()
-        );
-        self.send(&invite);
+        )
+    }
+
+    fn invite(&mut self, extra: &str) {
+        self.send(&self.invite_request(extra));
         let deadline = Instant::now() + Duration::from_secs(5);
         let ok = loop {
             assert!(Instant::now() < deadline, "no 200 OK to the INVITE");
