@@ -89,7 +89,10 @@ fn sigterm_while_a_call_rings_refuses_it_with_503_and_records_it() {
     let answer = final_answer.expect("a final answer to the ringing INVITE");
     assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
 
-    let records = RecordStore::open_read_only(&db).unwrap_or_else(|e| panic!("{e:?}\n{}", logs.join("\n"))).last(10).expect("read");
+    let records = RecordStore::open_read_only(&db)
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", logs.join("\n")))
+        .last(10)
+        .expect("read");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
