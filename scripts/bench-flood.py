@@ -261,6 +261,8 @@ def main():
         m = bc.metrics(http_port)
         r["outcomes"] = {k.split('"')[1]: int(v) for k, v in m.items()
                          if k.startswith("voice_ua_calls_total{") and v and '"' in k}
+        r["sip_refused"] = {k.split('"')[1]: int(v) for k, v in m.items()
+                            if k.startswith("voice_ua_sip_refused_total{") and '"' in k}
         bc.stop(ua)
         r["records"] = records(os.path.join(run, "calls.db"))
         r["log_flood"] = log_lines(ua_log, lines_before, lines_flood_end)
@@ -301,6 +303,9 @@ def report(r, a, commit, dirty):
         print(f"| — most common | {count}× {level} \"{msg}\" |")
     print(f"| /healthz right after the flood | {r['health_after_flood'][0]} {r['health_after_flood'][1].strip()} |")
     print(f"| voice_ua_calls_total | {', '.join(f'{k} {v}' for k, v in sorted(r['outcomes'].items()))} |")
+    if r.get("sip_refused"):
+        print(f"| voice_ua_sip_refused_total | "
+              f"{', '.join(f'{k} {v:,}' for k, v in sorted(r['sip_refused'].items()))} |")
     print("\n| real call | sipp | voice-ua's record: outcome | RTP in / out / lost / late | jitter |")
     print("|---|---|---|---|---|")
     recs = [x for x in r["records"] if "error" not in x]
