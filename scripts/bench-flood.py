@@ -306,20 +306,21 @@ def report(r, a, commit, dirty):
     if r.get("sip_refused"):
         print(f"| voice_ua_sip_refused_total | "
               f"{', '.join(f'{k} {v:,}' for k, v in sorted(r['sip_refused'].items()))} |")
-    print("\n| real call | sipp | voice-ua's record: outcome | RTP in / out / lost / late | jitter |")
-    print("|---|---|---|---|---|")
+    print("\n| real call | sipp | voice-ua's record: outcome | length | RTP in / out / lost / late | jitter |")
+    print("|---|---|---|---|---|---|")
     recs = [x for x in r["records"] if "error" not in x]
     calls = ([("warmup", "before the flood (warm-up)")] if "warmup" in r else []) + \
         [("during", "during the flood"), ("after", "after the flood")]
     for i, (key, name) in enumerate(calls):
         s = r[key]
-        verdict = f"{'completed' if s['ok'] == 1 else 'FAILED'} (exit {s['sipp_rc']}, {s['seconds']:.1f} s)"
+        verdict = f"{'completed' if s['ok'] == 1 else 'FAILED'} (exit {s['sipp_rc']})"
         if i < len(recs):
             x = recs[i]
-            print(f"| {name} | {verdict} | {x['outcome']} ({x['end_reason']}) | "
+            length = f"{(x['ended_ms'] - x['started_ms']) / 1000:.1f} s" if x["ended_ms"] else "—"
+            print(f"| {name} | {verdict} | {x['outcome']} ({x['end_reason']}) | {length} | "
                   f"{x['in']} / {x['out']} / {x['lost']} / {x['late']} | {x['jitter_ms']:.1f} ms |")
         else:
-            print(f"| {name} | {verdict} | no record | — | — |")
+            print(f"| {name} | {verdict} | no record | — | — | — |")
     if len(recs) > len(calls):
         print(f"\n{len(recs) - len(calls)} more call records: the flood's INVITEs became calls!")
     if any("error" in x for x in r["records"]):
