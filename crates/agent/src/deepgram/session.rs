@@ -1,6 +1,6 @@
 //! The Deepgram session state machine, sans-IO: WebSocket frames and call inputs in, with
 //! the time injected; frames to send, seam events and tool calls out. No socket, no clock,
-//! no task: the shell in `mod.rs` moves bytes, and tests drive it in virtual time.
+//! no task: the shell in `connection.rs` moves bytes, and tests drive it in virtual time.
 //!
 //! ```text
 //! AwaitingWelcome --Welcome/send Settings--> AwaitingSettingsApplied --SettingsApplied--> Streaming

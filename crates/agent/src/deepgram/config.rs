@@ -1,0 +1,219 @@
+//! The Deepgram agent's configuration: [`DeepgramConfig`] (endpoint, key, extra CA file)
+//! with its defaults, the [`AgentConfig`] every call gets and its client-side functions
+//! ([`FunctionSpec`], [`ToolKind`], [`Builtin`]), the `Settings` message built from them,
+//! the key masked in `Debug`, and the URL check (`wss://`, or `ws://` to loopback only).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
+use super::provider_error;
+use crate::provider::AudioFormat;
+use crate::AgentError;
+
+/// Deepgram's Voice Agent endpoint.
+pub const DEFAULT_URL: &str = "wss://agent.deepgram.com/v1/agent/converse";
+
+/// The Deepgram agent's settings for every call.
+#[derive(Clone)]
+pub struct DeepgramConfig {
+    /// WebSocket URL; `ws://` only for loopback hosts (tests).
+    pub url: String,
+    /// API key, sent as `Authorization: Token <key>`. Never logged.
+    pub api_key: String,
+    /// A PEM file of CA certificates trusted in addition to the webpki roots.
+    pub extra_ca_file: Option<PathBuf>,
+    /// What the agent listens with, thinks with, says.
+    pub settings: AgentConfig,
+}
+
+impl fmt::Debug for DeepgramConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeepgramConfig")
+            .field("url", &self.url)
+            .field("api_key", &mask(&self.api_key))
+            .field("extra_ca_file", &self.extra_ca_file)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// `"****"` plus the last four characters when the key is long enough to spare them.
+fn mask(key: &str) -> String {
+    if key.is_empty() {
+        return "(empty)".into();
+    }
+    let n = key.chars().count();
+    if n >= 16 {
+        let tail: String = key.chars().skip(n - 4).collect();
+        format!("****{tail}")
+    } else {
+        "****".into()
+    }
+}
+
+impl DeepgramConfig {
+    /// The default endpoint and agent with this key.
+    pub fn new(api_key: impl Into<String>) -> Self {
+        DeepgramConfig {
+            url: DEFAULT_URL.into(),
+            api_key: api_key.into(),
+            extra_ca_file: None,
+            settings: AgentConfig::default(),
+        }
+    }
+
+    /// The `Settings` message for a call in `format`.
+    pub fn settings_message(&self, format: AudioFormat) -> Settings {
+        let s = &self.settings;
+        Settings {
+            audio: AudioSettings::for_format(format),
+            agent: AgentSettings {
+                listen: Listen {
+                    provider: Provider {
+                        kind: "deepgram".into(),
+                        model: Some(s.listen_model.clone()),
+                        language: Some(s.language.clone()),
+                        temperature: None,
+                    },
+                },
+                think: Think {
+                    provider: Provider {
+                        kind: s.think_provider.clone(),
+                        model: Some(s.think_model.clone()),
+                        language: None,
+                        temperature: None,
+                    },
+                    prompt: Some(s.prompt.clone()),
+                    functions: s
+                        .functions
+                        .iter()
+                        .map(|f| FunctionDef {
+                            name: f.name.clone(),
+                            description: f.description.clone(),
+                            parameters: f.parameters.clone(),
+                        })
+                        .collect(),
+                },
+                speak: Speak {
+                    provider: Provider {
+                        kind: "deepgram".into(),
+                        model: Some(s.speak_model.clone()),
+                        language: None,
+                        temperature: None,
+                    },
+                },
+                greeting: s.greeting.clone(),
+                context: None,
+            },
+            experimental: s.experimental,
+            mip_opt_out: false,
+        }
+    }
+}
+
+/// The agent itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    /// Listen language (`en`, `es`, `multi`).
+    pub language: String,
+    /// Speech-to-text model (`nova-3`).
+    pub listen_model: String,
+    /// LLM provider (`open_ai`, `anthropic`, `google`, `groq`).
+    pub think_provider: String,
+    /// LLM model (`gpt-4o-mini`).
+    pub think_model: String,
+    /// System prompt.
+    pub prompt: String,
+    /// Voice (`aura-2-thalia-en`, `aura-2-celeste-es`).
+    pub speak_model: String,
+    /// Said when the call is answered.
+    pub greeting: Option<String>,
+    /// Client-side functions.
+    pub functions: Vec<FunctionSpec>,
+    /// Ask for experimental messages (Deepgram's own latency figures).
+    pub experimental: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            language: "en".into(),
+            listen_model: "nova-3".into(),
+            think_provider: "open_ai".into(),
+            think_model: "gpt-4o-mini".into(),
+            prompt: "You answer the phone for a small business. Keep every answer short.".into(),
+            speak_model: "aura-2-thalia-en".into(),
+            greeting: None,
+            functions: Vec::new(),
+            experimental: false,
+        }
+    }
+}
+
+/// A function the agent may call, run by voice-ua.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// Name the LLM calls it by.
+    pub name: String,
+    /// When to call it.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub parameters: serde_json::Value,
+    /// What running it means.
+    pub kind: ToolKind,
+}
+
+/// How a function runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolKind {
+    /// POST the arguments JSON to `url`; the response body is the result.
+    Http {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Extra request headers.
+        headers: Vec<(String, String)>,
+        /// Whole-request limit.
+        timeout: Duration,
+    },
+    /// Something the call does.
+    Builtin(Builtin),
+}
+
+/// Call actions the agent can take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Builtin {
+    /// Blind-transfer the caller to `target` (extension or SIP URI).
+    Transfer {
+        /// Where to.
+        target: String,
+    },
+    /// Hang up once the agent's last words have played.
+    Hangup,
+    /// Send the DTMF digits in the `digits` argument.
+    SendDtmf,
+}
+
+/// `wss://` anywhere, `ws://` only to a loopback host.
+pub(super) fn check_url(url: &str) -> Result<Uri, AgentError> {
+    let uri: Uri =
+        url.parse().map_err(|e| provider_error(format!("agent URL {url:?} is not a URL ({e})")))?;
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("wss") => Ok(uri),
+        Some("ws") if is_loopback(host) => Ok(uri),
+        Some("ws") => Err(provider_error(format!(
+            "agent URL {url} is plain ws:// to a non-loopback host: use wss:// (the API key would travel in clear text)"
+        ))),
+        _ => Err(provider_error(format!("agent URL {url} must start with wss://"))),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

@@ -1,0 +1,365 @@
+//! The Deepgram connection, the async shell around [`DeepgramSession`]: TLS (rustls with
+//! the ring provider, webpki roots plus the extra CA file), the WebSocket handshake and its
+//! errors as one log line each, the per-call task that moves frames between the call, the
+//! socket and the state machine (renewing the session past Deepgram's cap), and
+//! [`check_key`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::config::{check_url, DeepgramConfig};
+use super::messages::Settings;
+use super::session::{DeepgramSession, Output, State, PROVIDER};
+use super::tools::{start_tool, PendingTransfer, ToolResult};
+use super::{http, provider_error};
+use crate::provider::{AgentEvent, AgentIo, AudioFormat, CallFacts, CallInput, SessionEnd};
+use crate::AgentError;
+
+/// How long the TCP + TLS + WebSocket handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Install ring as rustls' process-wide crypto provider. rustls panics when it has to pick
+/// a default and more than one provider is linked; voice-ua links only ring, and installs
+/// it explicitly anyway. Idempotent: a second call (or another provider installed first)
+/// is left as it is.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: some provider is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// webpki roots plus the extra CA file, ring only.
+pub(super) fn tls_config(extra_ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, AgentError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| provider_error(format!("cannot read extra CA file {shown}: {e}")))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| provider_error(format!("extra CA file {shown} is not PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| provider_error(format!("extra CA file {shown}: bad certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(provider_error(format!("extra CA file {shown} holds no CERTIFICATE block")));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| provider_error(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Open the WebSocket with `Authorization: Token <key>`. Errors are one line for the log.
+async fn connect(config: &DeepgramConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
+    let uri = check_url(&config.url)?;
+    let host = uri.host().unwrap_or_default().to_owned();
+    let mut request = config
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| provider_error(format!("agent URL {} is not usable: {e}", config.url)))?;
+    let auth = HeaderValue::from_str(&format!("Token {}", config.api_key.trim()))
+        .map_err(|_| provider_error("the Deepgram API key holds characters a header cannot carry"))?;
+    request.headers_mut().insert("Authorization", auth);
+    let connector =
+        if uri.scheme_str() == Some("wss") { Connector::Rustls(Arc::clone(tls)) } else { Connector::Plain };
+    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Err(_) => Err(provider_error(format!(
+            "no answer from Deepgram at {host} within {} s: check the network and firewall",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Ok((ws, _response))) => Ok(ws),
+        Ok(Err(e)) => Err(connect_error(&host, e)),
+    }
+}
+
+fn connect_error(host: &str, error: tungstenite::Error) -> AgentError {
+    use tungstenite::Error as E;
+    let detail = match error {
+        E::Http(response) => {
+            let status = response.status();
+            // Whatever answered (Deepgram, a proxy's error page): one short line.
+            let dg_error = response
+                .headers()
+                .get("dg-error")
+                .and_then(|v| v.to_str().ok())
+                .map(http::error_excerpt)
+                .or_else(|| {
+                    response.body().as_ref().map(|b| http::error_excerpt(&String::from_utf8_lossy(b)))
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                format!("Deepgram rejected the API key (HTTP {}: {dg_error}): check the key", status.as_u16())
+            } else {
+                format!("Deepgram refused the WebSocket (HTTP {}: {dg_error})", status.as_u16())
+            }
+        }
+        E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("cannot connect to Deepgram at {host}: connection refused")
+        }
+        // tokio-rustls reports handshake failures as io errors wrapping the rustls error.
+        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => tls_failure(host, &e),
+        E::Io(e) => format!("cannot connect to Deepgram at {host}: {e}"),
+        E::Tls(e) => tls_failure(host, &e),
+        other => format!("WebSocket to Deepgram at {host} failed: {other}"),
+    };
+    provider_error(detail)
+}
+
+fn tls_failure(host: &str, error: &dyn fmt::Display) -> String {
+    format!("TLS with Deepgram at {host} failed ({error}): check the system clock, any TLS-inspecting proxy, or extra_ca_file")
+}
+
+/// The session task: connect, then shuttle frames between the call, the socket and the
+/// state machine until one side ends.
+pub(super) async fn run(
+    config: Arc<DeepgramConfig>,
+    tls: Arc<rustls::ClientConfig>,
+    call: CallFacts,
+    mut io: AgentIo,
+) {
+    let settings = config.settings_message(call.format);
+    let mut session = DeepgramSession::new(now(), call.format, settings);
+    let mut ws = match connect(&config, &tls).await {
+        Ok(ws) => ws,
+        Err(error) => {
+            tracing::warn!(%error, "Deepgram agent could not start");
+            let _ = io.send(AgentEvent::Ended(SessionEnd::Failed(error))).await;
+            return;
+        }
+    };
+    let (tool_tx, mut tool_rx) = mpsc::channel::<ToolResult>(8);
+    // A fresh session being opened to continue the call past Deepgram's 2 h cap.
+    let mut renewal: Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>> = None;
+    // The transfer the call is carrying out: its function call waits for the outcome.
+    let mut transfer: Option<PendingTransfer> = None;
+    let mut call_open = true;
+    loop {
+        // Act on everything the state machine decided.
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
+                Output::Event(event) => {
+                    let last = matches!(event, AgentEvent::Ended(_));
+                    if io.send(event).await.is_err() {
+                        call_open = false;
+                        session.call_ended();
+                    }
+                    if last {
+                        let _ = ws.close(None).await;
+                        log_drops(&session, &io);
+                        return;
+                    }
+                }
+                Output::RunTool(tool) => {
+                    if let Some(result) = start_tool(&config, &tls, tool, &io, &tool_tx, &mut transfer).await
+                    {
+                        session.handle_tool_result(now(), result.0, result.1, result.2);
+                    }
+                }
+                Output::Close => {
+                    let _ = ws.close(None).await;
+                    log_drops(&session, &io);
+                    return;
+                }
+                Output::Renew => {
+                    let settings = session.renewal_settings(config.settings_message(call.format));
+                    let (config, tls, format) = (Arc::clone(&config), Arc::clone(&tls), call.format);
+                    renewal =
+                        Some(tokio::spawn(
+                            async move { open_streaming(&config, &tls, format, settings).await },
+                        ));
+                }
+            }
+        }
+        if !call_open {
+            let _ = ws.close(None).await;
+            return;
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            frame = ws.next() => on_frame(&mut session, frame),
+            input = io.recv() => match input {
+                Some(CallInput::Audio(frame)) => {
+                    if session.handle_call_audio(now(), &frame) {
+                        // tungstenite owns each outgoing payload: one 160-byte copy per frame.
+                        if let Err(e) = ws.send(Message::binary(frame.as_bytes().to_vec())).await {
+                            session.handle_closed(now(), &e.to_string());
+                        }
+                    }
+                }
+                Some(CallInput::Digit(digit)) => {
+                    tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
+                }
+                Some(CallInput::TransferResult(outcome)) => match transfer.take() {
+                    Some(t) => {
+                        tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
+                        let content = if outcome.succeeded() {
+                            format!("ok: the transfer to {} was {outcome}", t.target)
+                        } else {
+                            format!(
+                                "error: the transfer to {} {outcome}; the caller is still with you: \
+                                 tell them, and offer to help another way",
+                                t.target
+                            )
+                        };
+                        session.handle_tool_result(now(), t.id, t.name, content);
+                    }
+                    None => tracing::debug!(%outcome, "a transfer result nobody waits for"),
+                },
+                Some(CallInput::CallEnded) | None => session.call_ended(),
+            },
+            Some((id, name, content)) = tool_rx.recv() => {
+                let ok = !content.starts_with("error:");
+                let _ = io.send(AgentEvent::ToolFinished { name: name.clone(), ok }).await;
+                session.handle_tool_result(now(), id, name, content);
+            }
+            opened = join_renewal(&mut renewal) => match opened {
+                Ok((new_ws, mut new_session)) => {
+                    // Lines said while it was being opened stay in the history too.
+                    new_session.continue_from(&session);
+                    tracing::info!(
+                        request_id = new_session.request_id().unwrap_or_default(),
+                        lines = new_session.history().count(),
+                        "Deepgram session renewed: the call goes on with its history"
+                    );
+                    let _ = ws.close(None).await;
+                    ws = new_ws;
+                    session = new_session;
+                }
+                Err(e) => {
+                    tracing::warn!("could not renew the Deepgram session (the current one goes on): {e}");
+                    session.renew_failed(now());
+                }
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(now()),
+        }
+    }
+}
+
+/// Send one JSON text frame; a failed write is the connection closing.
+async fn send_text(ws: &mut Ws, session: &mut DeepgramSession, text: String) {
+    if let Err(e) = ws.send(Message::text(text)).await {
+        session.handle_closed(now(), &e.to_string());
+    }
+}
+
+/// One frame (or the end) from Deepgram's socket, into the session.
+fn on_frame(
+    session: &mut DeepgramSession,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) {
+    match frame {
+        Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
+        Some(Ok(Message::Binary(bytes))) => session.handle_binary(now(), &bytes),
+        Some(Ok(Message::Close(frame))) => {
+            let why = match frame {
+                Some(f) => format!("close code {} {:?}", u16::from(f.code), f.reason.as_str()),
+                None => "close without a code".into(),
+            };
+            session.handle_closed(now(), &why);
+        }
+        Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
+        Some(Err(e)) => session.handle_closed(now(), &e.to_string()),
+        None => session.handle_closed(now(), "connection dropped"),
+    }
+}
+
+/// The renewal task's result, once; pending while there is none.
+async fn join_renewal(
+    task: &mut Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>>,
+) -> Result<(Ws, DeepgramSession), AgentError> {
+    let Some(t) = task.as_mut() else { return std::future::pending().await };
+    let r = t.await;
+    *task = None;
+    r.map_err(|e| AgentError::Provider { provider: PROVIDER.into(), detail: format!("renewal task: {e}") })?
+}
+
+fn log_drops(session: &DeepgramSession, io: &AgentIo) {
+    let (sent, dropped_early) = session.audio_counts();
+    let skipped = io.stats().input_frames_dropped();
+    tracing::debug!(sent, dropped_early, skipped, "Deepgram session audio counts");
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// `voice-ua check --agent`: connect, get `Welcome`, send `Settings` (for a PCMU call),
+/// wait for `SettingsApplied`, close. Returns Deepgram's `request_id`.
+pub async fn check_key(config: &DeepgramConfig) -> Result<String, AgentError> {
+    install_crypto_provider();
+    check_url(&config.url)?;
+    let tls = Arc::new(tls_config(config.extra_ca_file.as_ref())?);
+    let format = AudioFormat::Ulaw8k;
+    let (mut ws, session) = open_streaming(config, &tls, format, config.settings_message(format)).await?;
+    let id = session.request_id().unwrap_or_default().to_owned();
+    let _ = ws.close(None).await;
+    Ok(id)
+}
+
+/// Connect and run the handshake (Welcome, `settings`, SettingsApplied): a socket and a
+/// session that is streaming. Messages before SettingsApplied other than the handshake's
+/// are dropped (there are none in the protocol).
+async fn open_streaming(
+    config: &DeepgramConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    format: AudioFormat,
+    settings: Settings,
+) -> Result<(Ws, DeepgramSession), AgentError> {
+    let mut session = DeepgramSession::new(now(), format, settings);
+    let mut ws = connect(config, tls).await?;
+    loop {
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
+                Output::Event(AgentEvent::Ended(SessionEnd::Failed(e))) => {
+                    let _ = ws.close(None).await;
+                    return Err(e);
+                }
+                Output::Event(_) | Output::RunTool(_) | Output::Close | Output::Renew => {}
+            }
+        }
+        if session.state() == State::Streaming {
+            return Ok((ws, session));
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            frame = ws.next() => on_frame(&mut session, frame),
+            _ = sleep_until(deadline) => session.handle_timeout(now()),
+        }
+    }
+}
