@@ -6,7 +6,7 @@
 
 Defaults: both agents, N = 1 50 200. Builds the release binaries first (honours
 CARGO_TARGET_DIR, else target/): voice-ua, and for the Deepgram run the dev-only fake
-server, `cargo build --release -p voice-ua-agent --features fake-server --bin fake-deepgram`.
+server, `cargo build --release -p voice-ua-fake-deepgram --bin fake-deepgram`.
 
 1. Sizes: the stripped release binary (x86_64; and the aarch64 one when
    <target>/aarch64-unknown-linux-gnu/release/voice-ua exists, see deploy/build-aarch64.sh).
@@ -626,7 +626,7 @@ def build(a):
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua"], cwd=ROOT, check=True, env=env)
     if a.agent in ("deepgram", "both"):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua-agent", "--features", "fake-server",
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua-fake-deepgram",
                         "--bin", "fake-deepgram"], cwd=ROOT, check=True, env=env)
 
 

@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use voice_ua_agent::fake_server::{FakeConfig, FakeDeepgram, Record, Step};
+use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
 
 use crate::calls_baresip::{baresip_config, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
 use crate::support::calls::{self, PortBlock};

@@ -7,8 +7,8 @@ mod common;
 
 use common::{exact_matches, reply, Call, Received};
 use std::time::Duration;
-use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step};
 use voice_ua_agent::AudioFormat;
+use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step};
 use voice_ua_records::CallRecord;
 
 const KEY: &str = "test-deepgram-key-0123456789";

@@ -6,7 +6,7 @@ mod common;
 
 use common::Call;
 use std::time::Duration;
-use voice_ua_agent::fake_server::{FakeConfig, FakeDeepgram, Step};
+use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Step};
 
 /// Distinctive, so any line holding it (in a header, a debug dump, a URL) is found.
 const KEY: &str = "dg-secret-7f3a9c2e51b84d06-canary";

@@ -6,15 +6,11 @@
 //! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
-//! - `fake_server` (cargo feature `fake-server`, tests only) is a strict local stand-in
-//!   for Deepgram's agent endpoint, over ws:// and wss://.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
-#[cfg(feature = "fake-server")]
-pub mod fake_server;
 pub mod provider;
 
 pub use deepgram::{

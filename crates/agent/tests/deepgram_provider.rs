@@ -12,11 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use voice_ua_agent::fake_server::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
 use voice_ua_agent::{
     check_key, AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts,
     DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
 };
+use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
 
 const KEY: &str = "test-key-0123456789";
 const LIMIT: Duration = Duration::from_secs(10);

@@ -1,9 +1,9 @@
 //! `fake-deepgram`: the fake Deepgram Voice Agent server ([`FakeDeepgram`]) as a
 //! standalone process, for benchmarks (`scripts/bench-calls.py --agent deepgram`) and
-//! manual runs. Development only: it needs the `fake-server` feature.
+//! manual runs. Development only: it lives in the test-only crate `voice-ua-fake-deepgram`.
 //!
 //! ```text
-//! cargo build --release -p voice-ua-agent --features fake-server --bin fake-deepgram
+//! cargo build --release -p voice-ua-fake-deepgram --bin fake-deepgram
 //! DEEPGRAM_API_KEY=bench-key target/release/fake-deepgram [--tls] [--reply-ms 3000] ...
 //! ```
 //!
@@ -35,7 +35,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use voice_ua_agent::fake_server::{FakeConfig, FakeDeepgram, Record, Step};
+use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
 
 const USAGE: &str = "\
 usage: fake-deepgram [--key KEY] [--tls] [--greeting-ms MS] [--listen-frames N] [--reply-ms MS]

@@ -1,5 +1,6 @@
-//! A fake Deepgram Voice Agent server for tests (cargo feature `fake-server`, off by
-//! default; this crate's own tests turn it on through a dev-dependency on itself).
+//! A fake Deepgram Voice Agent server for tests, and as the `fake-deepgram` binary for benchmarks.
+//! A crate of its own (`publish = false`), so the production `voice-ua-agent` neither
+//! contains nor compiles it; tests take it as a dev-dependency.
 //!
 //! It listens on 127.0.0.1 only, over `ws://` or `wss://` (a test CA and a server
 //! certificate for `127.0.0.1`/`localhost` are generated with rcgen when it starts), and
@@ -47,12 +48,12 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::deepgram::messages::{
+use voice_ua_agent::deepgram::messages::{
     AudioSettings, ClientMessage, ConversationRole, FunctionCall, FunctionCallResponse, ServerMessage,
     Settings,
 };
-use crate::echo::level_dbfs;
-use crate::provider::AudioFormat;
+use voice_ua_agent::echo::level_dbfs;
+use voice_ua_agent::AudioFormat;
 
 /// The path Deepgram serves the agent on.
 pub const AGENT_PATH: &str = "/v1/agent/converse";
@@ -248,7 +249,7 @@ static INSTANCE: AtomicU32 = AtomicU32::new(0);
 impl FakeDeepgram {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
     pub async fn start(config: FakeConfig) -> Result<FakeDeepgram, FakeError> {
-        crate::deepgram::install_crypto_provider();
+        voice_ua_agent::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (acceptor, ca_pem, ca_file) = if config.tls {
