@@ -1,0 +1,91 @@
+//! The fake's script: the [`Step`]s each session plays after `SettingsApplied`, and the
+//! tone it speaks with.
+
+use std::time::Duration;
+
+use voice_ua_agent::deepgram::messages::ServerMessage;
+use voice_ua_agent::AudioFormat;
+
+/// One scripted action, run after `SettingsApplied`, in order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// `ConversationText(assistant)`, `AgentStartedSpeaking`, `ms` of a 440 Hz tone in the
+    /// session's output format (100 ms per binary frame), then `AgentAudioDone` if `done`.
+    Speak {
+        /// The agent's words.
+        text: String,
+        /// Audio length.
+        ms: u32,
+        /// Send `AgentAudioDone` after the audio.
+        done: bool,
+    },
+    /// Wait for this many more client audio frames, counting only frames at least
+    /// `min_dbfs` loud when given.
+    WaitAudio {
+        /// Frames to wait for.
+        frames: usize,
+        /// Energy threshold.
+        min_dbfs: Option<f32>,
+    },
+    /// `UserStartedSpeaking` then `ConversationText(user)`.
+    UserSays(String),
+    /// A client-side `FunctionCallRequest`; waits for the `FunctionCallResponse` with the
+    /// same id (a wrong name is recorded as a violation).
+    CallFunction {
+        /// Call id.
+        id: String,
+        /// Function name.
+        name: String,
+        /// Arguments (a JSON object, sent as a string).
+        arguments: String,
+    },
+    /// Send this message.
+    Send(ServerMessage),
+    /// Send this text frame as it is (unknown types, garbage).
+    SendRaw(String),
+    /// Wait.
+    Pause(Duration),
+    /// Send `Error {code, description}` and close.
+    Error {
+        /// Error code.
+        code: String,
+        /// Description.
+        description: String,
+    },
+    /// Drop the connection without a close frame.
+    CloseAbruptly,
+}
+
+impl Step {
+    /// [`Step::Speak`].
+    pub fn speak(text: &str, ms: u32, done: bool) -> Self {
+        Step::Speak { text: text.into(), ms, done }
+    }
+
+    /// [`Step::UserSays`].
+    pub fn user_says(text: &str) -> Self {
+        Step::UserSays(text.into())
+    }
+
+    /// [`Step::CallFunction`].
+    pub fn call(id: &str, name: &str, arguments: &str) -> Self {
+        Step::CallFunction { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    /// [`Step::Error`].
+    pub fn error(code: &str, description: &str) -> Self {
+        Step::Error { code: code.into(), description: description.into() }
+    }
+}
+
+/// `ms` of a 440 Hz tone at about -12 dBFS in `format`.
+pub fn tone(format: AudioFormat, ms: u32) -> Vec<u8> {
+    let rate = format.sample_rate() as f64;
+    let samples = (format.sample_rate() as u64 * u64::from(ms) / 1000) as usize;
+    let mut out = Vec::with_capacity(samples * format.bytes_per_sample());
+    for i in 0..samples {
+        let x = (std::f64::consts::TAU * 440.0 * i as f64 / rate).sin() * 8000.0;
+        format.push_sample(&mut out, x as i16);
+    }
+    out
+}
