@@ -9,7 +9,7 @@
 //! end, one summary line. The hot path reuses its buffers and never blocks: the agent
 //! is reached with `try_send`, the socket is non-blocking, and nothing takes a lock.
 
-use crate::agent_config::Fallback;
+use crate::config::Fallback;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;

@@ -2,16 +2,14 @@
 //! logging, and runs a command: `register` (be the extension until SIGINT/SIGTERM),
 //! `check` (validate and print the effective settings) or `calls` (list call records).
 
-mod agent_config;
 mod call;
 mod config;
 mod http;
 mod metrics;
 mod records_cli;
 
-use agent_config::AgentChoice;
-use clap::{Parser, Subcommand, ValueEnum};
-use config::{ConfigError, Overrides, PASSWORD_ENV};
+use clap::{Parser, Subcommand};
+use config::{AgentChoice, LogFormat, Overrides};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,12 +41,6 @@ struct Cli {
     log: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,80 +129,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(a) => return records_cli::run(a, cli.config.as_deref()),
     };
     let (path, file) = config::load(cli.config.as_deref())?;
-    let settings = config::effective(&file, &args.overrides(), std::env::var(PASSWORD_ENV).ok())?;
-    let calls = config::calls(&file)?;
-    let http_listen = config::http(&file)?;
-    let records = config::records(&file)?;
-    let (agent_choice, fallback) =
-        agent_config::choose(&file.agent, std::env::var(agent_config::KEY_ENV).ok())?;
-    // [log] is checked for `check` too, so a bad value is found before the service starts.
-    let log_format = match cli.log_format {
-        Some(f) => f,
-        None => match file.log.format.as_deref() {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    key: "log.format",
-                    value: other.into(),
-                    why: "use human or json".into(),
-                }
-                .into())
-            }
-        },
-    };
-    let log_directives = log_directives(cli.log.clone().or(file.log.filter.clone()));
-    let log_filter = tracing_subscriber::EnvFilter::try_new(&log_directives).map_err(|e| {
-        anyhow::anyhow!(
-            "log filter \"{}\" is not valid: {}; use RUST_LOG syntax, e.g. info",
-            config::one_line(&log_directives),
-            config::one_line(&e.to_string())
-        )
-    })?;
+    let checked = config::check(path, &file, &args.overrides(), cli.log_format, cli.log.clone())?;
     match cli.command {
         Command::Check(check) => {
-            print!("{}", config::describe(&settings, path.as_deref()));
-            println!(
-                "calls:              up to {}, codecs {}, RTP ports {}-{}, media timeout {} s, allow {:?}",
-                calls.max_calls,
-                calls.codecs.iter().map(|c| c.encoding()).collect::<Vec<_>>().join(", "),
-                calls.rtp_ports.0,
-                calls.rtp_ports.1,
-                calls.media_timeout.as_secs(),
-                calls.allow
-            );
-            match &agent_choice {
-                AgentChoice::Echo => println!("agent:              echo (no Deepgram key configured)"),
-                AgentChoice::Deepgram(d) => println!(
-                    "agent:              deepgram at {} (key {:?}), listen {}, think {}/{}, speak {}, functions [{}]",
-                    d.url,
-                    "********",
-                    d.settings.listen_model,
-                    d.settings.think_provider,
-                    d.settings.think_model,
-                    d.settings.speak_model,
-                    d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            }
-            println!(
-                "http:               {}",
-                http_listen
-                    .map(|a| format!("http://{a}/metrics and /healthz"))
-                    .unwrap_or_else(|| "off".into())
-            );
-            println!("records:            {}", config::describe_records(records.as_ref()));
-            println!("log:                {log_format:?}, filter \"{log_directives}\"");
-            println!(
-                "fallback:           {:.1} s prompt, then {}",
-                fallback.ulaw.len() as f64 / 8000.0,
-                fallback
-                    .transfer
-                    .as_deref()
-                    .map(|t| format!("transfer to {t}"))
-                    .unwrap_or_else(|| "hang up".into())
-            );
+            print!("{}", checked.describe());
             if check.agent {
-                let AgentChoice::Deepgram(d) = &agent_choice else {
+                let AgentChoice::Deepgram(d) = &checked.agent else {
                     anyhow::bail!("--agent checks the Deepgram key, but no key is configured (DEEPGRAM_API_KEY or agent.key_file)");
                 };
                 voice_ua_agent::install_crypto_provider();
@@ -226,9 +150,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Register(_) => {
-            init_logging(log_format, log_filter);
+            init_logging(checked.log_format, checked.log_filter);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(register(settings, calls, agent_choice, fallback, http_listen, records))
+            let config::Checked { sip, calls, agent, fallback, http, records, .. } = checked;
+            rt.block_on(register(sip, calls, agent, fallback, http, records))
         }
         Command::Calls(args) => records_cli::run(&args, cli.config.as_deref()),
     }
@@ -320,18 +245,6 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 /// ended by shutdown all the same).
 const SHUTDOWN_CALLS: Duration = Duration::from_millis(700);
 
-/// The log filter in effect: RUST_LOG, else `--log` / `log.filter`, else info; rsipstack
-/// logs every packet at info, so it stays at warn unless named.
-fn log_directives(filter: Option<String>) -> String {
-    let default = filter.unwrap_or_else(|| "info".into());
-    let directives = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or(default);
-    if directives.contains("rsipstack") {
-        directives
-    } else {
-        format!("{directives},rsipstack=warn")
-    }
-}
-
 /// Targets that log what goes over the agent's connection: tungstenite logs the
 /// WebSocket handshake request, `Authorization: Token <key>` included, at trace, and the
 /// TLS and HTTP crates log handshake details. Capped at warn whatever RUST_LOG,
@@ -367,7 +280,7 @@ async fn register(
     mut settings: voice_ua_sip::SipSettings,
     calls: config::CallSettings,
     agent_choice: AgentChoice,
-    fallback: agent_config::Fallback,
+    fallback: config::Fallback,
     http_listen: Option<std::net::SocketAddr>,
     records: Option<config::RecordSettings>,
 ) -> anyhow::Result<ExitCode> {

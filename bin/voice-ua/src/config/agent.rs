@@ -4,7 +4,8 @@
 //! polite hang-up). The Deepgram key comes from `DEEPGRAM_API_KEY` or `agent.key_file`,
 //! never from argv, and is never printed.
 
-use crate::config::{invalid, read_bounded, read_text_bounded, ConfigError, MAX_SECRET_FILE};
+use super::error::{invalid, ConfigError};
+use super::read::{read_bounded, read_text_bounded, MAX_SECRET_FILE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,7 +81,7 @@ const MAX_FALLBACK_AUDIO: u64 = 10 * 60 * 8000;
 const MAX_PROMPT_FILE: u64 = 1024 * 1024;
 
 /// The fallback prompt shipped with voice-ua (μ-law, 8 kHz, spoken with espeak-ng).
-const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../conf/fallback-en.ulaw");
+const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../../conf/fallback-en.ulaw");
 
 /// Resolve `[agent]` into the agent to use. `env_key` is `DEEPGRAM_API_KEY`, if set.
 pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice, Fallback), ConfigError> {
@@ -125,6 +126,32 @@ pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice,
         other => return Err(invalid("agent.provider", other, "use deepgram or echo")),
     };
     Ok((choice, fallback))
+}
+
+/// The agent's line for `voice-ua check` (the key masked).
+pub fn describe(choice: &AgentChoice) -> String {
+    match choice {
+        AgentChoice::Echo => "echo (no Deepgram key configured)".into(),
+        AgentChoice::Deepgram(d) => format!(
+            "deepgram at {} (key {:?}), listen {}, think {}/{}, speak {}, functions [{}]",
+            d.url,
+            "********",
+            d.settings.listen_model,
+            d.settings.think_provider,
+            d.settings.think_model,
+            d.settings.speak_model,
+            d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The fallback's line for `voice-ua check`.
+pub fn describe_fallback(fallback: &Fallback) -> String {
+    format!(
+        "{:.1} s prompt, then {}",
+        fallback.ulaw.len() as f64 / 8000.0,
+        fallback.transfer.as_deref().map(|t| format!("transfer to {t}")).unwrap_or_else(|| "hang up".into())
+    )
 }
 
 fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, ConfigError> {

@@ -1,0 +1,144 @@
+//! The `[calls]` section: who may call, how many at once, the codecs, RTP ports,
+//! media timeout, ringing and the jitter buffer's bounds.
+
+use super::error::{invalid, ConfigError};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
+use voice_ua_sip::negotiate::Codec;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    pub allow: Option<Vec<String>>,
+    pub max_calls: Option<usize>,
+    pub codecs: Option<Vec<String>>,
+    pub rtp_ports: Option<String>,
+    pub media_timeout_secs: Option<u64>,
+    pub ring_ms: Option<u64>,
+    pub jitter_start_ms: Option<u64>,
+    pub jitter_max_ms: Option<u64>,
+}
+
+/// The call settings, validated.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    pub allow: Vec<IpAddr>,
+    pub max_calls: usize,
+    pub codecs: Vec<Codec>,
+    pub rtp_ports: (u16, u16),
+    pub media_timeout: Duration,
+    pub ring: Duration,
+    pub jitter_start: Duration,
+    pub jitter_max: Duration,
+}
+
+/// Validate the `[calls]` section (defaults: PCMU, PCMA; ports 10000-10500; 30 s media timeout).
+pub fn settings(c: &CallsSection) -> Result<CallSettings, ConfigError> {
+    let mut allow = Vec::new();
+    for a in c.allow.iter().flatten() {
+        allow.push(
+            a.parse::<IpAddr>()
+                .map_err(|_| invalid("calls.allow", a, "expected IP addresses, e.g. [\"192.168.1.20\"]"))?,
+        );
+    }
+    let max_calls = c.max_calls.unwrap_or(4);
+    if !(1..=1000).contains(&max_calls) {
+        return Err(invalid("calls.max_calls", &max_calls.to_string(), "use 1 to 1000"));
+    }
+    let mut codecs = Vec::new();
+    for name in c.codecs.clone().unwrap_or_else(|| vec!["PCMU".into(), "PCMA".into()]) {
+        match Codec::parse(&name) {
+            Some(Codec::G722) | None => {
+                return Err(invalid(
+                    "calls.codecs",
+                    &name,
+                    "voice-ua carries PCMU and PCMA (G.722 is not built yet)",
+                ))
+            }
+            Some(codec) => codecs.push(codec),
+        }
+    }
+    if codecs.is_empty() {
+        return Err(invalid("calls.codecs", "[]", "list at least one of PCMU, PCMA"));
+    }
+    let ports = c.rtp_ports.clone().unwrap_or_else(|| "10000-10500".into());
+    let rtp_ports = ports
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
+        .filter(|(a, b)| *a >= 1024 && a < b)
+        .ok_or_else(|| {
+            invalid("calls.rtp_ports", &ports, "expected FIRST-LAST above 1023, e.g. 10000-10500")
+        })?;
+    let media_timeout = c.media_timeout_secs.unwrap_or(30);
+    if !(5..=3600).contains(&media_timeout) {
+        return Err(invalid("calls.media_timeout_secs", &media_timeout.to_string(), "use 5 to 3600 seconds"));
+    }
+    let ring = c.ring_ms.unwrap_or(200);
+    if ring > 10_000 {
+        return Err(invalid("calls.ring_ms", &ring.to_string(), "use 0 to 10000 milliseconds"));
+    }
+    let start = c.jitter_start_ms.unwrap_or(40);
+    let max = c.jitter_max_ms.unwrap_or(200);
+    if !(20..=max).contains(&start) || max > 1000 {
+        return Err(invalid(
+            "calls.jitter_start_ms",
+            &start.to_string(),
+            "use 20 ms up to jitter_max_ms (at most 1000)",
+        ));
+    }
+    Ok(CallSettings {
+        allow,
+        max_calls,
+        codecs,
+        rtp_ports,
+        media_timeout: Duration::from_secs(media_timeout),
+        ring: Duration::from_millis(ring),
+        jitter_start: Duration::from_millis(start),
+        jitter_max: Duration::from_millis(max),
+    })
+}
+
+/// One line for `voice-ua check`.
+pub fn describe(calls: &CallSettings) -> String {
+    format!(
+        "up to {}, codecs {}, RTP ports {}-{}, media timeout {} s, allow {:?}",
+        calls.max_calls,
+        calls.codecs.iter().map(|c| c.encoding()).collect::<Vec<_>>().join(", "),
+        calls.rtp_ports.0,
+        calls.rtp_ports.1,
+        calls.media_timeout.as_secs(),
+        calls.allow
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{calls, parse, FileConfig};
+
+    #[test]
+    fn call_settings_default_and_refuse_nonsense() {
+        let c = calls(&FileConfig::default()).expect("defaults");
+        assert_eq!(
+            (c.max_calls, c.rtp_ports, c.codecs.clone()),
+            (4, (10000, 10500), vec![Codec::Pcmu, Codec::Pcma])
+        );
+        assert_eq!(c.media_timeout, Duration::from_secs(30));
+        let cfg =
+            parse("[calls]\nallow = [\"127.0.0.5\"]\ncodecs = [\"pcma\"]\nrtp_ports = \"20000-20100\"\n")
+                .expect("ok");
+        let c = calls(&cfg).expect("valid");
+        assert_eq!((c.allow.len(), c.codecs.clone(), c.rtp_ports), (1, vec![Codec::Pcma], (20000, 20100)));
+        for (key, bad) in [
+            ("allow", "[\"pbx.lan\"]"),
+            ("codecs", "[\"G729\"]"),
+            ("rtp_ports", "\"9-5\""),
+            ("max_calls", "0"),
+        ] {
+            let cfg = parse(&format!("[calls]\n{key} = {bad}\n")).expect("ok");
+            let e = calls(&cfg).expect_err(key);
+            assert!(e.to_string().starts_with(&format!("calls.{key} = ")), "{e}");
+        }
+    }
+}
