@@ -17,7 +17,7 @@ use std::time::Duration;
 use tracing::Instrument;
 use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider};
 use voice_ua_media::JitterConfig;
-use voice_ua_sip::{RegStatus, SipAgent};
+use voice_ua_sip::{RegStatus, SipUa};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -292,7 +292,7 @@ async fn register(
     let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
     let bind_ip = settings.bind.ip();
     let pbx_ip = call::resolve_ip(&settings.pbx).await;
-    let mut agent = SipAgent::start(settings).await?;
+    let mut agent = SipUa::start(settings).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.watch_refusals(agent.refusals());
     if let Some(w) = &record_writer {

@@ -261,7 +261,7 @@ impl Metrics {
         out
     }
 
-    /// A registration status change (from `SipAgent::status()`).
+    /// A registration status change (from `SipUa::status()`).
     pub fn on_reg_status(&self, status: &RegStatus) {
         match status {
             RegStatus::Registered { .. } => {

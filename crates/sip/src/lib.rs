@@ -5,8 +5,8 @@
 //! when), [`digest`] (RFC 7616 digest answers), [`message`] (the little SIP text
 //! reading and writing the cores need), [`bad_request`] (a 400 for a request the
 //! parser rejects) — and is driven in virtual time by the tests. The tokio shell in
-//! [`agent`] wires those cores to rsipstack, which never leaks out of this crate: the
-//! binary only sees [`SipSettings`], [`SipAgent`] and [`RegStatus`].
+//! [`user_agent`] wires those cores to rsipstack, which never leaks out of this crate: the
+//! binary only sees [`SipSettings`], [`SipUa`] and [`RegStatus`].
 
 pub mod bad_request;
 pub mod digest;
@@ -23,18 +23,18 @@ pub mod screen;
 pub mod sdp;
 pub mod session_timer;
 
-mod agent;
 mod calls;
 mod guarded_udp;
 pub mod ids;
 mod router;
 mod settings;
 mod tcp_guard;
+mod user_agent;
 
-pub use agent::{PbxResolver, RegStatus, SipAgent, SystemResolver};
 pub use calls::{
     CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT,
 };
 pub use error::SipError;
 pub use settings::{KeepaliveMode, SipSettings, Transport};
 pub use tcp_guard::TcpRefusals;
+pub use user_agent::{PbxResolver, RegStatus, SipUa, SystemResolver};

@@ -59,7 +59,7 @@ pub struct SipSettings {
     /// Re-register with the address the registrar saw (Via received/rport) when it differs.
     pub follow_nat: bool,
     pub user_agent: String,
-    /// Hand INVITEs to the application (`SipAgent::take_calls`); otherwise 480.
+    /// Hand INVITEs to the application (`SipUa::take_calls`); otherwise 480.
     pub accept_calls: bool,
     /// Addresses besides the registrar's that may send INVITEs.
     pub allow: Vec<IpAddr>,

@@ -12,14 +12,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use voice_ua_sip::negotiate::{Codec, OfferAnswer};
 use voice_ua_sip::sdp::Direction;
-use voice_ua_sip::{CallSignal, SipAgent, SipSettings};
+use voice_ua_sip::{CallSignal, SipSettings, SipUa};
 
-async fn agent(pbx: SocketAddr) -> SipAgent {
+async fn agent(pbx: SocketAddr) -> SipUa {
     let mut s = SipSettings::new("9000", &pbx.to_string(), PW);
     s.bind = "127.0.0.1:0".parse().expect("addr");
     s.accept_calls = true;
     s.max_calls = 2;
-    SipAgent::start(s).await.expect("starts")
+    SipUa::start(s).await.expect("starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +194,7 @@ async fn an_invite_from_anyone_but_the_pbx_is_refused_and_never_offered() {
     let mut s = SipSettings::new("9000", "127.0.0.2:5999", PW);
     s.bind = "127.0.0.1:0".parse().expect("addr");
     s.accept_calls = true;
-    let mut agent = SipAgent::start(s).await.expect("starts");
+    let mut agent = SipUa::start(s).await.expect("starts");
     let mut calls = agent.take_calls().expect("calls");
     caller.send(&invite("scan-1@x", OFFER, ""), agent.local_addr()).await;
     let resp = final_response(&caller).await;

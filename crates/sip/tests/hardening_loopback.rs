@@ -15,14 +15,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use voice_ua_sip::negotiate::{Codec, OfferAnswer};
-use voice_ua_sip::{CallSignal, IncomingCall, SipAgent, SipSettings, ACK_WAIT};
+use voice_ua_sip::{CallSignal, IncomingCall, SipSettings, SipUa, ACK_WAIT};
 
-async fn agent(pbx: SocketAddr, max_calls: usize) -> SipAgent {
+async fn agent(pbx: SocketAddr, max_calls: usize) -> SipUa {
     let mut s = SipSettings::new("9000", &pbx.to_string(), PW);
     s.bind = "127.0.0.1:0".parse().expect("addr");
     s.accept_calls = true;
     s.max_calls = max_calls;
-    SipAgent::start(s).await.expect("starts")
+    SipUa::start(s).await.expect("starts")
 }
 
 /// Register, and return the agent's address.
@@ -34,7 +34,7 @@ async fn registered(pbx: &FakePbx) -> SocketAddr {
 
 /// The PBX (127.0.0.1), a stranger (127.0.0.2), a registered agent taking 2 calls,
 /// its calls and its address.
-async fn with_a_stranger() -> (FakePbx, FakePbx, SipAgent, Receiver<IncomingCall>, SocketAddr) {
+async fn with_a_stranger() -> (FakePbx, FakePbx, SipUa, Receiver<IncomingCall>, SocketAddr) {
     let pbx = FakePbx::bind().await;
     let stranger = FakePbx::bind_on("127.0.0.2").await;
     let mut agent = agent(pbx.addr(), 2).await;

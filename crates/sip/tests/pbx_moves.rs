@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use voice_ua_sip::{PbxResolver, RegStatus, SipAgent, SipSettings};
+use voice_ua_sip::{PbxResolver, RegStatus, SipSettings, SipUa};
 
 /// Answers what the test last set, and counts the questions.
 struct Switch {
@@ -49,7 +49,7 @@ async fn grant(pbx: &FakePbx, expires: u32) -> SocketAddr {
     ua
 }
 
-async fn registered(agent: &SipAgent) {
+async fn registered(agent: &SipUa) {
     let mut status = agent.status();
     tokio::time::timeout(
         Duration::from_secs(3),
@@ -83,7 +83,7 @@ async fn the_refresh_follows_the_pbx_to_its_new_address_and_so_does_the_gate() {
     let old = FakePbx::bind().await;
     let new = FakePbx { sock: UdpSocket::bind("127.0.0.4:0").await.expect("bind 127.0.0.4") };
     let resolver = switch(old.addr());
-    let mut agent = SipAgent::start_with_resolver(settings(), resolver.clone()).await.expect("starts");
+    let mut agent = SipUa::start_with_resolver(settings(), resolver.clone()).await.expect("starts");
     let mut calls = agent.take_calls().expect("calls");
     let ua = grant(&old, 2).await; // refreshed after 1 s
     registered(&agent).await;
@@ -121,7 +121,7 @@ async fn a_failed_registration_asks_the_resolver_again() {
     let resolver = switch(leaving.addr());
     let mut s = settings();
     s.accept_calls = false;
-    let agent = SipAgent::start_with_resolver(s, resolver.clone()).await.expect("starts");
+    let agent = SipUa::start_with_resolver(s, resolver.clone()).await.expect("starts");
     let (reg, ua) = leaving.recv_sip().await;
     assert!(reg.starts_with("REGISTER"), "{reg}");
     *resolver.answer.lock().expect("lock") = pbx.addr();

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use voice_ua_sip::{RegStatus, SipAgent, SipSettings, TcpRefusals, Transport};
+use voice_ua_sip::{RegStatus, SipSettings, SipUa, TcpRefusals, Transport};
 
 fn settings(pbx: SocketAddr) -> SipSettings {
     let mut s = SipSettings::new("9000", &pbx.to_string(), PW);
@@ -91,7 +91,7 @@ impl SipReader {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_over_tcp_and_answers_on_a_connection_the_pbx_opens() {
     let pbx = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent = SipAgent::start(settings(pbx.local_addr().expect("addr"))).await.expect("starts");
+    let agent = SipUa::start(settings(pbx.local_addr().expect("addr"))).await.expect("starts");
     let mut status = agent.status();
     let (stream, _) = tokio::time::timeout(Duration::from_secs(5), pbx.accept())
         .await
@@ -133,7 +133,7 @@ async fn registers_over_tcp_and_answers_on_a_connection_the_pbx_opens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_from_a_stranger_is_closed_at_once() {
     let pbx = mute_pbx().await;
-    let agent = SipAgent::start(settings(pbx.local_addr().expect("addr"))).await.expect("starts");
+    let agent = SipUa::start(settings(pbx.local_addr().expect("addr"))).await.expect("starts");
     let mut stranger = connect_from("127.0.0.2", agent.local_addr()).await;
     let f = fate(&mut stranger, Duration::from_secs(2)).await;
     assert!(closed_within(&f, Duration::from_millis(500)), "{f:?}");
@@ -150,7 +150,7 @@ async fn an_allowed_address_gets_in_and_the_cap_refuses_one_more() {
     let mut s = settings(pbx.local_addr().expect("addr"));
     s.allow = vec!["127.0.0.3".parse().expect("ip")];
     s.tcp_max_connections = 2;
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     let mut first = connect_from("127.0.0.1", agent.local_addr()).await;
     let mut second = connect_from("127.0.0.3", agent.local_addr()).await;
     assert_eq!(fate(&mut first, Duration::from_millis(300)).await, Fate::Open);
@@ -174,7 +174,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let pbx = mute_pbx().await;
     let mut s = settings(pbx.local_addr().expect("addr"));
     s.tcp_idle_timeout = Duration::from_millis(600);
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     let mut idle = connect_from("127.0.0.1", agent.local_addr()).await;
     let f = fate(&mut idle, Duration::from_secs(5)).await;
     match f {
@@ -198,7 +198,7 @@ async fn the_crlf_keepalive_rides_our_tcp_flow_and_a_pong_keeps_it_open() {
     let mut s = settings(pbx.local_addr().expect("addr"));
     s.keepalive_interval = Duration::from_secs(1);
     s.tcp_idle_timeout = Duration::from_millis(1500);
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     let (stream, _) = tokio::time::timeout(Duration::from_secs(5), pbx.accept())
         .await
         .expect("voice-ua connects")
@@ -236,7 +236,7 @@ async fn a_dual_stack_listener_knows_the_pbx_behind_its_mapped_address() {
     let pbx = mute_pbx().await;
     let mut s = settings(pbx.local_addr().expect("addr"));
     s.bind = "[::]:0".parse().expect("addr");
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     let port = agent.local_addr().port();
     // Seen by the listener as ::ffff:127.0.0.1.
     let mut from_pbx = connect_from("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], port))).await;

@@ -1,4 +1,4 @@
-//! The SIP agent end to end on loopback against a fake PBX written here: a plain UDP
+//! The SIP user agent end to end on loopback against a fake PBX written here: a plain UDP
 //! socket that challenges, grants, qualifies with OPTIONS, rings with an INVITE,
 //! sends broken requests, and watches the keepalive and the un-register.
 
@@ -8,7 +8,7 @@ use common::{header, reply, request, FakePbx, PW};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use voice_ua_sip::{KeepaliveMode, RegStatus, SipAgent, SipSettings};
+use voice_ua_sip::{KeepaliveMode, RegStatus, SipSettings, SipUa};
 
 /// Answer REGISTERs until one with credentials is granted; returns the agent's address.
 async fn register_flow(pbx: &FakePbx) -> SocketAddr {
@@ -34,7 +34,7 @@ async fn registers_answers_the_pbx_and_unregisters() {
     s.bind = "127.0.0.1:0".parse().expect("addr");
     s.keepalive = KeepaliveMode::Crlf;
     s.keepalive_interval = Duration::from_secs(1);
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     let mut status = agent.status();
     let ua = register_flow(&pbx).await;
     assert_eq!(ua, agent.local_addr(), "REGISTER comes from the socket voice-ua listens on");
@@ -102,7 +102,7 @@ async fn a_silent_pbx_is_retried_and_shutdown_still_returns_in_time() {
     let pbx = FakePbx { sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind") };
     let mut s = SipSettings::new("9000", &pbx.sock.local_addr().expect("addr").to_string(), PW);
     s.bind = "127.0.0.1:0".parse().expect("addr");
-    let agent = SipAgent::start(s).await.expect("starts");
+    let agent = SipUa::start(s).await.expect("starts");
     // The PBX hears the REGISTER (and its retransmissions) but never answers.
     let (first, _) = pbx.recv_sip().await;
     assert!(first.starts_with("REGISTER"));

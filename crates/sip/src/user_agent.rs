@@ -47,7 +47,7 @@ pub enum RegStatus {
 }
 
 /// A running SIP user agent: registered (or trying to be) and answering requests.
-pub struct SipAgent {
+pub struct SipUa {
     status: watch::Receiver<RegStatus>,
     stop_registration: CancellationToken,
     stop_all: CancellationToken,
@@ -85,17 +85,17 @@ impl PbxResolver for SystemResolver {
     }
 }
 
-impl SipAgent {
+impl SipUa {
     /// Bind, start the stack and begin registering.
-    pub async fn start(settings: SipSettings) -> Result<SipAgent, SipError> {
-        SipAgent::start_with_resolver(settings, Arc::new(SystemResolver)).await
+    pub async fn start(settings: SipSettings) -> Result<SipUa, SipError> {
+        SipUa::start_with_resolver(settings, Arc::new(SystemResolver)).await
     }
 
-    /// [`SipAgent::start`] with the PBX host name resolved by `resolver`.
+    /// [`SipUa::start`] with the PBX host name resolved by `resolver`.
     pub async fn start_with_resolver(
         settings: SipSettings,
         resolver: Arc<dyn PbxResolver>,
-    ) -> Result<SipAgent, SipError> {
+    ) -> Result<SipUa, SipError> {
         let target = PbxTarget::parse(&settings.pbx)?;
         let pbx = target.resolve(&settings.pbx, &*resolver).await?;
         let socket = tokio::net::UdpSocket::bind(settings.bind)
@@ -220,7 +220,7 @@ impl SipAgent {
         };
         let driver = tokio::spawn(driver.run(stop_registration.clone()));
         tracing::info!(local = %local_addr, %contact, pbx = %pbx, "SIP user agent started");
-        Ok(SipAgent {
+        Ok(SipUa {
             status,
             stop_registration,
             stop_all,
