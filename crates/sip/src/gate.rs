@@ -122,11 +122,13 @@ impl CallGate {
     }
 
     /// Established calls.
+    #[cfg(test)]
     pub fn active(&self) -> usize {
         self.active
     }
 
     /// Answered calls still waiting for their ACK.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.pending
     }

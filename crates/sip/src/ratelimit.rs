@@ -109,11 +109,13 @@ impl SourceBudget {
     }
 
     /// Requests refused so far.
+    #[cfg(test)]
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Sources with a bucket of their own.
+    #[cfg(test)]
     pub fn sources(&self) -> usize {
         self.buckets.len()
     }

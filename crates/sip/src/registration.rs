@@ -192,6 +192,7 @@ impl Registrar {
         }
     }
 
+    #[cfg(test)]
     pub fn call_id(&self) -> &str {
         &self.call_id
     }
@@ -205,6 +206,7 @@ impl Registrar {
         self.registered_until.is_some_and(|t| t > now)
     }
 
+    #[cfg(test)]
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }

@@ -1,6 +1,7 @@
-//! The tokio shell around the SIP cores: binds the socket, builds the rsipstack
-//! endpoint, and runs three tasks — the endpoint itself, the router for incoming
-//! requests, and the registration driver (which also sends the NAT keepalive and
+//! The SIP user agent ([`SipUa`]), the tokio shell around the SIP cores: binds the
+//! socket, builds the rsipstack endpoint, and runs three tasks — the endpoint itself,
+//! the router for incoming requests, and the registration driver
+//! ([`crate::registration_driver`], which also sends the NAT keepalive and
 //! un-registers on shutdown). Everything that decides lives in the sans-IO modules.
 
 use crate::calls::{CallRegistry, IncomingCall};
@@ -8,20 +9,16 @@ use crate::error::SipError;
 use crate::gate::CallGate;
 use crate::guarded_udp::GuardedUdp;
 use crate::ids::IdSource;
-use crate::keepalive::{options_request, CRLF_PING};
-use crate::message::{split_host_port, ResponseView};
+use crate::pbx_address::{PbxResolver, PbxTarget, SystemResolver};
 use crate::refusals::RefusalCounts;
-use crate::registration::{Failure, OutgoingRegister, RegEvent, Registrar, RegistrarConfig};
+use crate::registration::{Registrar, RegistrarConfig};
+use crate::registration_driver::{Driver, RegStatus, UNREGISTER_DEADLINE};
 use crate::router::{route_incoming, CallRouting};
-use crate::settings::{KeepaliveMode, SipSettings, Transport};
+use crate::settings::{SipSettings, Transport};
 use crate::tcp_guard::{TcpLimits, TcpRefusals};
-use rsipstack::sip::SipMessage;
-use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
-use rsipstack::transaction::key::{TransactionKey, TransactionRole};
-use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transport::stream::StreamConnection;
+use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use rsipstack::transport::{SipAddr, TransportLayer};
 use rsipstack::EndpointBuilder;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -30,21 +27,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How long shutdown waits for the un-register (REGISTER, 401, REGISTER, 200 take a
-/// few milliseconds on a LAN; the process must be gone within 2 s).
-const UNREGISTER_DEADLINE: Duration = Duration::from_millis(1000);
-/// How long a lookup of the PBX host may take before the known address is used.
-const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Registration state as the rest of the program sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegStatus {
-    Starting,
-    Registered { expires: u32 },
-    NotRegistered { why: String },
-    Stopped,
-}
 
 /// A running SIP user agent: registered (or trying to be) and answering requests.
 pub struct SipUa {
@@ -57,32 +39,6 @@ pub struct SipUa {
     calls: Option<tokio::sync::mpsc::Receiver<IncomingCall>>,
     refusals: Arc<RefusalCounts>,
     tcp_limits: Arc<Mutex<TcpLimits>>,
-}
-
-/// Turns the PBX host name into an address: the system resolver, or a test's own.
-/// Asked at start and again before every refresh or retry of the registration, so a
-/// PBX that moves (DHCP, fail-over) is followed. Never asked for an IP literal.
-#[async_trait::async_trait]
-pub trait PbxResolver: Send + Sync + 'static {
-    /// The address of `host`, port `port` (IPv4 preferred); Err(why) when there is none.
-    async fn lookup(&self, host: &str, port: u16) -> Result<SocketAddr, String>;
-}
-
-/// [`PbxResolver`] through the operating system (getaddrinfo).
-pub struct SystemResolver;
-
-#[async_trait::async_trait]
-impl PbxResolver for SystemResolver {
-    async fn lookup(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
-        let addrs: Vec<SocketAddr> =
-            tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?.collect();
-        addrs
-            .iter()
-            .find(|a| a.is_ipv4())
-            .or(addrs.first())
-            .copied()
-            .ok_or_else(|| "the name has no address".into())
-    }
 }
 
 impl SipUa {
@@ -273,37 +229,6 @@ impl SipUa {
     }
 }
 
-/// The PBX as configured ("HOST" or "HOST:PORT"): an address, or a name to resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PbxTarget {
-    Literal(SocketAddr),
-    Name { host: String, port: u16 },
-}
-
-impl PbxTarget {
-    fn parse(pbx: &str) -> Result<PbxTarget, SipError> {
-        let (host, port) = split_host_port(pbx).ok_or_else(|| SipError::ResolvePbx {
-            pbx: pbx.to_string(),
-            why: "not a host or host:port".to_string(),
-        })?;
-        let port = port.unwrap_or(5060);
-        Ok(match host.parse::<IpAddr>() {
-            Ok(ip) => PbxTarget::Literal(SocketAddr::new(ip, port)),
-            Err(_) => PbxTarget::Name { host: host.to_string(), port },
-        })
-    }
-
-    async fn resolve(&self, pbx: &str, resolver: &dyn PbxResolver) -> Result<SocketAddr, SipError> {
-        match self {
-            PbxTarget::Literal(addr) => Ok(*addr),
-            PbxTarget::Name { host, port } => resolver
-                .lookup(host, *port)
-                .await
-                .map_err(|why| SipError::ResolvePbx { pbx: pbx.to_string(), why }),
-        }
-    }
-}
-
 /// The address to advertise: --public-addr, else the bound IP, else the local
 /// address the kernel routes to the PBX from (no guessing among interfaces).
 fn advertised_ip(settings: &SipSettings, pbx: SocketAddr) -> Result<IpAddr, SipError> {
@@ -320,297 +245,4 @@ fn advertised_ip(settings: &SipSettings, pbx: SocketAddr) -> Result<IpAddr, SipE
     // connect() on UDP sends nothing: it only asks the kernel for the route.
     probe.connect(pbx).map_err(|source| SipError::LocalAddress { pbx, source })?;
     Ok(probe.local_addr().map_err(|source| SipError::LocalAddress { pbx, source })?.ip())
-}
-
-struct Driver {
-    endpoint: EndpointInnerRef,
-    registrar: Registrar,
-    pbx: SipAddr,
-    pbx_addr: SocketAddr,
-    target: PbxTarget,
-    resolver: Arc<dyn PbxResolver>,
-    /// Shared with the router and the sockets' screens: whose requests are trusted.
-    gate: Arc<Mutex<CallGate>>,
-    socket: Arc<tokio::net::UdpSocket>,
-    status: watch::Sender<RegStatus>,
-    aor: String,
-    domain: String,
-    settings: SipSettings,
-    failures_in_a_row: u32,
-    ids: IdSource,
-}
-
-impl Driver {
-    async fn run(mut self, stop: CancellationToken) {
-        let mut keepalive =
-            tokio::time::interval(self.settings.keepalive_interval.max(Duration::from_secs(1)));
-        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        keepalive.tick().await; // the first tick is immediate; registration comes first
-        self.registrar.handle_timeout(Instant::now().into_std());
-        'main: loop {
-            while let Some(out) = self.registrar.poll_transmit() {
-                let outcome = tokio::select! {
-                    r = self.transact(&out) => r,
-                    _ = stop.cancelled() => break 'main,
-                };
-                self.feed(outcome);
-            }
-            let wake = self.registrar.poll_timeout().map(Instant::from_std);
-            tokio::select! {
-                _ = sleep_until_opt(wake) => {}
-                _ = keepalive.tick() => { self.send_keepalive().await; continue 'main; }
-                _ = stop.cancelled() => break 'main,
-            }
-            // A refresh or a retry after a failure is due: ask where the PBX is now.
-            tokio::select! {
-                _ = self.re_resolve() => {}
-                _ = stop.cancelled() => break 'main,
-            }
-            self.registrar.handle_timeout(Instant::now().into_std());
-            self.report();
-        }
-        self.unregister().await;
-    }
-
-    /// Resolve the PBX host name again; when the address moved, send REGISTERs (and
-    /// keepalives) there and let the gate trust the new address instead of the old.
-    /// A failed lookup keeps the address we have.
-    async fn re_resolve(&mut self) {
-        let PbxTarget::Name { host, port } = &self.target else { return };
-        let found = tokio::time::timeout(RESOLVE_DEADLINE, self.resolver.lookup(host, *port)).await;
-        let addr = match found {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(why)) => {
-                tracing::debug!(pbx = %self.settings.pbx, %why, "PBX not resolved again; keeping {}", self.pbx_addr);
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(pbx = %self.settings.pbx, "PBX lookup timed out; keeping {}", self.pbx_addr);
-                return;
-            }
-        };
-        if addr == self.pbx_addr {
-            return;
-        }
-        tracing::info!(pbx = %self.settings.pbx, from = %self.pbx_addr, to = %addr, "the PBX moved: registering with its new address");
-        self.pbx_addr = addr;
-        self.pbx.addr = addr.into();
-        if let Ok(mut gate) = self.gate.lock() {
-            gate.set_registrar(addr.ip());
-        }
-    }
-
-    async fn unregister(&mut self) {
-        let deadline = Instant::now() + UNREGISTER_DEADLINE;
-        self.registrar.unregister(Instant::now().into_std());
-        self.report();
-        while let Some(out) = self.registrar.poll_transmit() {
-            match tokio::time::timeout_at(deadline, self.transact(&out)).await {
-                Ok(outcome) => self.feed(outcome),
-                Err(_) => self.feed(Err(Failure::NoResponse)),
-            }
-        }
-        self.status.send_replace(RegStatus::Stopped);
-    }
-
-    fn feed(&mut self, outcome: Result<ResponseView, Failure>) {
-        let now = Instant::now().into_std();
-        match outcome {
-            Ok(resp) => self.registrar.handle_response(now, &resp),
-            Err(why) => self.registrar.handle_no_response(now, why),
-        }
-        self.report();
-    }
-
-    /// Run one REGISTER client transaction to its final response.
-    async fn transact(&self, out: &OutgoingRegister) -> Result<ResponseView, Failure> {
-        let request = rsipstack::sip::Request::try_from(out.text.as_str())
-            .map_err(|e| Failure::Transport(format!("internal: unparsable REGISTER: {e}")))?;
-        self.transact_request(request).await
-    }
-
-    async fn transact_request(&self, request: rsipstack::sip::Request) -> Result<ResponseView, Failure> {
-        let key = TransactionKey::from_request(&request, TransactionRole::Client)
-            .map_err(|e| Failure::Transport(e.to_string()))?;
-        let mut tx = Transaction::new_client(key, request, self.endpoint.clone(), None);
-        tx.destination = Some(self.pbx.clone());
-        tx.send().await.map_err(|e| Failure::Transport(e.to_string()))?;
-        while let Some(msg) = tx.receive().await {
-            if let SipMessage::Response(resp) = msg {
-                if let Ok(view) = ResponseView::parse(&resp.to_bytes()) {
-                    if view.status >= 200 {
-                        return Ok(view);
-                    }
-                }
-            }
-        }
-        Err(Failure::NoResponse)
-    }
-
-    async fn send_keepalive(&mut self) {
-        match (self.settings.keepalive, self.settings.transport) {
-            (KeepaliveMode::Off, _) => {}
-            // RFC 5626 §4.4.1: the CRLF ping on the connection itself. A PBX that
-            // answers (CRLF pong) keeps our flow open past tcp_idle_timeout; one that
-            // does not lets it close, and the next ping or REGISTER opens another.
-            (KeepaliveMode::Crlf, Transport::Tcp) => {
-                let flow = self.endpoint.transport_layer.lookup(&self.pbx, None).await;
-                let sent = match flow {
-                    Ok((SipConnection::Tcp(conn), _)) => {
-                        conn.send_raw(CRLF_PING).await.map_err(|e| e.to_string())
-                    }
-                    Ok((other, _)) => Err(format!("not a TCP connection: {other}")),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = sent {
-                    tracing::debug!(error = %e, "keepalive not sent");
-                }
-            }
-            (KeepaliveMode::Crlf, Transport::Udp) => {
-                if let Err(e) = self.socket.send_to(CRLF_PING, self.pbx_addr).await {
-                    tracing::debug!(error = %e, "keepalive not sent");
-                }
-            }
-            (KeepaliveMode::Options, transport) => {
-                let text = options_request(
-                    &mut self.ids,
-                    &self.settings.extension,
-                    &self.domain,
-                    self.registrar.contact(),
-                    transport,
-                    &self.settings.user_agent,
-                );
-                let Ok(request) = rsipstack::sip::Request::try_from(text.as_str()) else { return };
-                let outcome =
-                    tokio::time::timeout(Duration::from_secs(5), self.transact_request(request)).await;
-                match outcome {
-                    Ok(Ok(resp)) => tracing::debug!(status = resp.status, "keepalive OPTIONS answered"),
-                    _ => tracing::debug!("keepalive OPTIONS unanswered"),
-                }
-            }
-        }
-    }
-
-    /// Turn the registrar's events into log lines and status changes.
-    fn report(&mut self) {
-        let s = &self.settings;
-        while let Some(ev) = self.registrar.poll_event() {
-            match ev {
-                RegEvent::Registered { expires, contact, refresh_in } => {
-                    self.failures_in_a_row = 0;
-                    let tp = if s.transport == Transport::Tcp { ";transport=tcp" } else { "" };
-                    let contact = format!("sip:{}@{contact}{tp}", s.extension);
-                    tracing::info!(aor = %self.aor, expires, %contact, refresh_in_s = refresh_in.as_secs(), "registered");
-                    self.status.send_replace(RegStatus::Registered { expires });
-                }
-                RegEvent::ContactCorrected { from, to } => {
-                    tracing::info!(%from, %to, "the PBX sees voice-ua at {to}, not {from}: registering that address");
-                }
-                RegEvent::IntervalTooBrief { min_expires } => {
-                    tracing::info!(
-                        min_expires,
-                        "the PBX wants a longer registration (423): asking for {min_expires} s"
-                    );
-                }
-                RegEvent::CredentialsRejected { status, retry_in } => {
-                    let why = format!("PBX rejected the password for {} ({status})", self.aor);
-                    tracing::error!(
-                        "{why}: check the password (--password, VOICE_UA_SIP_PASSWORD or sip.password_file) and the auth user ({}); next attempt in {} s",
-                        s.auth_user.as_deref().unwrap_or(&s.extension),
-                        retry_in.as_secs()
-                    );
-                    self.status.send_replace(RegStatus::NotRegistered { why });
-                }
-                RegEvent::Refused { status, reason, retry_in } => {
-                    let why = format!("PBX refused the registration of {} ({status}: {reason})", self.aor);
-                    tracing::error!(
-                        "{why}: check the extension and PBX settings; next attempt in {} s",
-                        retry_in.as_secs()
-                    );
-                    self.status.send_replace(RegStatus::NotRegistered { why });
-                }
-                RegEvent::Failed { why, retry_in } => {
-                    self.failures_in_a_row += 1;
-                    let n = self.failures_in_a_row;
-                    if n.is_power_of_two() {
-                        tracing::warn!(
-                            attempts = n,
-                            "registration of {} failed: {why}; retrying in {} s",
-                            self.aor,
-                            retry_in.as_secs()
-                        );
-                    } else {
-                        tracing::debug!(attempts = n, "registration of {} failed: {why}", self.aor);
-                    }
-                    if !self.registrar.is_registered(Instant::now().into_std()) {
-                        self.status.send_replace(RegStatus::NotRegistered { why: why.to_string() });
-                    }
-                }
-                RegEvent::Lapsed => {
-                    tracing::warn!(
-                        "registration of {} lapsed: calls cannot reach voice-ua until the PBX answers again",
-                        self.aor
-                    );
-                    self.status.send_replace(RegStatus::NotRegistered { why: "registration lapsed".into() });
-                }
-                RegEvent::Unregistered => tracing::info!(aor = %self.aor, "unregistered"),
-                RegEvent::UnregisterFailed { why } => {
-                    tracing::warn!(
-                        "could not un-register {}: {why}; the PBX drops the binding when it expires",
-                        self.aor
-                    )
-                }
-            }
-        }
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Refuses;
-
-    #[async_trait::async_trait]
-    impl PbxResolver for Refuses {
-        async fn lookup(&self, host: &str, _port: u16) -> Result<SocketAddr, String> {
-            Err(format!("asked for {host}"))
-        }
-    }
-
-    #[tokio::test]
-    async fn an_ip_literal_is_never_resolved_and_a_name_always_is() {
-        let literal = PbxTarget::parse("192.0.2.7:5070").expect("parses");
-        assert_eq!(literal, PbxTarget::Literal("192.0.2.7:5070".parse().expect("addr")));
-        assert_eq!(literal.resolve("192.0.2.7:5070", &Refuses).await.ok(), "192.0.2.7:5070".parse().ok());
-        let v6 = PbxTarget::parse("[2001:db8::1]").expect("parses");
-        assert_eq!(v6, PbxTarget::Literal("[2001:db8::1]:5060".parse().expect("addr")));
-        let name = PbxTarget::parse("ucm.lan").expect("parses");
-        assert_eq!(name, PbxTarget::Name { host: "ucm.lan".into(), port: 5060 });
-        let e = name.resolve("ucm.lan", &Refuses).await.expect_err("the resolver is asked");
-        assert!(e.to_string().contains("asked for ucm.lan"), "{e}");
-        assert!(PbxTarget::parse("").is_err());
-    }
-
-    proptest::proptest! {
-        /// Whatever is configured as `pbx`: no panic; an address written as
-        /// HOST:PORT is taken as that literal, anything else that parses is a name.
-        #[test]
-        fn any_pbx_text_parses_or_is_refused(
-            text in "\\PC{0,40}",
-            ip in proptest::arbitrary::any::<IpAddr>(),
-            port in proptest::arbitrary::any::<u16>(),
-        ) {
-            let _ = PbxTarget::parse(&text);
-            let addr = SocketAddr::new(ip, port);
-            proptest::prop_assert_eq!(PbxTarget::parse(&addr.to_string()).ok(), Some(PbxTarget::Literal(addr)));
-        }
-    }
 }
