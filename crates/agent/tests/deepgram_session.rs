@@ -1,5 +1,6 @@
-//! The sans-IO Deepgram session in virtual time: handshake order, audio gating, KeepAlive
-//! only when audio stops, barge-in, errors, tools, turn latency.
+//! The sans-IO Deepgram session in virtual time: handshake order, audio gating, caller
+//! audio in order with the JSON messages, KeepAlive only when audio stops, barge-in,
+//! errors, tools, turn latency.
 
 use std::time::{Duration, Instant};
 
@@ -20,10 +21,21 @@ fn drain(s: &mut DeepgramSession) -> Vec<Output> {
     std::iter::from_fn(|| s.poll_output()).collect()
 }
 
-fn texts(outputs: &[Output]) -> Vec<String> {
+fn streaming(t0: Instant) -> DeepgramSession {
+    let mut s = session(t0);
+    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
+    s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+    drain(&mut s);
+    s
+}
+
+/// What left the session, in order: `"audio"` for a caller frame, the `type` of a JSON
+/// message; events and the rest are left out.
+fn sent(outputs: &[Output]) -> Vec<String> {
     outputs
         .iter()
         .filter_map(|o| match o {
+            Output::SendAudio(_) => Some("audio".to_owned()),
             Output::SendText(t) => {
                 let v: serde_json::Value = serde_json::from_str(t).expect("json");
                 Some(v["type"].as_str().unwrap_or_default().to_owned())
@@ -33,12 +45,11 @@ fn texts(outputs: &[Output]) -> Vec<String> {
         .collect()
 }
 
-fn streaming(t0: Instant) -> DeepgramSession {
-    let mut s = session(t0);
-    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
-    s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
-    drain(&mut s);
-    s
+/// A 20 ms µ-law frame whose first byte says which one it is.
+fn numbered(n: u8) -> AudioFrame {
+    let mut bytes = [0xff; 160];
+    bytes[0] = n;
+    AudioFrame::new(&bytes).expect("160 bytes fit")
 }
 
 #[test]
@@ -47,21 +58,55 @@ fn settings_once_after_welcome_and_audio_only_after_settings_applied() {
     let mut s = session(t0);
     let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
     assert_eq!(s.state(), State::AwaitingWelcome);
-    assert!(!s.handle_call_audio(t0, &frame));
+    s.handle_call_audio(t0, &frame);
     assert!(drain(&mut s).is_empty(), "nothing is sent before Welcome");
 
     s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
-    assert_eq!(texts(&drain(&mut s)), ["Settings"]);
+    assert_eq!(sent(&drain(&mut s)), ["Settings"]);
     assert_eq!(s.state(), State::AwaitingSettingsApplied);
     assert_eq!(s.request_id(), Some("r1"));
-    assert!(!s.handle_call_audio(t0, &frame));
+    s.handle_call_audio(t0, &frame);
+    assert!(!s.send_message(t0, &ClientMessage::KeepAlive), "no message before SettingsApplied");
     s.handle_text(t0, r#"{"type":"Welcome","request_id":"r2"}"#);
-    assert!(drain(&mut s).is_empty(), "a second Welcome sends no second Settings");
+    assert!(drain(&mut s).is_empty(), "no audio, and no second Settings, before SettingsApplied");
 
     s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
     assert_eq!(s.state(), State::Streaming);
-    assert!(s.handle_call_audio(t0, &frame));
-    assert_eq!(s.audio_counts(), (1, 2));
+    s.handle_call_audio(t0, &frame);
+    s.handle_call_audio(t0, &AudioFrame::new(&[]).expect("empty"));
+    assert_eq!(drain(&mut s), [Output::SendAudio(frame)], "the empty frame is never sent");
+    assert_eq!(s.audio_counts(), (1, 3));
+}
+
+#[test]
+fn audio_leaves_in_order_with_the_json_messages() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    s.handle_text(
+        t0,
+        r#"{"type":"FunctionCallRequest","functions":[{"id":"a","name":"lookup","arguments":"{}","client_side":true}]}"#,
+    );
+    drain(&mut s);
+    let t = |ms| t0 + Duration::from_millis(ms);
+    s.handle_call_audio(t(20), &numbered(1));
+    assert!(s.send_message(t(25), &ClientMessage::InjectAgentMessage { message: "one moment".into() }));
+    s.handle_call_audio(t(40), &numbered(2));
+    s.handle_tool_result(t(45), "a".into(), "lookup".into(), "42".into());
+    s.handle_call_audio(t(60), &numbered(3));
+    // Decided while the previous outputs are still queued: it still leaves last.
+    s.handle_call_audio(t(80), &numbered(4));
+    let out = drain(&mut s);
+    assert_eq!(
+        sent(&out),
+        ["audio", "InjectAgentMessage", "audio", "FunctionCallResponse", "audio", "audio"],
+        "{out:?}"
+    );
+    let frames: Vec<u8> = out
+        .iter()
+        .filter_map(|o| if let Output::SendAudio(f) = o { Some(f.as_bytes()[0]) } else { None })
+        .collect();
+    assert_eq!(frames, [1, 2, 3, 4]);
+    assert!(out.iter().all(|o| !matches!(o, Output::SendAudio(f) if f.len() != 160)));
 }
 
 #[test]
@@ -69,27 +114,54 @@ fn keepalive_only_when_audio_stops() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
     let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
-    // 20 s of continuous audio: never a KeepAlive.
+    // 20 s of continuous audio: every frame goes out, never a KeepAlive.
     let mut t = t0;
+    let mut out = Vec::new();
     for _ in 0..1000 {
         t += Duration::from_millis(20);
-        assert!(s.handle_call_audio(t, &frame));
+        s.handle_call_audio(t, &frame);
         if let Some(due) = s.poll_timeout() {
-            if due <= t {
-                s.handle_timeout(t);
-            }
+            assert!(due > t, "a timer due while audio flows: {due:?}");
         }
+        s.handle_timeout(t);
+        out.extend(drain(&mut s));
     }
-    assert!(texts(&drain(&mut s)).is_empty());
-    // Audio stops: one KeepAlive every KEEPALIVE_AFTER.
+    assert_eq!(out.len(), 1000);
+    assert!(out.iter().all(|o| *o == Output::SendAudio(frame)), "only audio while it flows");
+    // Audio stops: the first KeepAlive KEEPALIVE_AFTER after the last frame, not before.
     let due = s.poll_timeout().expect("timer");
     assert_eq!(due, t + KEEPALIVE_AFTER);
+    s.handle_timeout(due - Duration::from_millis(1));
+    assert!(drain(&mut s).is_empty(), "no KeepAlive before the silence is long enough");
     s.handle_timeout(due);
-    assert_eq!(texts(&drain(&mut s)), ["KeepAlive"]);
+    assert_eq!(sent(&drain(&mut s)), ["KeepAlive"]);
     s.handle_timeout(due + Duration::from_secs(1));
     assert!(drain(&mut s).is_empty());
+    // Then one every KEEPALIVE_AFTER while the silence lasts.
     let next = s.poll_timeout().expect("timer");
     assert_eq!(next, due + KEEPALIVE_AFTER);
+    s.handle_timeout(next);
+    assert_eq!(sent(&drain(&mut s)), ["KeepAlive"]);
+    // Audio comes back: the timer starts again from the frame.
+    let back = next + Duration::from_secs(2);
+    s.handle_call_audio(back, &frame);
+    assert_eq!(s.poll_timeout(), Some(back + KEEPALIVE_AFTER));
+    s.handle_timeout(next + KEEPALIVE_AFTER);
+    assert_eq!(sent(&drain(&mut s)), ["audio"], "the frame, and no KeepAlive 2 s after it");
+}
+
+#[test]
+fn any_message_sent_counts_as_traffic_for_the_keepalive() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    let t1 = t0 + Duration::from_secs(3);
+    assert!(s.send_message(t1, &ClientMessage::InjectAgentMessage { message: "hello?".into() }));
+    drain(&mut s);
+    assert_eq!(s.poll_timeout(), Some(t1 + KEEPALIVE_AFTER));
+    s.handle_timeout(t0 + KEEPALIVE_AFTER);
+    assert!(drain(&mut s).is_empty(), "the injected message was 2 s ago");
+    s.handle_timeout(t1 + KEEPALIVE_AFTER);
+    assert_eq!(sent(&drain(&mut s)), ["KeepAlive"]);
 }
 
 #[test]
@@ -236,7 +308,9 @@ fn call_end_closes_with_call_ended() {
     let mut s = streaming(t0);
     s.call_ended();
     assert_eq!(drain(&mut s), [Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)), Output::Close]);
-    assert!(!s.handle_call_audio(t0, &AudioFrame::silence(AudioFormat::Ulaw8k)));
+    s.handle_call_audio(t0, &AudioFrame::silence(AudioFormat::Ulaw8k));
+    assert!(drain(&mut s).is_empty(), "no audio after the end");
+    assert_eq!(s.audio_counts(), (0, 0), "and it is not counted as dropped");
 }
 
 #[test]

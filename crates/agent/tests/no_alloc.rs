@@ -1,12 +1,16 @@
-//! The echo core's per-frame path allocates nothing once the core exists: speech,
-//! recording, playback, barge-in and digit read-back all run on buffers reserved in
-//! `EchoCore::new`. (A separate test binary: allocation-counter replaces the global
-//! allocator wherever it is linked.)
+//! The per-frame paths of the agent cores allocate nothing in steady state: the echo
+//! core's speech, recording, playback, barge-in and digit read-back (on buffers reserved
+//! in `EchoCore::new`), and the Deepgram session's caller audio on its way out (by value
+//! through the output queue). (A separate test binary: allocation-counter replaces the
+//! global allocator wherever it is linked.)
 
 mod common;
 
 use common::Script;
-use voice_ua_agent::{AudioFormat, Digit, EchoConfig, EchoCore, EchoOutput};
+use std::time::{Duration, Instant};
+
+use voice_ua_agent::deepgram::session::{DeepgramSession, Output};
+use voice_ua_agent::{AudioFormat, AudioFrame, DeepgramConfig, Digit, EchoConfig, EchoCore, EchoOutput};
 
 fn drive(core: &mut EchoCore, input: &[u8], digit_at: usize) -> usize {
     let fb = core.format().frame_bytes();
@@ -54,4 +58,37 @@ fn the_echo_core_does_not_allocate_per_frame() {
         assert_eq!(one.count_total, 1);
         assert_eq!(info.count_total, 0, "{format}: {} allocations", info.count_total);
     }
+}
+
+#[test]
+fn the_deepgram_session_sends_caller_audio_without_allocating() {
+    let format = AudioFormat::Ulaw8k;
+    let t0 = Instant::now();
+    let mut s = DeepgramSession::new(t0, format, DeepgramConfig::new("k").settings_message(format));
+    s.handle_text(t0, r#"{"type":"Welcome","request_id":"r1"}"#);
+    s.handle_text(t0, r#"{"type":"SettingsApplied"}"#);
+    while s.poll_output().is_some() {}
+    let frame = AudioFrame::silence(format);
+    // The queue's first use reserves its room.
+    s.handle_call_audio(t0, &frame);
+    while s.poll_output().is_some() {}
+    let mut t = t0;
+    let mut bytes = 0;
+    let info = allocation_counter::measure(|| {
+        // 10 s of caller audio, with the timer checked every tick as the shell does.
+        for _ in 0..500 {
+            t += Duration::from_millis(20);
+            s.handle_call_audio(t, &frame);
+            if s.poll_timeout().is_some_and(|due| due <= t) {
+                s.handle_timeout(t);
+            }
+            while let Some(out) = s.poll_output() {
+                if let Output::SendAudio(f) = out {
+                    bytes += f.len();
+                }
+            }
+        }
+    });
+    assert_eq!(bytes, 500 * 160, "every frame went out");
+    assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
 }

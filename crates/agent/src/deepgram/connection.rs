@@ -22,7 +22,7 @@ use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
 use super::tools::{start_tool, PendingTransfer, ToolResult};
 use super::{http, provider_error};
-use crate::provider::{AgentEvent, AgentIo, AudioFormat, CallFacts, CallInput, SessionEnd};
+use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
 use crate::AgentError;
 
 /// How long the TCP + TLS + WebSocket handshake may take.
@@ -165,6 +165,7 @@ pub(super) async fn run(
         while let Some(output) = session.poll_output() {
             match output {
                 Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
+                Output::SendAudio(frame) => send_audio(&mut ws, &mut session, &frame).await,
                 Output::Event(event) => {
                     let last = matches!(event, AgentEvent::Ended(_));
                     if io.send(event).await.is_err() {
@@ -206,14 +207,7 @@ pub(super) async fn run(
         tokio::select! {
             frame = ws.next() => on_frame(&mut session, frame),
             input = io.recv() => match input {
-                Some(CallInput::Audio(frame)) => {
-                    if session.handle_call_audio(now(), &frame) {
-                        // tungstenite owns each outgoing payload: one 160-byte copy per frame.
-                        if let Err(e) = ws.send(Message::binary(frame.as_bytes().to_vec())).await {
-                            session.handle_closed(now(), &e.to_string());
-                        }
-                    }
-                }
+                Some(CallInput::Audio(frame)) => session.handle_call_audio(now(), &frame),
                 Some(CallInput::Digit(digit)) => {
                     tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
                 }
@@ -266,6 +260,15 @@ pub(super) async fn run(
 /// Send one JSON text frame; a failed write is the connection closing.
 async fn send_text(ws: &mut Ws, session: &mut DeepgramSession, text: String) {
     if let Err(e) = ws.send(Message::text(text)).await {
+        session.handle_closed(now(), &e.to_string());
+    }
+}
+
+/// Send one frame of caller audio as a binary frame; a failed write is the connection
+/// closing.
+async fn send_audio(ws: &mut Ws, session: &mut DeepgramSession, frame: &AudioFrame) {
+    // tungstenite owns each outgoing payload: one 160-byte copy per frame.
+    if let Err(e) = ws.send(Message::binary(frame.as_bytes().to_vec())).await {
         session.handle_closed(now(), &e.to_string());
     }
 }
@@ -350,7 +353,12 @@ async fn open_streaming(
                     let _ = ws.close(None).await;
                     return Err(e);
                 }
-                Output::Event(_) | Output::RunTool(_) | Output::Close | Output::Renew => {}
+                // No caller audio is fed during the handshake, so no SendAudio either.
+                Output::SendAudio(_)
+                | Output::Event(_)
+                | Output::RunTool(_)
+                | Output::Close
+                | Output::Renew => {}
             }
         }
         if session.state() == State::Streaming {

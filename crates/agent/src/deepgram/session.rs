@@ -10,6 +10,8 @@
 //! Rules it enforces (reference §2, §6, §7):
 //! - `Settings` is sent exactly once, after `Welcome`; caller audio is passed on only in
 //!   `Streaming` (earlier frames are dropped and counted; the call is barely a second old).
+//! - Everything the client sends, JSON and caller audio alike, leaves through one queue
+//!   ([`DeepgramSession::poll_output`]) in the order it was decided.
 //! - Audio normally flows every 20 ms, so `KeepAlive` is sent only when nothing has been
 //!   sent for [`KEEPALIVE_AFTER`] (the call stopped feeding frames, or a tool is running
 //!   and the call is stalled): never alongside audio.
@@ -91,6 +93,9 @@ pub struct ToolCall {
 pub enum Output {
     /// Send this JSON as a text frame.
     SendText(String),
+    /// Send this caller audio as a binary frame. The frame travels by value (it is `Copy`,
+    /// a fixed array): no heap per frame.
+    SendAudio(AudioFrame),
     /// Pass this event to the call.
     Event(AgentEvent),
     /// Run this function and hand the result to [`DeepgramSession::handle_tool_result`].
@@ -352,17 +357,19 @@ impl DeepgramSession {
         }
     }
 
-    /// 20 ms of caller audio: `true` when the shell should send it as a binary frame now.
-    pub fn handle_call_audio(&mut self, now: Instant, frame: &AudioFrame) -> bool {
+    /// 20 ms of caller audio. Once streaming it is queued as [`Output::SendAudio`], behind
+    /// whatever was queued before it; before `SettingsApplied` (and when empty) it is
+    /// dropped and counted; after the end it is ignored.
+    pub fn handle_call_audio(&mut self, now: Instant, frame: &AudioFrame) {
         if self.state != State::Streaming || frame.is_empty() {
             if self.state != State::Ended {
                 self.audio_frames_dropped += 1;
             }
-            return false;
+            return;
         }
         self.audio_frames_sent += 1;
         self.last_sent = now;
-        true
+        self.out.push_back(Output::SendAudio(*frame));
     }
 
     /// A text frame from Deepgram.
