@@ -26,7 +26,9 @@ use voice_ua_media::{
     DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Law, Pacer, PacerConfig, PayloadTypes, RtpPacket,
     SourceFilter, SourceVerdict,
 };
-use voice_ua_records::{CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine};
+use voice_ua_records::{
+    CallOutcome, CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine,
+};
 use voice_ua_sip::negotiate::{Codec, MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction, TimerDecision};
 use voice_ua_sip::{CallSignal, IncomingCall, SipError};
@@ -72,10 +74,10 @@ struct Books {
 }
 
 impl Books {
-    fn set_outcome(&mut self, outcome: &'static str) {
+    fn set_outcome(&mut self, outcome: CallOutcome) {
         self.counted.set_outcome(outcome);
         if let Some((_, r)) = self.record.as_mut() {
-            r.outcome = outcome.into();
+            r.outcome = outcome;
         }
     }
 
@@ -96,13 +98,13 @@ impl Drop for Books {
     fn drop(&mut self) {
         if let Some((writer, mut r)) = self.record.take() {
             r.ended = Some(std::time::SystemTime::now());
-            if r.outcome == voice_ua_records::outcome::IN_PROGRESS && self.stop.is_cancelled() {
-                self.counted.set_outcome(voice_ua_records::outcome::SHUTDOWN);
-                r.outcome = voice_ua_records::outcome::SHUTDOWN.into();
+            if r.outcome == CallOutcome::InProgress && self.stop.is_cancelled() {
+                self.counted.set_outcome(CallOutcome::Shutdown);
+                r.outcome = CallOutcome::Shutdown;
                 r.end_reason = ENDED_BY_SHUTDOWN.into();
                 r.hung_up_by = "voice-ua".into();
-            } else if r.outcome == voice_ua_records::outcome::IN_PROGRESS {
-                r.outcome = voice_ua_records::outcome::FAILED.into();
+            } else if r.outcome == CallOutcome::InProgress {
+                r.outcome = CallOutcome::Failed;
             }
             if !writer.finished(r) {
                 tracing::warn!("the call record could not be queued for writing");
@@ -214,8 +216,8 @@ fn format_of(law: Law) -> AudioFormat {
 struct Ending {
     by: &'static str,
     why: String,
-    /// The `outcome` label of `voice_ua_calls_total`.
-    outcome: &'static str,
+    /// The record's outcome and the `outcome` label of `voice_ua_calls_total`.
+    outcome: CallOutcome,
 }
 
 /// Run one call to its end. Never panics on what the network sends.
@@ -266,12 +268,12 @@ pub async fn run_call(
                 tracing::warn!("refusing the call: only G.711 is carried end to end so far");
                 counted.ended_because("refused with 488: no G.711 in the offer", "voice-ua");
                 let _ = call.reject(488);
-                counted.set_outcome("no_codec_488");
+                counted.set_outcome(CallOutcome::NoCodec);
                 return;
             }
             Err(e) => {
                 if e.status() == 488 {
-                    counted.set_outcome("no_codec_488");
+                    counted.set_outcome(CallOutcome::NoCodec);
                 }
                 tracing::warn!(status = e.status(), "refusing the call: {e}");
                 counted.ended_because(&format!("refused with {}: {e}", e.status()), "voice-ua");
@@ -297,7 +299,7 @@ pub async fn run_call(
                         Some(Ok(p)) if law_of(p.codec).is_some() => plan = Some(p),
                         other => {
                             tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
-                            counted.set_outcome("no_codec_488");
+                            counted.set_outcome(CallOutcome::NoCodec);
                             let _ = call.hangup(Some("SIP;cause=488;text=\"no usable SDP answer\"")).await;
                             return;
                         }
@@ -312,7 +314,7 @@ pub async fn run_call(
                     end.detail
                 );
                 if end.by_remote {
-                    counted.set_outcome("caller_hangup");
+                    counted.set_outcome(CallOutcome::CallerHangup);
                 }
                 counted.ended_because(
                     &format!("ended before it was established: {}", end.detail),
@@ -397,14 +399,14 @@ async fn ring_then_answer(
     match ring(call, cfg.ring, stop).await {
         Rang::Out => {}
         Rang::CallerGone => {
-            books.set_outcome("caller_cancel");
+            books.set_outcome(CallOutcome::CallerCancel);
             books.ended_because("the caller gave up while it rang", "caller");
             return false;
         }
         Rang::Stopping => {
             tracing::info!("voice-ua is stopping: refusing the ringing call with 503");
             let _ = call.reject(503);
-            books.set_outcome("shutdown");
+            books.set_outcome(CallOutcome::Shutdown);
             books.ended_because(ENDED_BY_SHUTDOWN, "voice-ua");
             return false;
         }
@@ -616,7 +618,7 @@ impl Media {
                     };
                     if t.refresh_failed(now, status) == Some(TimerAction::Expired) {
                         let _ = call.hangup(Some("SIP;cause=481;text=\"session refresh: dialog gone\"")).await;
-                        break Ending { by: "voice-ua", why: format!("our session refresh got {status}: the PBX no longer knows the call"), outcome: "session_expired" };
+                        break Ending { by: "voice-ua", why: format!("our session refresh got {status}: the PBX no longer knows the call"), outcome: CallOutcome::SessionExpired };
                     }
                     let retry_in = t.poll_timeout().map(|at| at.saturating_duration_since(now).as_secs_f32());
                     tracing::warn!(status, failures = t.failures(), retry_in_s = ?retry_in, expires_in_s = t.expires_at().saturating_duration_since(now).as_secs_f32(), "session refresh failed (status 0: no answer); retrying while the session lasts");
@@ -670,7 +672,7 @@ impl Media {
                         match self.after_playback.take() {
                             Some(AfterPlayback::HangUp(reason)) => {
                                 let _ = call.hangup(None).await;
-                                break Ending { by: "agent", why: reason, outcome: "agent_hangup" };
+                                break Ending { by: "agent", why: reason, outcome: CallOutcome::AgentHangup };
                             }
                             Some(AfterPlayback::Transfer { target, for_agent }) => self.start_transfer(call, &target, for_agent, &session, cfg),
                             None => {}
@@ -678,7 +680,7 @@ impl Media {
                     }
                     if self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > cfg.media_timeout {
                         let _ = call.hangup(Some("Q.850;cause=102;text=\"media timeout\"")).await;
-                        break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()), outcome: "media_timeout" };
+                        break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()), outcome: CallOutcome::MediaTimeout };
                     }
                 }
                 sig = call.next() => match sig {
@@ -717,11 +719,11 @@ impl Media {
                         }
                     }
                     Some(CallSignal::Ended(end)) => {
-                        let (by, outcome) = if end.by_remote { ("caller", "caller_hangup") } else { ("voice-ua", "failed") };
+                        let (by, outcome) = if end.by_remote { ("caller", CallOutcome::CallerHangup) } else { ("voice-ua", CallOutcome::Failed) };
                         break Ending { by, why: end.detail, outcome };
                     }
                     Some(CallSignal::Acked { sdp: None }) => {}
-                    None => break Ending { by: "voice-ua", why: "signalling ended".into(), outcome: "failed" },
+                    None => break Ending { by: "voice-ua", why: "signalling ended".into(), outcome: CallOutcome::Failed },
                 },
                 _ = sleep_until_opt(timer_due) => {
                     let Some(t) = timer.as_mut() else { continue };
@@ -743,7 +745,7 @@ impl Media {
                             };
                             tracing::warn!("ending the call: {why}");
                             let _ = call.hangup(Some("SIP;cause=408;text=\"session timer expired\"")).await;
-                            break Ending { by: "voice-ua", why, outcome: "session_expired" };
+                            break Ending { by: "voice-ua", why, outcome: CallOutcome::SessionExpired };
                         }
                         None => {}
                     }
@@ -754,7 +756,7 @@ impl Media {
                     if tokio::time::timeout(SHUTDOWN_BYE_WAIT, bye).await.is_err() {
                         tracing::info!("no answer to the BYE yet; stopping anyway");
                     }
-                    break Ending { by: "voice-ua", why: ENDED_BY_SHUTDOWN.into(), outcome: "shutdown" };
+                    break Ending { by: "voice-ua", why: ENDED_BY_SHUTDOWN.into(), outcome: CallOutcome::Shutdown };
                 }
             }
         };
@@ -849,7 +851,7 @@ impl Media {
             AgentEvent::HangUp { after_playback: false, reason } => {
                 self.tool_used(cfg, "hangup", "ok");
                 let _ = call.hangup(None).await;
-                return Some(Ending { by: "agent", why: reason, outcome: "agent_hangup" });
+                return Some(Ending { by: "agent", why: reason, outcome: CallOutcome::AgentHangup });
             }
             // The agent's last words ("I'm putting you through") play out first: a
             // blind transfer would cut them off.
@@ -1026,7 +1028,11 @@ impl Media {
                 self.report_transfer(session, TransferOutcome::Completed, cfg);
             }
             let _ = call.hangup(None).await;
-            return Some(Ending { by: "voice-ua", why: "transferred".into(), outcome: "transferred" });
+            return Some(Ending {
+                by: "voice-ua",
+                why: "transferred".into(),
+                outcome: CallOutcome::Transferred,
+            });
         }
         if code >= 300 {
             return self.transfer_failed(TransferOutcome::Failed { status: code }, session, call, cfg).await;
@@ -1050,7 +1056,7 @@ impl Media {
         if self.agent_failed {
             let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
             let why = format!("transfer failed ({outcome}) after the agent failed");
-            return Some(Ending { by: "voice-ua", why, outcome: "failed" });
+            return Some(Ending { by: "voice-ua", why, outcome: CallOutcome::Failed });
         }
         tracing::warn!(%outcome, "the transfer failed; the caller stays with the agent");
         None
@@ -1163,6 +1169,7 @@ impl Media {
             jitter_ms = m.jitter_ms,
             transcript_lines = self.transcript.len(),
             hung_up_by = ending.by,
+            outcome = %ending.outcome,
             "call ended: {}",
             ending.why
         );

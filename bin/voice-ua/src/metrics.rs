@@ -7,7 +7,7 @@
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use voice_ua_records::{MediaStats, RecordWriter};
+use voice_ua_records::{CallOutcome, MediaStats, RecordWriter};
 use voice_ua_sip::refusals::RefusalCounts;
 use voice_ua_sip::RegStatus;
 
@@ -18,22 +18,23 @@ pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 const TURN_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
 /// The `outcome` labels a call can end with (see `call.rs`), then those of INVITEs the
-/// SIP layer refused before they became calls.
-pub const OUTCOMES: [&str; 13] = [
-    "caller_hangup",
-    "agent_hangup",
-    "transferred",
-    "no_codec_488",
-    "media_timeout",
-    "session_expired",
-    "caller_cancel",
-    "shutdown",
-    "failed",
-    "refused_403",
-    "refused_486",
-    "refused_422",
-    "refused_unavailable",
-];
+/// SIP layer refused before they became calls: every [`CallOutcome`] but the records'
+/// own `in_progress` and `interrupted`.
+pub const OUTCOMES: [CallOutcome; 13] = end_outcomes();
+
+const fn end_outcomes() -> [CallOutcome; 13] {
+    let mut out = [CallOutcome::Failed; 13];
+    let (mut i, mut n) = (0, 0);
+    while i < CallOutcome::ALL.len() {
+        if CallOutcome::ALL[i].is_end() {
+            out[n] = CallOutcome::ALL[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == out.len(), "OUTCOMES holds every call-end outcome");
+    out
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -91,7 +92,7 @@ impl Metrics {
         let calls = labelled("voice_ua_calls_total", "Calls handled, by how they ended", "outcome")?;
         // Known outcomes start at 0, so rate() and increase() see the first call.
         for outcome in OUTCOMES {
-            calls.with_label_values(&[outcome]);
+            calls.with_label_values(&[outcome.as_str()]);
         }
         Ok(Metrics {
             registered: reg(
@@ -196,12 +197,12 @@ impl Metrics {
         if let Some(r) = self.refusals.get() {
             let r = r.snapshot();
             for (outcome, n) in [
-                ("refused_403", r.forbidden),
-                ("refused_486", r.busy),
-                ("refused_422", r.timer_too_small),
-                ("refused_unavailable", r.unavailable),
+                (CallOutcome::Refused403, r.forbidden),
+                (CallOutcome::Refused486, r.busy),
+                (CallOutcome::Refused422, r.timer_too_small),
+                (CallOutcome::RefusedUnavailable, r.unavailable),
             ] {
-                let c = self.calls.with_label_values(&[outcome]);
+                let c = self.calls.with_label_values(&[outcome.as_str()]);
                 c.inc_by(n.saturating_sub(c.get()));
             }
             for (reason, n) in [("in_dialog_forbidden", r.in_dialog_forbidden), ("dropped", r.dropped)] {
@@ -281,7 +282,7 @@ impl Metrics {
     /// in `voice_ua_calls_total` with the outcome set on the guard ("failed" unless set).
     pub fn call_started(self: &std::sync::Arc<Self>) -> CallGuard {
         self.active_calls.inc();
-        CallGuard { metrics: self.clone(), outcome: "failed" }
+        CallGuard { metrics: self.clone(), outcome: CallOutcome::Failed }
     }
 
     /// A call's media figures, at its end.
@@ -322,11 +323,11 @@ impl Default for Metrics {
 /// Counts a call as active while alive; on drop, counts its outcome.
 pub struct CallGuard {
     metrics: std::sync::Arc<Metrics>,
-    outcome: &'static str,
+    outcome: CallOutcome,
 }
 
 impl CallGuard {
-    pub fn set_outcome(&mut self, outcome: &'static str) {
+    pub fn set_outcome(&mut self, outcome: CallOutcome) {
         self.outcome = outcome;
     }
 }
@@ -334,7 +335,7 @@ impl CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.metrics.active_calls.dec();
-        self.metrics.calls.with_label_values(&[self.outcome]).inc();
+        self.metrics.calls.with_label_values(&[self.outcome.as_str()]).inc();
     }
 }
 
@@ -416,7 +417,7 @@ mod tests {
                 jitter_ms: 4.0,
             });
             assert!(m.render().contains("\nvoice_ua_active_calls 1\n"));
-            call.set_outcome("caller_hangup");
+            call.set_outcome(CallOutcome::CallerHangup);
         }
         let text = m.render();
         assert_eq!(CONTENT_TYPE, "text/plain; version=0.0.4");

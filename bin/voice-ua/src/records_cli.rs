@@ -73,7 +73,7 @@ pub fn table(calls: &[CallRecord]) -> String {
                 time::utc_seconds(c.started),
                 c.duration().map(duration).unwrap_or_else(|| "-".into()),
                 caller,
-                c.outcome.clone(),
+                c.outcome.to_string(),
                 c.transcript.len().to_string(),
                 tools,
                 c.id.clone(),
@@ -138,7 +138,7 @@ mod tests {
         let mut a = CallRecord::new("id-a", "x", "1001", "9000", t);
         a.caller_display = Some("Front\nGate".into());
         a.ended = Some(t + Duration::from_secs(3723));
-        a.outcome = "caller_hangup".into();
+        a.outcome = voice_ua_records::CallOutcome::CallerHangup;
         let b =
             CallRecord::new("id-b", "y", "a-very-long-caller-name-that-will-not-fit@example.com", "9000", t);
         let out = table(&[a, b]);

@@ -9,7 +9,7 @@ use common::{exact_matches, reply, Call, Received};
 use std::time::Duration;
 use voice_ua_agent::AudioFormat;
 use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step};
-use voice_ua_records::CallRecord;
+use voice_ua_records::{CallOutcome, CallRecord};
 
 const KEY: &str = "test-deepgram-key-0123456789";
 
@@ -157,7 +157,7 @@ fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
             .and_then(|s| s.last(1).ok())
             .and_then(|mut v| v.pop());
         match newest {
-            Some(r) if r.outcome != "in_progress" => return r,
+            Some(r) if r.outcome != CallOutcome::InProgress => return r,
             other => assert!(std::time::Instant::now() < deadline, "no finished record in {db:?}: {other:?}"),
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -310,7 +310,7 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
     let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
     assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
     // The call record has what happened, in order.
-    assert_eq!(record.outcome, "transferred", "{record:?}");
+    assert_eq!(record.outcome, CallOutcome::Transferred, "{record:?}");
     assert_eq!(record.codec.as_deref(), Some("PCMU"));
     assert_eq!(record.agent.as_deref(), Some("deepgram"));
     assert!(

@@ -6,7 +6,7 @@ mod common;
 
 use common::Call;
 use std::time::{Duration, Instant};
-use voice_ua_records::{RecordStore, Retention};
+use voice_ua_records::{CallOutcome, RecordStore, Retention};
 
 fn wait_for(db: &std::path::Path, what: &str, ok: impl Fn(&[voice_ua_records::CallRecord]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -33,14 +33,18 @@ fn a_finished_call_is_kept_and_a_killed_one_is_marked_interrupted() {
     call.talk_silence(0, 25, &mut got);
     call.send(&call.in_dialog("BYE", 2, "", ""));
     let _ = call.recv(Duration::from_secs(3));
-    wait_for(&db, "the finished call is written", |r| r.iter().any(|c| c.outcome == "caller_hangup"));
+    wait_for(&db, "the finished call is written", |r| {
+        r.iter().any(|c| c.outcome == CallOutcome::CallerHangup)
+    });
     let (status, _) = call.stop();
     assert!(status.success(), "{status:?}");
 
     // A call whose process dies mid-call.
     let mut call = Call::start("rec-killed", &config, &[]);
     call.talk_silence(0, 25, &mut got);
-    wait_for(&db, "the answered call is written at once", |r| r.iter().any(|c| c.outcome == "in_progress"));
+    wait_for(&db, "the answered call is written at once", |r| {
+        r.iter().any(|c| c.outcome == CallOutcome::InProgress)
+    });
     call.ua.kill().expect("SIGKILL");
     let _ = call.ua.wait();
     let _ = std::fs::remove_dir_all(&call.dir);
@@ -52,10 +56,10 @@ fn a_finished_call_is_kept_and_a_killed_one_is_marked_interrupted() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(records.len(), 2, "{records:?}");
     let killed = &records[0];
-    assert_eq!(killed.outcome, "interrupted", "{killed:?}");
+    assert_eq!(killed.outcome, CallOutcome::Interrupted, "{killed:?}");
     assert!(killed.answered.is_some() && killed.ended.is_none(), "{killed:?}");
     let finished = &records[1];
-    assert_eq!(finished.outcome, "caller_hangup", "{finished:?}");
+    assert_eq!(finished.outcome, CallOutcome::CallerHangup, "{finished:?}");
     assert_eq!(finished.hung_up_by, "caller");
     assert_eq!(finished.agent.as_deref(), Some("echo"));
     assert!(finished.ended.is_some() && finished.media.packets_in >= 20, "{finished:?}");

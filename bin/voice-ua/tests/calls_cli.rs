@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
-use voice_ua_records::{outcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine};
+use voice_ua_records::{CallOutcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine};
 
 fn voice_ua(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_voice-ua"))
@@ -29,7 +29,7 @@ fn write_calls(db: &Path) {
     a.answered = Some(t0 + Duration::from_millis(200));
     a.ended = Some(t0 + Duration::from_secs(42));
     a.codec = Some("PCMU".into());
-    a.outcome = outcome::TRANSFERRED.into();
+    a.outcome = CallOutcome::Transferred;
     a.end_reason = "transferred to 9001".into();
     a.transfer_target = Some("9001".into());
     a.tool_calls = vec![
@@ -48,7 +48,7 @@ fn write_calls(db: &Path) {
     store.save(&a).expect("save a");
     let mut b = CallRecord::new("rec-b", "b@pbx", "1002", "9000", t0 + Duration::from_secs(60));
     b.ended = Some(t0 + Duration::from_secs(60 + 725));
-    b.outcome = outcome::CALLER_HANGUP.into();
+    b.outcome = CallOutcome::CallerHangup;
     store.save(&b).expect("save b");
     let writer = store.into_writer().expect("writer");
     writer.started(&CallRecord::new("rec-c", "c@pbx", "1003", "9000", t0 + Duration::from_secs(120)));

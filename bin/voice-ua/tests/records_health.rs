@@ -9,7 +9,7 @@ use common::Call;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
-use voice_ua_records::RecordStore;
+use voice_ua_records::{CallOutcome, RecordStore};
 
 /// `GET path`: the whole response, head and body.
 fn fetch(addr: SocketAddr, path: &str) -> String {
@@ -45,7 +45,7 @@ fn during_the_call(call: &mut Call, http: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !RecordStore::open_read_only(&db)
         .and_then(|s| s.last(1))
-        .is_ok_and(|r| r.first().is_some_and(|c| c.outcome == "in_progress"))
+        .is_ok_and(|r| r.first().is_some_and(|c| c.outcome == CallOutcome::InProgress))
     {
         assert!(Instant::now() < deadline, "the answered call's record never appeared");
         std::thread::sleep(Duration::from_millis(50));

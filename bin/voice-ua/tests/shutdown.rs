@@ -6,7 +6,7 @@ mod common;
 
 use common::{header, Call};
 use std::time::{Duration, Instant};
-use voice_ua_records::RecordStore;
+use voice_ua_records::{CallOutcome, RecordStore};
 
 #[test]
 fn sigterm_ends_the_call_with_bye_and_keeps_its_record_within_the_deadline() {
@@ -47,7 +47,7 @@ fn sigterm_ends_the_call_with_bye_and_keeps_its_record_within_the_deadline() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
-    assert_eq!(r.outcome, "shutdown", "{r:?}");
+    assert_eq!(r.outcome, CallOutcome::Shutdown, "{r:?}");
     assert_eq!(r.end_reason, "ended by shutdown", "{r:?}");
     assert_eq!(r.hung_up_by, "voice-ua");
     assert!(r.ended.is_some() && r.media.packets_in >= 20, "{r:?}");

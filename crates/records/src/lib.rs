@@ -1,6 +1,6 @@
 //! Call records and recordings for voice-ua.
 //!
-//! - [`CallRecord`]: plain data about one call (who, when, codec, outcome, media
+//! - [`CallRecord`]: plain data about one call (who, when, codec, [`CallOutcome`], media
 //!   figures, agent session, tool calls, transfer, transcript, recording).
 //! - [`RecordStore`]: the embedded SQLite database (WAL, `synchronous = FULL`, schema
 //!   version in `user_version`, crash recovery, retention); read it with
@@ -21,13 +21,14 @@
 //! record.answered = Some(now);
 //! writer.started(&record); // at the answer
 //! record.ended = Some(SystemTime::now());
-//! record.outcome = outcome::CALLER_HANGUP.into();
+//! record.outcome = CallOutcome::CallerHangup;
 //! writer.finished(record); // at the end
 //! writer.close(); // after the last call, before exit
 //! # Ok(()) }
 //! ```
 
 mod error;
+mod outcome;
 mod record;
 mod store;
 pub mod time;
@@ -35,7 +36,8 @@ mod wav;
 mod writer;
 
 pub use error::RecordsError;
-pub use record::{outcome, CallRecord, MediaStats, ToolCall, TranscriptLine};
+pub use outcome::CallOutcome;
+pub use record::{CallRecord, MediaStats, ToolCall, TranscriptLine};
 pub use store::{PruneReport, RecordStore, Retention, SCHEMA_VERSION};
 pub use wav::{prune_recordings, wav_header, Recorder, Recording, FRAME, PATCH_EVERY_FRAMES, SAMPLE_RATE};
 pub use writer::{RecordWriter, WriterStats};

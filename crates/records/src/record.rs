@@ -2,27 +2,10 @@
 //! [`RecordWriter`](crate::RecordWriter).
 
 use crate::time::{self, ser};
+use crate::CallOutcome;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-
-/// The `outcome` values voice-ua writes. Others are stored as given.
-pub mod outcome {
-    /// Answered and still going: what [`RecordWriter::started`](crate::RecordWriter::started) writes.
-    pub const IN_PROGRESS: &str = "in_progress";
-    /// Was in progress when voice-ua stopped without finishing the record (crash,
-    /// power cut, kill -9); set when the database is next opened for writing.
-    pub const INTERRUPTED: &str = "interrupted";
-    pub const CALLER_HANGUP: &str = "caller_hangup";
-    pub const AGENT_HANGUP: &str = "agent_hangup";
-    pub const TRANSFERRED: &str = "transferred";
-    pub const FAILED: &str = "failed";
-    pub const MEDIA_TIMEOUT: &str = "media_timeout";
-    pub const SESSION_EXPIRED: &str = "session_expired";
-    pub const SHUTDOWN: &str = "shutdown";
-    pub const CALLER_CANCEL: &str = "caller_cancel";
-    pub const NO_CODEC_488: &str = "no_codec_488";
-}
 
 /// Everything kept about one call. Times are stored with millisecond precision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,8 +30,8 @@ pub struct CallRecord {
     pub ended: Option<SystemTime>,
     /// `PCMU`, `PCMA`, …; `None` when no codec was agreed.
     pub codec: Option<String>,
-    /// A short machine-readable word: one of [`outcome`]'s values.
-    pub outcome: String,
+    /// How the call ended; stored as its word ([`CallOutcome::as_str`]).
+    pub outcome: CallOutcome,
     /// One human line: why the call ended.
     pub end_reason: String,
     /// `caller`, `agent`, `voice-ua`, … (free text).
@@ -100,7 +83,7 @@ pub struct TranscriptLine {
 }
 
 impl CallRecord {
-    /// A record for a call that just arrived: outcome [`outcome::IN_PROGRESS`],
+    /// A record for a call that just arrived: outcome [`CallOutcome::InProgress`],
     /// everything else empty.
     pub fn new(
         id: impl Into<String>,
@@ -119,7 +102,7 @@ impl CallRecord {
             answered: None,
             ended: None,
             codec: None,
-            outcome: outcome::IN_PROGRESS.into(),
+            outcome: CallOutcome::InProgress,
             end_reason: String::new(),
             hung_up_by: String::new(),
             media: MediaStats::default(),

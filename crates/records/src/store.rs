@@ -1,8 +1,9 @@
 //! The SQLite database: schema, durability settings, crash recovery, retention,
 //! writing one call in one transaction, and reading the newest calls back.
 
-use crate::record::{outcome, CallRecord, MediaStats, ToolCall, TranscriptLine};
+use crate::record::{CallRecord, MediaStats, ToolCall, TranscriptLine};
 use crate::time::{from_ms, to_ms};
+use crate::CallOutcome;
 use crate::RecordsError;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::fs::File;
@@ -168,7 +169,11 @@ impl RecordStore {
         let interrupted = conn
             .execute(
                 "UPDATE calls SET outcome = ?1, end_reason = ?2 WHERE outcome = ?3",
-                params![outcome::INTERRUPTED, INTERRUPTED_REASON, outcome::IN_PROGRESS],
+                params![
+                    CallOutcome::Interrupted.as_str(),
+                    INTERRUPTED_REASON,
+                    CallOutcome::InProgress.as_str()
+                ],
             )
             .map_err(|source| sql(path, "marking unfinished calls interrupted", source))?;
         if interrupted > 0 {
@@ -249,7 +254,7 @@ impl RecordStore {
                 record.answered.map(to_ms),
                 record.ended.map(to_ms),
                 record.codec,
-                record.outcome,
+                record.outcome.as_str(),
                 record.end_reason,
                 record.hung_up_by,
                 int(m.packets_in),
@@ -351,7 +356,7 @@ impl RecordStore {
                 .execute(
                     "DELETE FROM calls WHERE outcome <> ?1
                      AND COALESCE(ended_ms, answered_ms, started_ms) < ?2",
-                    params![outcome::IN_PROGRESS, cutoff],
+                    params![CallOutcome::InProgress.as_str(), cutoff],
                 )
                 .map_err(|source| sql(&self.path, "deleting old calls", source))?;
         }
@@ -411,6 +416,16 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The outcome stored as `word`. A word this version does not know (written by a
+/// newer or older voice-ua) reads as [`CallOutcome::Failed`] rather than failing the
+/// whole read; the row itself is left as it is.
+fn outcome_of(word: &str) -> CallOutcome {
+    CallOutcome::parse(word).unwrap_or_else(|| {
+        tracing::debug!(word, "call records: an outcome this version does not know, read as failed");
+        CallOutcome::Failed
+    })
+}
+
 fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
     Ok(CallRecord {
         id: r.get(0)?,
@@ -422,7 +437,7 @@ fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
         answered: r.get::<_, Option<i64>>(6)?.map(from_ms),
         ended: r.get::<_, Option<i64>>(7)?.map(from_ms),
         codec: r.get(8)?,
-        outcome: r.get(9)?,
+        outcome: outcome_of(&r.get::<_, String>(9)?),
         end_reason: r.get(10)?,
         hung_up_by: r.get(11)?,
         media: MediaStats {

@@ -1,7 +1,8 @@
 //! The records writer: one dedicated thread owns the read-write connection; call
 //! tasks hand it records over a bounded channel and never wait for the disk.
 
-use crate::record::{outcome, CallRecord};
+use crate::record::CallRecord;
+use crate::CallOutcome;
 use crate::RecordStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -83,7 +84,7 @@ impl RecordWriter {
     /// Returns false when the record could not be queued (logged and counted).
     pub fn started(&self, record: &CallRecord) -> bool {
         let mut r = Box::new(record.clone());
-        r.outcome = outcome::IN_PROGRESS.into();
+        r.outcome = CallOutcome::InProgress;
         self.send(r)
     }
 

@@ -167,7 +167,7 @@ fn the_store_prunes_recordings_and_forgets_their_paths() {
             age(&path, days);
             let mut r =
                 voice_ua_records::CallRecord::new(id, "c", "1001", "9000", now - Duration::from_secs(60));
-            r.outcome = "caller_hangup".into();
+            r.outcome = voice_ua_records::CallOutcome::CallerHangup;
             r.ended = Some(now);
             r.recording = Some(path);
             store.save(&r).expect("save");

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use voice_ua_records::{
-    outcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall, TranscriptLine,
+    CallOutcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall, TranscriptLine,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -30,7 +30,7 @@ fn sample(id: &str, started: SystemTime) -> CallRecord {
 fn finish(mut r: CallRecord) -> CallRecord {
     let t0 = r.started;
     r.ended = Some(t0 + Duration::from_secs(42));
-    r.outcome = outcome::TRANSFERRED.into();
+    r.outcome = CallOutcome::Transferred;
     r.end_reason = "the agent transferred the caller to 9001".into();
     r.hung_up_by = "agent".into();
     r.media =
@@ -116,7 +116,7 @@ fn started_then_finished_round_trips_with_tool_calls_and_transcript_in_order() {
     let reader = RecordStore::open_read_only(&path).expect("reader");
     let seen = reader.last(5).expect("read");
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].outcome, outcome::IN_PROGRESS);
+    assert_eq!(seen[0].outcome, CallOutcome::InProgress);
     assert_eq!(seen[0], started, "the started record as written");
 
     let done = finish(started);
@@ -131,6 +131,32 @@ fn started_then_finished_round_trips_with_tool_calls_and_transcript_in_order() {
     // The finished record replaced the started one: no duplicate rows.
     let raw = raw(&path);
     assert_eq!((count(&raw, "calls"), count(&raw, "transcript"), count(&raw, "tool_calls")), (1, 25, 2));
+}
+
+#[test]
+fn outcomes_are_stored_as_their_words_and_an_unknown_word_reads_as_failed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let mut store = RecordStore::open(&path, keep_forever()).expect("open");
+    let mut r = finish(sample("agent-hung-up", SystemTime::now()));
+    r.outcome = CallOutcome::AgentHangup;
+    store.save(&r).expect("save");
+    store.save(&finish(sample("from-elsewhere", SystemTime::now()))).expect("save");
+    let raw = raw(&path);
+    let word: String = raw
+        .query_row("SELECT outcome FROM calls WHERE id = 'agent-hung-up'", [], |r| r.get(0))
+        .expect("word");
+    assert_eq!(word, "agent_hangup");
+    // A word this version does not know (another voice-ua wrote it): the read still
+    // works, the call reads as failed, and the row keeps its word.
+    raw.execute("UPDATE calls SET outcome = 'teleported' WHERE id = 'from-elsewhere'", []).expect("update");
+    let seen = store.get("from-elsewhere").expect("get").expect("kept");
+    assert_eq!(seen.outcome, CallOutcome::Failed);
+    assert_eq!(store.last(10).expect("read").len(), 2);
+    let word: String = raw
+        .query_row("SELECT outcome FROM calls WHERE id = 'from-elsewhere'", [], |r| r.get(0))
+        .expect("word");
+    assert_eq!(word, "teleported");
 }
 
 #[test]
@@ -160,10 +186,10 @@ fn a_call_in_progress_when_the_process_died_becomes_interrupted() {
     let store = RecordStore::open(&path, keep_forever()).expect("reopen");
     assert_eq!(store.interrupted_on_open(), 1);
     let live = store.get("live").expect("get").expect("kept");
-    assert_eq!(live.outcome, outcome::INTERRUPTED);
+    assert_eq!(live.outcome, CallOutcome::Interrupted);
     assert!(live.end_reason.contains("stopped during the call"), "{}", live.end_reason);
     assert_eq!(live.ended, None);
-    assert_eq!(store.get("done").expect("get").expect("kept").outcome, outcome::TRANSFERRED);
+    assert_eq!(store.get("done").expect("get").expect("kept").outcome, CallOutcome::Transferred);
     drop(store);
     assert_eq!(RecordStore::open(&path, keep_forever()).expect("again").interrupted_on_open(), 0);
 }
@@ -180,7 +206,7 @@ fn retention_deletes_old_calls_with_their_rows_and_zero_keeps_everything() {
         // Never answered, never ended (interrupted long ago): judged by its start.
         let mut ancient = sample("ancient", now - 200 * DAY);
         ancient.answered = None;
-        ancient.outcome = outcome::FAILED.into();
+        ancient.outcome = CallOutcome::Failed;
         store.save(&ancient).expect("save");
         // 0 days: nothing is deleted, at open or later.
         assert_eq!(store.prune(now).expect("prune").calls, 0);
@@ -250,7 +276,7 @@ fn dropping_every_handle_still_writes_what_was_queued() {
             Err(e) => panic!("{e}"),
         }
     };
-    assert_eq!(store.get("dropped-handle").expect("get").map(|c| c.outcome), Some("transferred".into()));
+    assert_eq!(store.get("dropped-handle").expect("get").map(|c| c.outcome), Some(CallOutcome::Transferred));
 }
 
 #[test]
