@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use voice_ua_agent::echo::{pcm_level_dbfs, SpeechDetector};
 use voice_ua_agent::{
     AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, Digit, ReplyFigures, Role,
     SessionEnd, TransferOutcome,
 };
 use voice_ua_media::{
-    DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Law, Pacer, PacerConfig, PayloadTypes, RtpPacket,
-    SourceFilter, SourceVerdict,
+    pcm_level_dbfs, DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Law, Pacer, PacerConfig,
+    PayloadTypes, RtpPacket, SourceFilter, SourceVerdict, SpeechDetector,
 };
 use voice_ua_records::{
     CallOutcome, CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine,

@@ -9,7 +9,8 @@
 //! 20 ms [`JitterBuffer::pop`] yields one 8 kHz frame (→ [`Resampler`] → agent).
 //! Send path: agent audio → [`Resampler`] → [`Pacer::push_linear`]; on each timer
 //! ([`Pacer::poll_timeout`]) drain [`Pacer::poll_transmit`] into the socket;
-//! barge-in is [`Pacer::flush`], DTMF out is [`Pacer::send_dtmf`].
+//! barge-in is [`Pacer::flush`], DTMF out is [`Pacer::send_dtmf`]. Each played-out caller
+//! frame also goes to [`CallerVad::push`] for turn timing.
 
 pub mod dtmf;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod plc;
 pub mod resample;
 pub mod rtp;
 pub mod source;
+pub mod vad;
 
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, TelephoneEvent};
 pub use error::MediaError;
@@ -29,3 +31,4 @@ pub use pacer::{Overflow, Pacer, PacerConfig, PacerStats};
 pub use resample::Resampler;
 pub use rtp::{RtpHeader, RtpPacket};
 pub use source::{PayloadTypes, SourceFilter, SourceVerdict};
+pub use vad::{pcm_level_dbfs, CallerVad, SpeechDetector, VadStep};

@@ -24,8 +24,10 @@
 
 use std::collections::VecDeque;
 
+use voice_ua_media::SpeechDetector;
+
 use super::tone;
-use super::vad::{level_dbfs, SpeechDetector};
+use super::vad::level_dbfs;
 use crate::provider::{AudioFormat, AudioFrame, Digit};
 use crate::AgentError;
 

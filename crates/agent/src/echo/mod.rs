@@ -12,7 +12,7 @@ pub use self::core::{
     EchoConfig, EchoCore, EchoOutput, LEAD_FRAMES, MAX_TIMING_MS, MAX_UTTERANCE_MS, PREROLL_FRAMES,
     TAIL_FRAMES,
 };
-pub use self::vad::{level_dbfs, pcm_level_dbfs, SpeechDetector, VadStep};
+pub use self::vad::level_dbfs;
 
 use crate::provider::{AgentEvent, AgentIo, AgentProvider, AgentSession, CallFacts, CallInput, SessionEnd};
 use crate::AgentError;
