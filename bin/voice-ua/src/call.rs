@@ -23,7 +23,7 @@ use voice_ua_agent::{
 };
 use voice_ua_media::{
     pcm_level_dbfs, DtmfEvent, DtmfReceiver, JitterBuffer, JitterConfig, Law, Pacer, PacerConfig,
-    PayloadTypes, RtpPacket, SourceFilter, SourceVerdict, SpeechDetector,
+    PayloadTypes, RtpPacket, SourceFilter, SourceVerdict, SpeechDetector, TransmitKind,
 };
 use voice_ua_records::{
     CallOutcome, CallRecord, MediaStats, RecordWriter, Recorder, Recording, ToolCall, TranscriptLine,
@@ -646,19 +646,19 @@ impl Media {
                         break end;
                     }
                     let mut agent_heard = false;
-                    while let Some(len) = self.pacer.poll_transmit(now, &mut rtp_out) {
+                    while let Some(tx) = self.pacer.poll_transmit(now, &mut rtp_out) {
                         // What the caller hears this tick, for the recording.
-                        if self.recording.is_some() && !agent_heard && rtp_out[1] & 0x7f == self.plan.pt && len >= 12 + 160 {
+                        if self.recording.is_some() && !agent_heard && tx.kind != TransmitKind::Dtmf && tx.len >= 12 + 160 {
                             self.law.decode_slice(&rtp_out[12..12 + 160], &mut agent_pcm);
                             agent_heard = true;
                         }
                         if let (true, Some(to)) = (self.plan.direction.we_send(), self.send_target()) {
-                            if self.socket.try_send_to(&rtp_out[..len], to).is_ok() {
+                            if self.socket.try_send_to(&rtp_out[..tx.len], to).is_ok() {
                                 self.packets_out += 1;
                             }
                         }
                         // A marked packet starts the agent's answer: the turn is over.
-                        if rtp_out[1] & 0x80 != 0 {
+                        if tx.marker {
                             self.reply_started(now, cfg);
                         }
                     }

@@ -95,9 +95,9 @@ fn pacer_tick(c: &mut Criterion) {
     c.bench_function("pacer/push 20ms linear + tick", |b| {
         b.iter(|| {
             pacer.push_linear(black_box(&pcm));
-            let n = pacer.poll_transmit(t0 + Duration::from_millis(20) * k, &mut out);
+            let tx = pacer.poll_transmit(t0 + Duration::from_millis(20) * k, &mut out);
             k = k.wrapping_add(1);
-            black_box(n)
+            black_box(tx)
         })
     });
 }

@@ -27,7 +27,7 @@ pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, TelephoneEvent};
 pub use error::MediaError;
 pub use g711::Law;
 pub use jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, Pushed};
-pub use pacer::{Overflow, Pacer, PacerConfig, PacerStats};
+pub use pacer::{Overflow, Pacer, PacerConfig, PacerStats, Transmit, TransmitKind};
 pub use resample::Resampler;
 pub use rtp::{RtpHeader, RtpPacket};
 pub use source::{PayloadTypes, SourceFilter, SourceVerdict};

@@ -76,6 +76,31 @@ impl PacerConfig {
     }
 }
 
+/// What a packet from [`Pacer::poll_transmit`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransmitKind {
+    /// Queued agent audio (the rest of the frame is silence when the queue ran short).
+    Audio,
+    /// Encoded silence: nothing was queued.
+    Silence,
+    /// An RFC 4733 telephone-event packet.
+    Dtmf,
+}
+
+/// One packet written by [`Pacer::poll_transmit`]: its length in the buffer and what its
+/// header says, so the caller never re-reads the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Bytes written at the start of the buffer.
+    pub len: usize,
+    /// The RTP marker bit: the first packet of a talkspurt, or of a DTMF event.
+    pub marker: bool,
+    /// The RTP payload type (the codec's, or telephone-event's for [`TransmitKind::Dtmf`]).
+    pub payload_type: u8,
+    /// What the packet carries.
+    pub kind: TransmitKind,
+}
+
 /// Counters for the outbound stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PacerStats {
@@ -224,8 +249,8 @@ impl Pacer {
     }
 
     /// If a frame is due at `now`, write its packet into `out` (at least [`PACKET_LEN`]
-    /// bytes) and return its length. Call until it returns `None`.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+    /// bytes) and say what it is. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         if now < self.next_due || out.len() < PACKET_LEN {
             return None;
         }
@@ -240,8 +265,8 @@ impl Pacer {
             self.stats.skipped_frames += u64::from(skip);
             self.talking = false;
         }
-        if let Some(len) = self.transmit_dtmf(out) {
-            return Some(len);
+        if let Some(tx) = self.transmit_dtmf(out) {
+            return Some(tx);
         }
         let (header_bytes, payload) = out.split_at_mut(HEADER_LEN);
         let payload = payload.get_mut(..FRAME_SAMPLES)?;
@@ -282,11 +307,16 @@ impl Pacer {
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
-        Some(PACKET_LEN)
+        Some(Transmit {
+            len: PACKET_LEN,
+            marker,
+            payload_type: header.payload_type,
+            kind: if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio },
+        })
     }
 
     /// If a telephone-event is due, write its packet instead of audio.
-    fn transmit_dtmf(&mut self, out: &mut [u8]) -> Option<usize> {
+    fn transmit_dtmf(&mut self, out: &mut [u8]) -> Option<Transmit> {
         let payload_type = self.config.dtmf_payload_type?;
         if self.dtmf.is_none() && self.dtmf_len > 0 {
             let next = self.dtmf_queue.get_mut(self.dtmf_head).and_then(Option::take);
@@ -315,7 +345,7 @@ impl Pacer {
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
-        Some(len)
+        Some(Transmit { len, marker, payload_type, kind: TransmitKind::Dtmf })
     }
 
     /// Re-allocate the ring with `size` slots, queued audio first.

@@ -132,8 +132,8 @@ fn pacer_sends_dtmf_that_the_receiver_reads_back() {
     let mut audio_markers = Vec::new();
     for tick in 0..20u32 {
         let now = t0 + Duration::from_millis(20) * tick;
-        let n = pacer.poll_transmit(now, &mut buf).expect("one packet per tick");
-        let packet = RtpPacket::parse(&buf[..n]).expect("valid");
+        let tx = pacer.poll_transmit(now, &mut buf).expect("one packet per tick");
+        let packet = RtpPacket::parse(&buf[..tx.len]).expect("valid");
         seqs.push(packet.header.sequence);
         if packet.header.payload_type == 101 {
             let ev = TelephoneEvent::parse(packet.payload()).expect("event");

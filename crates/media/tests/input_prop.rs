@@ -210,9 +210,12 @@ proptest! {
                 PacerStep::Digit(c, ms) => { let _ = pacer.send_dtmf(*c, Duration::from_millis(*ms)); }
                 PacerStep::Poll(ms) => {
                     now += Duration::from_millis(*ms);
-                    while let Some(len) = pacer.poll_transmit(now, &mut out) {
+                    while let Some(tx) = pacer.poll_transmit(now, &mut out) {
+                        let len = tx.len;
                         prop_assert!(len == PACKET_LEN || len == HEADER_LEN + 4, "length {}", len);
                         let p = RtpPacket::parse(&out[..len]).expect("valid RTP");
+                        prop_assert_eq!(p.header.marker, tx.marker);
+                        prop_assert_eq!(p.header.payload_type, tx.payload_type);
                         prop_assert_eq!(p.header.sequence, expected_seq);
                         expected_seq = expected_seq.wrapping_add(1);
                     }

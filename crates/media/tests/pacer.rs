@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use voice_ua_media::g711::Law;
-use voice_ua_media::pacer::{Overflow, Pacer, PacerConfig, PACKET_LEN};
+use voice_ua_media::pacer::{Overflow, Pacer, PacerConfig, Transmit, TransmitKind, PACKET_LEN};
 use voice_ua_media::rtp::RtpPacket;
+use voice_ua_media::rtp::HEADER_LEN;
 
 const MS20: Duration = Duration::from_millis(20);
 
@@ -20,9 +21,10 @@ struct Sent {
 fn drain(p: &mut Pacer, now: Instant) -> Vec<Sent> {
     let mut out = Vec::new();
     let mut buf = [0u8; PACKET_LEN];
-    while let Some(n) = p.poll_transmit(now, &mut buf) {
-        let pkt = RtpPacket::parse(&buf[..n]).expect("valid RTP");
+    while let Some(tx) = p.poll_transmit(now, &mut buf) {
+        let pkt = RtpPacket::parse(&buf[..tx.len]).expect("valid RTP");
         assert_eq!(pkt.header.ssrc, 77);
+        assert_eq!((tx.marker, tx.payload_type), (pkt.header.marker, pkt.header.payload_type));
         assert_eq!(pkt.payload().len(), 160);
         out.push(Sent {
             marker: pkt.header.marker,
@@ -84,6 +86,46 @@ fn chunks_of_any_size_come_out_in_frames_with_a_marker_per_talkspurt() {
     p.push_encoded(&[0x10; 160]);
     let next = drain(&mut p, t0 + MS20 * 6);
     assert!(next[0].marker);
+}
+
+/// The one packet due at `now`, checked against its own header bytes.
+fn transmit_at(p: &mut Pacer, now: Instant) -> Transmit {
+    let mut buf = [0u8; PACKET_LEN];
+    let tx = p.poll_transmit(now, &mut buf).expect("a packet is due");
+    let pkt = RtpPacket::parse(&buf[..tx.len]).expect("valid RTP");
+    assert_eq!((tx.marker, tx.payload_type), (pkt.header.marker, pkt.header.payload_type));
+    tx
+}
+
+#[test]
+fn each_packet_says_what_it_carries() {
+    let t0 = Instant::now();
+    let mut p = pacer(t0);
+    let audio = |marker| Transmit { len: PACKET_LEN, marker, payload_type: 0, kind: TransmitKind::Audio };
+    let silence = Transmit { len: PACKET_LEN, marker: false, payload_type: 0, kind: TransmitKind::Silence };
+    assert_eq!(transmit_at(&mut p, t0), silence);
+    // A talkspurt of 1.25 frames: marked first packet, then the short one, then silence.
+    p.push_encoded(&[0x10; 200]);
+    assert_eq!(transmit_at(&mut p, t0 + MS20), audio(true));
+    assert_eq!(transmit_at(&mut p, t0 + MS20 * 2), audio(false));
+    assert_eq!(transmit_at(&mut p, t0 + MS20 * 3), silence);
+    // A digit goes before queued audio; the audio after it is a new talkspurt.
+    p.push_encoded(&[0x20; 320]);
+    p.send_dtmf('5', Duration::from_millis(60)).expect("digit");
+    let dtmf = |marker| Transmit { len: HEADER_LEN + 4, marker, payload_type: 101, kind: TransmitKind::Dtmf };
+    assert_eq!(transmit_at(&mut p, t0 + MS20 * 4), dtmf(true));
+    let mut tick = 5;
+    let mut after = transmit_at(&mut p, t0 + MS20 * tick);
+    while after.kind == TransmitKind::Dtmf {
+        assert_eq!(after, dtmf(false));
+        tick += 1;
+        assert!(tick < 20, "the event never ended");
+        after = transmit_at(&mut p, t0 + MS20 * tick);
+    }
+    assert!(tick >= 7, "a 60 ms event lasts at least three packets, ended at tick {tick}");
+    assert_eq!(after, audio(true));
+    assert_eq!(transmit_at(&mut p, t0 + MS20 * (tick + 1)), audio(false));
+    assert_eq!(transmit_at(&mut p, t0 + MS20 * (tick + 2)), silence);
 }
 
 #[test]
@@ -189,8 +231,8 @@ fn the_queue_grows_on_demand_up_to_max_queue_and_keeps_order() {
     let mut sent = Vec::new();
     for n in 0..300u64 {
         let now = start + Duration::from_millis(20 * n);
-        while let Some(len) = pacer.poll_transmit(now, &mut out) {
-            sent.extend_from_slice(&out[12..len]);
+        while let Some(tx) = pacer.poll_transmit(now, &mut out) {
+            sent.extend_from_slice(&out[12..tx.len]);
         }
     }
     assert_eq!(&sent[..48_000], &audio[..], "queued audio leaves in order across the growth");
