@@ -18,6 +18,8 @@
 //! - `UserStartedSpeaking` → [`AgentEvent::FlushPlayback`] at once. `AgentAudioDone` is
 //!   only logged: after a barge-in it may never come, so no state waits for it.
 //! - `Error` → `Ended(Failed)` with the code and description on one line.
+//! - Before the 2 h cap, [`Output::Renew`] at a quiet moment (or forced), the conversation
+//!   carried over; the history and the timer are the `renewal` submodule's.
 //!
 //! **Turn latency.** `AgentStartedSpeaking`'s figures go to the call as
 //! [`AgentEvent::ReplyStarted`]; the call measures the turn itself, from the caller's end
@@ -25,12 +27,16 @@
 //! This session keeps a provider-side figure for tests and debug logs: the user's
 //! `ConversationText` (Deepgram's end of turn) → the first agent audio frame.
 
+mod renewal;
+
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::messages::{
-    ClientMessage, Context, ConversationRole, FunctionCallResponse, HistoryMessage, ServerMessage, Settings,
+use self::renewal::{History, Moment, RenewalTimer};
+pub use self::renewal::{
+    HISTORY_MAX_CHARS, HISTORY_MAX_LINES, RENEW_AFTER, RENEW_FORCE_AFTER, RENEW_QUIET, RENEW_RETRY,
 };
+use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
 use crate::AgentError;
 
@@ -39,22 +45,6 @@ use crate::AgentError;
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(5);
 /// How long `Welcome` and then `SettingsApplied` may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Deepgram caps a session at 2 hours and warns 5 minutes before
-/// (`MAXIMUM_SESSION_LENGTH_APPROACHING`, reference §2.7). The warning's documentation is
-/// thin, so a session is renewed after this long even without it.
-pub const RENEW_AFTER: Duration = Duration::from_secs(110 * 60);
-/// A renewal waits for a quiet moment (no agent audio for this long, no tool running, the
-/// caller not mid-utterance)…
-pub const RENEW_QUIET: Duration = Duration::from_millis(1500);
-/// …but no longer than this after it became due.
-pub const RENEW_FORCE_AFTER: Duration = Duration::from_secs(4 * 60);
-/// A failed renewal is retried after this long (the old session still runs meanwhile).
-pub const RENEW_RETRY: Duration = Duration::from_secs(20);
-/// At most this many conversation lines are carried into a renewed session.
-pub const HISTORY_MAX_LINES: usize = 200;
-/// And at most this many characters of them (the oldest go first).
-pub const HISTORY_MAX_CHARS: usize = 24_000;
 
 /// Client-side function calls run at once; more are answered with an error at once.
 pub const MAX_PENDING_TOOLS: usize = 8;
@@ -140,18 +130,9 @@ pub struct DeepgramSession {
     audio_frames_sent: u64,
     audio_frames_dropped: u64,
     /// The conversation so far, for a renewal (bounded).
-    history: VecDeque<(Role, String)>,
-    history_chars: usize,
-    /// Lines ever added to `history` (it drops the oldest; this only grows).
-    lines_heard: u64,
-    /// `lines_heard` when the last [`DeepgramSession::renewal_settings`] was taken.
-    renewal_mark: u64,
-    /// Renewal: due from this instant (set when streaming starts, or by the warning)…
-    renew_due: Option<Instant>,
-    /// …forced from this one…
-    renew_force: Option<Instant>,
-    /// …and asked for (Output::Renew) and not yet resolved.
-    renewing: bool,
+    history: History,
+    /// When to ask for a renewal ([`Output::Renew`]).
+    renewal: RenewalTimer,
     last_agent_audio: Option<Instant>,
     /// Between `UserStartedSpeaking` and the user's `ConversationText`.
     user_speaking: bool,
@@ -162,21 +143,9 @@ impl DeepgramSession {
     /// When `settings` carry `agent.context` (a renewal), the session's history starts
     /// with it, so the next renewal carries it on.
     pub fn new(now: Instant, format: AudioFormat, settings: Settings) -> Self {
-        let carried: Vec<(Role, String)> = settings
-            .agent
-            .context
-            .iter()
-            .flat_map(|c| c.messages.iter())
-            .filter_map(|m| match m.role.as_str() {
-                "user" => Some((Role::User, m.content.clone())),
-                "assistant" => Some((Role::Agent, m.content.clone())),
-                _ => None,
-            })
-            .collect();
-        let mut session = DeepgramSession {
+        DeepgramSession {
             state: State::AwaitingWelcome,
             format,
-            settings: Some(settings),
             request_id: None,
             out: VecDeque::new(),
             last_sent: now,
@@ -189,43 +158,26 @@ impl DeepgramSession {
             cancelled_tools: HashSet::new(),
             audio_frames_sent: 0,
             audio_frames_dropped: 0,
-            history: VecDeque::new(),
-            history_chars: 0,
-            lines_heard: 0,
-            renewal_mark: 0,
-            renew_due: None,
-            renew_force: None,
-            renewing: false,
+            history: History::carried(settings.agent.context.as_ref()),
+            renewal: RenewalTimer::default(),
+            settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
-        };
-        for (role, text) in carried {
-            session.remember(role, &text);
         }
-        session
     }
 
     /// The conversation so far, oldest first (at most [`HISTORY_MAX_LINES`] lines and
     /// [`HISTORY_MAX_CHARS`] characters).
     pub fn history(&self) -> impl Iterator<Item = (Role, &str)> {
-        self.history.iter().map(|(r, t)| (*r, t.as_str()))
+        self.history.iter()
     }
 
     /// `base` (this call's Settings) for a session that continues this one: the history
     /// as `agent.context.messages`, and no greeting. Once the new session is streaming,
     /// hand it this one with [`DeepgramSession::continue_from`].
     pub fn renewal_settings(&mut self, mut base: Settings) -> Settings {
-        self.renewal_mark = self.lines_heard;
-        let messages = self
-            .history
-            .iter()
-            .map(|(role, text)| {
-                let role = if *role == Role::User { "user" } else { "assistant" };
-                HistoryMessage::new(role, text)
-            })
-            .collect();
         base.agent.greeting = None;
-        base.agent.context = Some(Context { messages });
+        base.agent.context = Some(self.history.context());
         base
     }
 
@@ -234,65 +186,31 @@ impl DeepgramSession {
     /// those settings were taken, while this one was being opened, so that its history
     /// (and the next renewal's context) is the whole conversation.
     pub fn continue_from(&mut self, previous: &DeepgramSession) {
-        let late = previous.lines_heard.saturating_sub(previous.renewal_mark);
-        let late = usize::try_from(late).unwrap_or(usize::MAX).min(previous.history.len());
-        let skip = previous.history.len() - late;
-        for (role, text) in previous.history.iter().skip(skip) {
-            self.remember(*role, text);
+        for (role, text) in previous.history.since_context() {
+            self.history.remember(role, text);
         }
     }
 
     /// The renewal asked for with [`Output::Renew`] could not be opened: keep this
     /// session and try again after [`RENEW_RETRY`].
     pub fn renew_failed(&mut self, now: Instant) {
-        self.renewing = false;
-        self.renew_due = Some(now + RENEW_RETRY);
-    }
-
-    fn remember(&mut self, role: Role, text: &str) {
-        self.history.push_back((role, text.to_owned()));
-        self.history_chars += text.len();
-        self.lines_heard += 1;
-        while self.history.len() > HISTORY_MAX_LINES || self.history_chars > HISTORY_MAX_CHARS {
-            match self.history.pop_front() {
-                Some((_, old)) => self.history_chars -= old.len(),
-                None => break,
-            }
-        }
+        self.renewal.failed(now);
     }
 
     /// Ask for a renewal when one is due and the moment is quiet (or it is forced).
     fn check_renew(&mut self, now: Instant) {
-        if self.state != State::Streaming || self.renewing || self.renew_due.is_none_or(|t| now < t) {
+        if self.state != State::Streaming {
             return;
         }
-        let quiet = self.pending_tools.is_empty()
-            && !self.user_speaking
-            && self.last_agent_audio.is_none_or(|t| now >= t + RENEW_QUIET);
-        if quiet || self.renew_force.is_some_and(|t| now >= t) {
+        let busy = !self.pending_tools.is_empty() || self.user_speaking;
+        if let Some(moment) = self.renewal.check(now, busy, self.last_agent_audio) {
             tracing::info!(
                 lines = self.history.len(),
-                quiet,
+                quiet = moment == Moment::Quiet,
                 "renewing the Deepgram session before its 2 h cap"
             );
-            self.renewing = true;
             self.out.push_back(Output::Renew);
-            return;
         }
-        // Not quiet yet: look again when the agent's audio will be 1.5 s old, else a
-        // little later (a tool runs, the caller talks), and at the latest when forced.
-        let quiet_at = self.last_agent_audio.map(|t| t + RENEW_QUIET).filter(|q| *q > now);
-        let next = quiet_at.unwrap_or(now + RENEW_QUIET);
-        self.renew_due = Some(self.renew_force.map_or(next, |f| next.min(f.max(now))));
-    }
-
-    /// When the renewal check should next run (pushed on by [`RENEW_QUIET`] while the
-    /// moment is not quiet).
-    fn renew_check_at(&self) -> Option<Instant> {
-        if self.renewing {
-            return None;
-        }
-        self.renew_due
     }
 
     /// Where the session is.
@@ -328,7 +246,7 @@ impl DeepgramSession {
             }
             State::Streaming => {
                 let keepalive = self.last_sent + KEEPALIVE_AFTER;
-                Some(self.renew_check_at().map_or(keepalive, |t| t.min(keepalive)))
+                Some(self.renewal.next_check().map_or(keepalive, |t| t.min(keepalive)))
             }
             State::Ended => None,
         }
@@ -390,8 +308,7 @@ impl DeepgramSession {
                 if self.state == State::AwaitingSettingsApplied {
                     tracing::info!("Deepgram settings applied: streaming");
                     self.state = State::Streaming;
-                    self.renew_due = Some(now + RENEW_AFTER);
-                    self.renew_force = Some(now + RENEW_AFTER + RENEW_FORCE_AFTER);
+                    self.renewal.start(now);
                 } else {
                     tracing::warn!(state = ?self.state, "unexpected SettingsApplied");
                 }
@@ -413,7 +330,7 @@ impl DeepgramSession {
                     ConversationRole::Assistant => Role::Agent,
                     ConversationRole::Other => return,
                 };
-                self.remember(role, &content);
+                self.history.remember(role, &content);
                 self.event(AgentEvent::Transcript { role, text: content, at: SystemTime::now() });
             }
             ServerMessage::AgentThinking { .. } => tracing::debug!("agent thinking"),
@@ -475,8 +392,7 @@ impl DeepgramSession {
             }
             ServerMessage::Warning { code, description } if code == "MAXIMUM_SESSION_LENGTH_APPROACHING" => {
                 tracing::info!(%description, "Deepgram: the session nears its 2 h cap");
-                self.renew_due = Some(now);
-                self.renew_force = Some(now + RENEW_FORCE_AFTER);
+                self.renewal.warned(now);
                 self.check_renew(now);
             }
             ServerMessage::Warning { code, description } => {
