@@ -30,7 +30,7 @@ use voice_ua_records::{
 };
 use voice_ua_sip::negotiate::{Codec, MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction, TimerDecision};
-use voice_ua_sip::{CallSignal, IncomingCall, SipError};
+use voice_ua_sip::{CallSignal, IncomingCall, Reason, SipError};
 
 /// What every call shares (from the configuration).
 #[derive(Debug)]
@@ -299,7 +299,7 @@ pub async fn run_call(
                         other => {
                             tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
                             counted.set_outcome(CallOutcome::NoCodec);
-                            let _ = call.hangup(Some("SIP;cause=488;text=\"no usable SDP answer\"")).await;
+                            let _ = call.hangup(Some(Reason::sip(488, "no usable SDP answer"))).await;
                             return;
                         }
                     }
@@ -616,7 +616,7 @@ impl Media {
                         }
                     };
                     if t.refresh_failed(now, status) == Some(TimerAction::Expired) {
-                        let _ = call.hangup(Some("SIP;cause=481;text=\"session refresh: dialog gone\"")).await;
+                        let _ = call.hangup(Some(Reason::sip(481, "session refresh: dialog gone"))).await;
                         break Ending { by: "voice-ua", why: format!("our session refresh got {status}: the PBX no longer knows the call"), outcome: CallOutcome::SessionExpired };
                     }
                     let retry_in = t.poll_timeout().map(|at| at.saturating_duration_since(now).as_secs_f32());
@@ -678,7 +678,7 @@ impl Media {
                         }
                     }
                     if self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > cfg.media_timeout {
-                        let _ = call.hangup(Some("Q.850;cause=102;text=\"media timeout\"")).await;
+                        let _ = call.hangup(Some(Reason::q850(102, "media timeout"))).await;
                         break Ending { by: "voice-ua", why: format!("no RTP for {} s", cfg.media_timeout.as_secs()), outcome: CallOutcome::MediaTimeout };
                     }
                 }
@@ -743,7 +743,7 @@ impl Media {
                                 format!("session expired: no refresh from the PBX in {} s", t.interval_secs())
                             };
                             tracing::warn!("ending the call: {why}");
-                            let _ = call.hangup(Some("SIP;cause=408;text=\"session timer expired\"")).await;
+                            let _ = call.hangup(Some(Reason::sip(408, "session timer expired"))).await;
                             break Ending { by: "voice-ua", why, outcome: CallOutcome::SessionExpired };
                         }
                         None => {}
@@ -751,7 +751,7 @@ impl Media {
                 }
                 _ = stop.cancelled() => {
                     // The BYE leaves at once; its answer is not worth holding up the exit.
-                    let bye = call.hangup(Some("Q.850;cause=16;text=\"voice-ua stopping\""));
+                    let bye = call.hangup(Some(Reason::q850(16, "voice-ua stopping")));
                     if tokio::time::timeout(SHUTDOWN_BYE_WAIT, bye).await.is_err() {
                         tracing::info!("no answer to the BYE yet; stopping anyway");
                     }
@@ -1053,7 +1053,7 @@ impl Media {
             self.report_transfer(session, outcome, cfg);
         }
         if self.agent_failed {
-            let _ = call.hangup(Some("SIP;cause=480;text=\"transfer failed\"")).await;
+            let _ = call.hangup(Some(Reason::sip(480, "transfer failed"))).await;
             let why = format!("transfer failed ({outcome}) after the agent failed");
             return Some(Ending { by: "voice-ua", why, outcome: CallOutcome::Failed });
         }

@@ -9,6 +9,7 @@
 use crate::error::SipError;
 use crate::gate::{CallGate, Slot};
 use crate::info_dtmf::digit_from_info;
+use crate::reason::Reason;
 use crate::session_timer::TimerRequest;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -222,8 +223,8 @@ impl IncomingCall {
         Ok(self.dialog.reject(Some(StatusCode::from(status)), None)?)
     }
 
-    /// BYE from our side.
-    pub async fn hangup(&self, reason: Option<&str>) -> Result<(), SipError> {
+    /// BYE from our side, with a Reason header when `reason` is given.
+    pub async fn hangup(&self, reason: Option<Reason>) -> Result<(), SipError> {
         match reason {
             Some(r) => self.dialog.bye_with_reason(r.to_string()).await?,
             None => self.dialog.bye().await?,

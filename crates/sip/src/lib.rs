@@ -30,6 +30,7 @@ mod ids;
 mod keepalive;
 mod pbx_address;
 mod ratelimit;
+mod reason;
 mod registration;
 mod registration_driver;
 mod router;
@@ -42,6 +43,7 @@ pub use calls::{
 };
 pub use error::SipError;
 pub use pbx_address::{PbxResolver, SystemResolver};
+pub use reason::{Reason, ReasonProtocol};
 pub use registration_driver::RegStatus;
 pub use settings::{KeepaliveMode, SipSettings, Transport};
 pub use tcp_guard::TcpRefusals;
