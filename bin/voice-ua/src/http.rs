@@ -92,7 +92,7 @@ fn health(s: &RegStatus, degraded: &[String]) -> (&'static str, String) {
     let (code, mut text) = match s {
         RegStatus::Registered { .. } => ("200 OK", "registered".to_string()),
         RegStatus::Starting => ("503 Service Unavailable", "not registered: registration in progress".into()),
-        RegStatus::NotRegistered { why } => ("503 Service Unavailable", format!("not registered: {why}")),
+        RegStatus::NotRegistered { why, .. } => ("503 Service Unavailable", format!("not registered: {why}")),
         RegStatus::Stopped => ("503 Service Unavailable", "not registered: stopping".into()),
     };
     if !degraded.is_empty() {
@@ -180,7 +180,10 @@ mod tests {
         assert!(route("GET /healthz HTTP/1.1", &m, &rx)
             .2
             .contains("degraded: 2 call records could not be written"));
-        tx.send_replace(RegStatus::NotRegistered { why: "PBX unreachable".into() });
+        tx.send_replace(RegStatus::NotRegistered {
+            kind: voice_ua_sip::RegFailure::NoAnswer,
+            why: "PBX unreachable".into(),
+        });
         let (code, _, body, _) = route("GET /healthz HTTP/1.1", &m, &rx);
         assert_eq!(code, "503 Service Unavailable");
         assert!(body.starts_with("not registered: PBX unreachable; degraded: 2 call records"), "{body}");

@@ -269,10 +269,10 @@ impl Metrics {
                 self.registered.set(1);
                 self.reg_attempts.inc();
             }
-            RegStatus::NotRegistered { why } => {
+            RegStatus::NotRegistered { kind, .. } => {
                 self.registered.set(0);
                 self.reg_attempts.inc();
-                self.reg_failures.with_label_values(&[reg_failure_kind(why)]).inc();
+                self.reg_failures.with_label_values(&[kind.label()]).inc();
             }
             RegStatus::Starting | RegStatus::Stopped => self.registered.set(0),
         }
@@ -339,19 +339,6 @@ impl Drop for CallGuard {
     }
 }
 
-/// The kind of a registration failure, from the reason the SIP agent reports.
-fn reg_failure_kind(why: &str) -> &'static str {
-    if why.starts_with("PBX rejected the password") {
-        "credentials_rejected"
-    } else if why.starts_with("PBX refused the registration") {
-        "refused"
-    } else if why == "registration lapsed" {
-        "lapsed"
-    } else {
-        "failed"
-    }
-}
-
 /// The agent's own error code in an error's text ("Deepgram error CLIENT_MESSAGE_TIMEOUT:
 /// …" → `CLIENT_MESSAGE_TIMEOUT`), else "none". Only `A-Z`, `0-9` and `_`, at most 48
 /// characters, so a label can never grow without bound.
@@ -386,6 +373,7 @@ pub fn error_kind(e: &voice_ua_agent::AgentError) -> &'static str {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use voice_ua_sip::RegFailure;
 
     fn line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
         text.lines().find(|l| l.split_once(' ').map(|(n, _)| n) == Some(name))
@@ -395,6 +383,7 @@ mod tests {
     fn the_exposition_text_is_prometheus_0_0_4() {
         let m = Arc::new(Metrics::new());
         m.on_reg_status(&RegStatus::NotRegistered {
+            kind: RegFailure::CredentialsRejected { status: 403 },
             why: "PBX rejected the password for 9000@pbx (403)".into(),
         });
         m.on_reg_status(&RegStatus::Registered { expires: 300 });
@@ -470,7 +459,7 @@ mod tests {
             m.render().contains("voice_ua_calls_total{outcome=\"refused_403\"} 2\n"),
             "not counted twice"
         );
-        m.on_reg_status(&RegStatus::NotRegistered { why: "registration lapsed".into() });
+        m.on_reg_status(&RegStatus::NotRegistered { kind: RegFailure::Lapsed, why: "lapsed".into() });
         assert!(m.render().contains("\nvoice_ua_registered 0\n"));
         assert!(m.render().contains("voice_ua_registration_failures_total{kind=\"lapsed\"} 1\n"));
     }

@@ -44,7 +44,7 @@ pub use calls::{
 pub use error::SipError;
 pub use pbx_address::{PbxResolver, SystemResolver};
 pub use reason::{Reason, ReasonProtocol};
-pub use registration_driver::RegStatus;
+pub use registration_driver::{RegFailure, RegStatus};
 pub use settings::{KeepaliveMode, SipSettings, Transport};
 pub use tcp_guard::TcpRefusals;
 pub use user_agent::SipUa;

@@ -33,9 +33,56 @@ const RESOLVE_DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegStatus {
     Starting,
-    Registered { expires: u32 },
-    NotRegistered { why: String },
+    Registered {
+        expires: u32,
+    },
+    /// `kind` says what went wrong as a type, `why` in one line for people.
+    NotRegistered {
+        kind: RegFailure,
+        why: String,
+    },
     Stopped,
+}
+
+/// What kind of failure left the extension unregistered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RegFailure {
+    /// The PBX refused the password (401/407 to our answer, or 403).
+    CredentialsRejected { status: u16 },
+    /// The PBX refused for another reason a quick retry will not fix.
+    Refused { status: u16 },
+    /// The binding expired without a successful refresh.
+    Lapsed,
+    /// The PBX did not answer the REGISTER.
+    NoAnswer,
+    /// The REGISTER could not be sent (a network error).
+    Transport,
+    /// The PBX answered with a status a retry may fix (e.g. 500, 503).
+    Status { status: u16 },
+}
+
+impl RegFailure {
+    /// The `kind` label of `voice_ua_registration_failures_total`: `credentials_rejected`,
+    /// `refused`, `lapsed`, or `failed` for a failure a retry may fix.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RegFailure::CredentialsRejected { .. } => "credentials_rejected",
+            RegFailure::Refused { .. } => "refused",
+            RegFailure::Lapsed => "lapsed",
+            RegFailure::NoAnswer | RegFailure::Transport | RegFailure::Status { .. } => "failed",
+        }
+    }
+}
+
+impl From<&Failure> for RegFailure {
+    fn from(f: &Failure) -> RegFailure {
+        match f {
+            Failure::NoResponse => RegFailure::NoAnswer,
+            Failure::Transport(_) => RegFailure::Transport,
+            Failure::Status(status, _) => RegFailure::Status { status: *status },
+        }
+    }
 }
 
 /// One registration's task: what it sends through, to whom, and what it reports.
@@ -236,7 +283,8 @@ impl Driver {
                         s.auth_user.as_deref().unwrap_or(&s.extension),
                         retry_in.as_secs()
                     );
-                    self.status.send_replace(RegStatus::NotRegistered { why });
+                    let kind = RegFailure::CredentialsRejected { status };
+                    self.status.send_replace(RegStatus::NotRegistered { kind, why });
                 }
                 RegEvent::Refused { status, reason, retry_in } => {
                     let why = format!("PBX refused the registration of {} ({status}: {reason})", self.aor);
@@ -244,7 +292,8 @@ impl Driver {
                         "{why}: check the extension and PBX settings; next attempt in {} s",
                         retry_in.as_secs()
                     );
-                    self.status.send_replace(RegStatus::NotRegistered { why });
+                    let kind = RegFailure::Refused { status };
+                    self.status.send_replace(RegStatus::NotRegistered { kind, why });
                 }
                 RegEvent::Failed { why, retry_in } => {
                     self.failures_in_a_row += 1;
@@ -260,7 +309,8 @@ impl Driver {
                         tracing::debug!(attempts = n, "registration of {} failed: {why}", self.aor);
                     }
                     if !self.registrar.is_registered(Instant::now().into_std()) {
-                        self.status.send_replace(RegStatus::NotRegistered { why: why.to_string() });
+                        let kind = RegFailure::from(&why);
+                        self.status.send_replace(RegStatus::NotRegistered { kind, why: why.to_string() });
                     }
                 }
                 RegEvent::Lapsed => {
@@ -268,7 +318,8 @@ impl Driver {
                         "registration of {} lapsed: calls cannot reach voice-ua until the PBX answers again",
                         self.aor
                     );
-                    self.status.send_replace(RegStatus::NotRegistered { why: "registration lapsed".into() });
+                    let (kind, why) = (RegFailure::Lapsed, "registration lapsed".into());
+                    self.status.send_replace(RegStatus::NotRegistered { kind, why });
                 }
                 RegEvent::Unregistered => tracing::info!(aor = %self.aor, "unregistered"),
                 RegEvent::UnregisterFailed { why } => {
@@ -286,5 +337,24 @@ async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_its_metric_label() {
+        assert_eq!(RegFailure::CredentialsRejected { status: 403 }.label(), "credentials_rejected");
+        assert_eq!(RegFailure::Refused { status: 404 }.label(), "refused");
+        assert_eq!(RegFailure::Lapsed.label(), "lapsed");
+        assert_eq!(RegFailure::from(&Failure::NoResponse), RegFailure::NoAnswer);
+        assert_eq!(RegFailure::from(&Failure::Transport("reset".into())), RegFailure::Transport);
+        let busy = RegFailure::from(&Failure::Status(503, "Service Unavailable".into()));
+        assert_eq!(busy, RegFailure::Status { status: 503 });
+        for f in [RegFailure::NoAnswer, RegFailure::Transport, busy] {
+            assert_eq!(f.label(), "failed", "{f:?}");
+        }
     }
 }
