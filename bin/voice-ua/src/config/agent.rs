@@ -56,23 +56,8 @@ pub enum AgentChoice {
     Deepgram(Box<DeepgramConfig>),
 }
 
-/// What the caller hears when the agent fails mid-call or cannot start.
-#[derive(Clone, Default)]
-pub struct Fallback {
-    /// μ-law 8 kHz audio (transcoded for A-law calls).
-    pub ulaw: Vec<u8>,
-    /// Where to transfer the caller afterwards (extension or SIP URI).
-    pub transfer: Option<String>,
-}
-
-impl std::fmt::Debug for Fallback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fallback")
-            .field("audio_seconds", &(self.ulaw.len() as f64 / 8000.0))
-            .field("transfer", &self.transfer)
-            .finish()
-    }
-}
+/// What the caller hears, and where they go, when the agent fails (the call core's type).
+pub use voice_ua_call::Fallback;
 
 /// The longest fallback prompt read: 10 minutes of 8 kHz μ-law.
 const MAX_FALLBACK_AUDIO: u64 = 10 * 60 * 8000;

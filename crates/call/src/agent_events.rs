@@ -1,0 +1,220 @@
+//! What the agent asks of the call — audio to play, barge-in, hang up, transfer, send
+//! digits — and what it tells it (transcripts, figures, tools, its end), plus the
+//! blind transfer it can start and the fallback when it fails: the caller is never
+//! left in silence.
+
+use crate::core::CallCore;
+use crate::io::{Action, EndedBy, Observation};
+use crate::transfer::{outcome_word, AfterPlayback, Transfer};
+use std::time::{Duration, Instant};
+use voice_ua_agent::{AgentEvent, CallInput, SessionEnd, TransferOutcome};
+use voice_ua_media::Law;
+use voice_ua_records::CallOutcome;
+use voice_ua_sip::Reason;
+
+impl CallCore {
+    /// One event from the agent session.
+    pub fn handle_agent_event(&mut self, now: Instant, event: AgentEvent) {
+        if !self.talking() {
+            return;
+        }
+        match event {
+            AgentEvent::Audio(frame) => {
+                if let Some(leg) = self.leg.as_mut() {
+                    leg.pacer.push_encoded(frame.as_bytes());
+                }
+            }
+            AgentEvent::FlushPlayback => {
+                self.observe(Observation::BargeIn);
+                if let Some(leg) = self.leg.as_mut() {
+                    leg.pacer.flush();
+                }
+            }
+            AgentEvent::HangUp { after_playback: true, reason } => {
+                self.tool_used(now, "hangup", "ok");
+                self.after_playback = Some(AfterPlayback::HangUp(reason));
+            }
+            AgentEvent::HangUp { after_playback: false, reason } => {
+                self.tool_used(now, "hangup", "ok");
+                self.hang_up(None, CallOutcome::AgentHangup, EndedBy::Agent, reason);
+            }
+            // The agent's last words ("I'm putting you through") play out first: a
+            // blind transfer would cut them off.
+            AgentEvent::Transfer { target } if self.audio_queued() && self.after_playback.is_none() => {
+                self.after_playback = Some(AfterPlayback::Transfer { target, for_agent: true });
+            }
+            AgentEvent::Transfer { target } => self.start_transfer(now, &target, true),
+            AgentEvent::SendDigits(digits) => {
+                let mut result = "ok";
+                for d in digits.chars() {
+                    let sent = match self.leg.as_mut() {
+                        Some(leg) => leg.pacer.send_dtmf(d, Duration::from_millis(100)),
+                        None => Ok(()),
+                    };
+                    if let Err(e) = sent {
+                        tracing::warn!("digit {d} not sent: {e}");
+                        result = "error";
+                    }
+                }
+                self.tool_used(now, "dtmf", result);
+            }
+            AgentEvent::Transcript { role, text, at } => {
+                tracing::info!(?role, %text, "transcript");
+                self.figures.said(at, role, text);
+            }
+            AgentEvent::ReplyStarted(figures) => self.turns.reply_announced(figures),
+            AgentEvent::SessionOpened { id } => self.figures.agent_session_id = Some(id),
+            AgentEvent::ToolFinished { name, ok } => {
+                self.tool_used(now, &name, if ok { "ok" } else { "error" })
+            }
+            AgentEvent::Ended(SessionEnd::Failed(e)) => {
+                let cause = e.to_string();
+                self.observe(Observation::AgentError(e));
+                self.fall_back(&cause);
+            }
+            AgentEvent::Ended(end) => {
+                tracing::info!("agent session ended: {end}");
+                self.agent_failed = true;
+                if self.after_playback.is_none() {
+                    self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
+                }
+            }
+        }
+    }
+
+    fn audio_queued(&self) -> bool {
+        self.leg.as_ref().is_some_and(|l| !l.pacer.queued().is_zero())
+    }
+
+    /// A tool the agent used: counted, and kept for the call record.
+    fn tool_used(&mut self, now: Instant, name: &str, result: &'static str) {
+        self.observe(Observation::Tool { name: name.to_string(), result });
+        let at = self.clock.wall(now);
+        self.figures.tool(at, name, result);
+    }
+
+    /// Start a blind transfer (REFER). `for_agent`: the agent asked and gets one
+    /// [`TransferOutcome`]; otherwise it is the fallback's transfer.
+    pub(crate) fn start_transfer(&mut self, now: Instant, target: &str, for_agent: bool) {
+        if self.transfer.is_some() {
+            tracing::warn!(%target, "a transfer is already under way; not starting another");
+            if for_agent {
+                self.report_transfer(now, TransferOutcome::AlreadyInProgress);
+            }
+            return;
+        }
+        let uri = if target.starts_with("sip:") {
+            target.to_string()
+        } else {
+            format!("sip:{target}@{}", self.settings.domain)
+        };
+        tracing::info!(%uri, "transferring the caller (REFER)");
+        self.figures.transfer_target = Some(uri.clone());
+        self.push(Action::Refer { uri: uri.clone() });
+        self.transfer = Some(Transfer::new(uri, for_agent));
+    }
+
+    /// The PBX answered the REFER (or did not).
+    pub(crate) fn refer_answered(&mut self, now: Instant, answer: Result<u16, String>) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        let outcome = match answer {
+            Ok(code) if (200..300).contains(&code) => {
+                tracing::info!(uri = %t.uri, status = code, "transfer accepted by the PBX");
+                t.accepted(now);
+                return;
+            }
+            Ok(0) => {
+                tracing::warn!(uri = %t.uri, "transfer failed: no response to the REFER");
+                TransferOutcome::NoAnswer
+            }
+            Ok(status) => {
+                tracing::warn!(uri = %t.uri, status, "transfer refused by the PBX");
+                TransferOutcome::Refused { status }
+            }
+            Err(e) => {
+                tracing::warn!(uri = %t.uri, "transfer failed: {e}");
+                TransferOutcome::NoAnswer
+            }
+        };
+        self.transfer_failed(now, outcome);
+    }
+
+    /// A NOTIFY reported the transfer's progress (a sipfrag status line).
+    pub(crate) fn transfer_progress(&mut self, now: Instant, code: u16) {
+        tracing::info!(status = code, "transfer progress");
+        if (200..300).contains(&code) {
+            if self.transfer.as_mut().is_some_and(Transfer::take_report) {
+                self.report_transfer(now, TransferOutcome::Completed);
+            }
+            self.hang_up(None, CallOutcome::Transferred, EndedBy::VoiceUa, "transferred".into());
+        } else if code >= 300 {
+            self.transfer_failed(now, TransferOutcome::Failed { status: code });
+        }
+    }
+
+    /// The transfer is over and the caller is still here: tell the agent, or, when the
+    /// agent has failed, end the call rather than leave the caller in silence.
+    fn transfer_failed(&mut self, now: Instant, outcome: TransferOutcome) {
+        if self.transfer.take().is_some_and(|mut t| t.take_report()) {
+            self.report_transfer(now, outcome);
+        }
+        if self.agent_failed {
+            let why = format!("transfer failed ({outcome}) after the agent failed");
+            self.hang_up(
+                Some(Reason::sip(480, "transfer failed")),
+                CallOutcome::Failed,
+                EndedBy::VoiceUa,
+                why,
+            );
+            return;
+        }
+        tracing::warn!(%outcome, "the transfer failed; the caller stays with the agent");
+    }
+
+    /// The PBX took the REFER a while ago and no NOTIFY has settled it: tell the agent
+    /// "accepted" so it is not left waiting.
+    pub(crate) fn report_transfer_if_due(&mut self, now: Instant) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        if t.accepted_report_due(now) {
+            tracing::info!(uri = %t.uri, "no final NOTIFY yet: telling the agent the transfer was accepted");
+            self.report_transfer(now, TransferOutcome::Accepted);
+        }
+    }
+
+    /// Tell the agent how its transfer went; count it and keep it for the record.
+    fn report_transfer(&mut self, now: Instant, outcome: TransferOutcome) {
+        self.tool_used(now, "transfer", outcome_word(outcome));
+        self.push(Action::ToAgent(CallInput::TransferResult(outcome)));
+    }
+
+    /// The agent failed: play the fallback prompt, then transfer to the human target if
+    /// there is one, else hang up.
+    pub(crate) fn fall_back(&mut self, cause: &str) {
+        if self.agent_failed {
+            return;
+        }
+        self.agent_failed = true;
+        let settings = self.settings.clone();
+        let next = match &settings.fallback.transfer {
+            Some(t) => format!("transferring the caller to {t}"),
+            None => "ending the call".to_string(),
+        };
+        tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
+        if let Some(leg) = self.leg.as_mut() {
+            leg.pacer.flush();
+            let mut chunk = [0u8; 160];
+            for part in settings.fallback.ulaw.chunks(160) {
+                let out = &mut chunk[..part.len()];
+                out.copy_from_slice(part);
+                if leg.law == Law::Alaw {
+                    voice_ua_media::g711::ulaw_to_alaw_in_place(out);
+                }
+                leg.pacer.push_encoded(out);
+            }
+        }
+        self.after_playback = Some(match &settings.fallback.transfer {
+            Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },
+            None => AfterPlayback::HangUp(format!("agent failed: {cause}")),
+        });
+    }
+}

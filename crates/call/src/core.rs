@@ -1,0 +1,415 @@
+//! [`CallCore`]: one call, start to end, with no sockets, no tasks and no clock. Its
+//! driver hands it datagrams, agent events, SIP signals and timeouts, each with the
+//! `now` it happened at, and drains what it decided: packets ([`CallCore::poll_transmit`]),
+//! actions ([`CallCore::poll_action`]) and the next instant it wants to be woken at
+//! ([`CallCore::poll_timeout`]).
+//!
+//! The call's phases: ringing (180, then the 200 after the ring time), waiting for the
+//! ACK, opening the agent, talking (one tick every 20 ms moves a frame each way), over.
+//! This file owns the phases and the drain side; the tick, the agent's events and the
+//! in-call signals live in `tick.rs`, `agent_events.rs` and `signals.rs`.
+
+use crate::figures::{Figures, WallClock};
+use crate::io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
+use crate::media_leg::{law_of, MediaLeg, FRAME};
+use crate::settings::{CallSettings, CallSetup};
+use crate::transfer::{AfterPlayback, Transfer};
+use crate::turn::TurnClock;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use voice_ua_agent::{AgentError, AudioFormat};
+use voice_ua_media::Law;
+use voice_ua_records::{CallOutcome, CallRecord, MediaStats};
+use voice_ua_sip::negotiate::{MediaPlan, OfferAnswer};
+use voice_ua_sip::session_timer::{SessionTimer, TimerDecision};
+use voice_ua_sip::Reason;
+
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ringing { until: Instant },
+    AwaitingAck { until: Instant },
+    OpeningAgent,
+    Talking,
+    Over,
+}
+
+/// One call as a state machine. See the module comment.
+pub struct CallCore {
+    pub(crate) settings: Arc<CallSettings>,
+    phase: Phase,
+    pub(crate) oa: OfferAnswer,
+    timer_decision: TimerDecision,
+    pbx_ips: Vec<IpAddr>,
+    /// Randomness for SSRC and sequence numbers; stirred at each use.
+    pub(crate) seed: u64,
+    pub(crate) clock: WallClock,
+    keep_audio: bool,
+    /// The 200 OK's SDP, until it is sent.
+    answer_sdp: Option<String>,
+    /// The agreed media, from the answer on.
+    plan: Option<MediaPlan>,
+    pub(crate) leg: Option<MediaLeg>,
+    pub(crate) timer: Option<SessionTimer>,
+    pub(crate) refresh_in_flight: bool,
+    pub(crate) transfer: Option<Transfer>,
+    pub(crate) after_playback: Option<AfterPlayback>,
+    /// The agent failed (or ended): no more audio goes to it.
+    pub(crate) agent_failed: bool,
+    pub(crate) turns: TurnClock,
+    pub(crate) figures: Figures,
+    actions: VecDeque<Action>,
+    pub(crate) ending: Option<Ending>,
+    /// voice-ua is stopping: hang up as soon as the call can be.
+    stopping: bool,
+    pub(crate) next_tick: Instant,
+    /// This tick's audio, both sides, when kept (see [`CallSetup::keep_audio`]).
+    pub(crate) heard_caller: [i16; FRAME],
+    pub(crate) heard_agent: [i16; FRAME],
+    pub(crate) heard_agent_len: usize,
+    pub(crate) heard_ready: bool,
+}
+
+impl CallCore {
+    /// A call for this INVITE, arriving at `now`. The first actions are already queued:
+    /// a refusal (no acceptable codec), or 180 Ringing (and the 200 when there is no
+    /// ring time).
+    pub fn new(now: Instant, settings: Arc<CallSettings>, setup: CallSetup, invite: Invite) -> CallCore {
+        let mut oa = OfferAnswer::new(settings.codecs.clone(), setup.local_media, setup.seed >> 16);
+        let mut pbx_ips = setup.pbx_ips;
+        pbx_ips.push(invite.source.ip());
+        let mut core = CallCore {
+            phase: Phase::Over,
+            timer_decision: TimerDecision::decide(&invite.timer),
+            pbx_ips,
+            seed: setup.seed,
+            clock: WallClock::new(now, setup.wall_clock),
+            keep_audio: setup.keep_audio,
+            answer_sdp: None,
+            plan: None,
+            leg: None,
+            timer: None,
+            refresh_in_flight: false,
+            transfer: None,
+            after_playback: None,
+            agent_failed: false,
+            turns: TurnClock::new(),
+            figures: Figures::default(),
+            actions: VecDeque::with_capacity(16),
+            ending: None,
+            stopping: false,
+            next_tick: now,
+            heard_caller: [0; FRAME],
+            heard_agent: [0; FRAME],
+            heard_agent_len: 0,
+            heard_ready: false,
+            oa: OfferAnswer::new(Vec::new(), setup.local_media, 0),
+            settings,
+        };
+        let sdp = match invite.offer.as_deref() {
+            Some(offer) => match oa.answer(offer) {
+                Ok((plan, answer)) if law_of(plan.codec).is_some() => {
+                    core.plan = Some(plan);
+                    answer
+                }
+                Ok(_) => {
+                    tracing::warn!("refusing the call: only G.711 is carried end to end so far");
+                    core.refuse(488, CallOutcome::NoCodec, "refused with 488: no G.711 in the offer".into());
+                    return core;
+                }
+                Err(e) => {
+                    let status = e.status();
+                    tracing::warn!(status, "refusing the call: {e}");
+                    let outcome = if status == 488 { CallOutcome::NoCodec } else { CallOutcome::Failed };
+                    core.refuse(status, outcome, format!("refused with {status}: {e}"));
+                    return core;
+                }
+            },
+            None => oa.offer(),
+        };
+        core.oa = oa;
+        core.answer_sdp = Some(sdp);
+        core.push(Action::Ring);
+        if core.settings.ring.is_zero() {
+            core.answer(now);
+        } else {
+            core.phase = Phase::Ringing { until: now + core.settings.ring };
+        }
+        core
+    }
+
+    fn refuse(&mut self, status: u16, outcome: CallOutcome, why: String) {
+        self.push(Action::Reject { status });
+        self.end(outcome, EndedBy::VoiceUa, why);
+    }
+
+    fn answer(&mut self, now: Instant) {
+        let sdp = self.answer_sdp.take().unwrap_or_default();
+        self.push(Action::Answer { sdp, headers: self.timer_decision.response_headers() });
+        self.phase = Phase::AwaitingAck { until: now + self.settings.ack_wait };
+    }
+
+    pub(crate) fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    pub(crate) fn observe(&mut self, what: Observation) {
+        self.push(Action::Observe(what));
+    }
+
+    /// The call is over: no more actions after the ones queued.
+    pub(crate) fn end(&mut self, outcome: CallOutcome, by: EndedBy, why: String) {
+        if self.ending.is_none() {
+            self.ending = Some(Ending { outcome, by, why });
+        }
+        self.phase = Phase::Over;
+    }
+
+    /// Hang up (BYE with `reason`) and end the call.
+    pub(crate) fn hang_up(&mut self, reason: Option<Reason>, outcome: CallOutcome, by: EndedBy, why: String) {
+        self.push(Action::HangUp { reason });
+        self.end(outcome, by, why);
+    }
+
+    pub(crate) fn talking(&self) -> bool {
+        self.phase == Phase::Talking
+    }
+
+    /// How the call ended; None while it goes on.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+
+    /// The call is over (its last actions may still be queued).
+    pub fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next RTP packet to send, copied into `buf` (at least 256 bytes).
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Datagram> {
+        let (len, to) = self.leg.as_mut()?.take_packet(buf)?;
+        Some(Datagram { len, to })
+    }
+
+    /// When the core wants [`CallCore::handle_timeout`] next; None when only input
+    /// can move it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Ringing { until } | Phase::AwaitingAck { until } => Some(until),
+            Phase::Talking => {
+                let timer = self.timer.as_ref().and_then(|t| t.poll_timeout());
+                Some(timer.map_or(self.next_tick, |t| t.min(self.next_tick)))
+            }
+            Phase::OpeningAgent | Phase::Over => None,
+        }
+    }
+
+    /// Time passed: ring out, give up on the ACK, run due ticks and timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Ringing { until } if now >= until => self.answer(now),
+            Phase::AwaitingAck { until } if now >= until => {
+                tracing::warn!("no ACK for our 200 OK: giving up on the call");
+                self.end(CallOutcome::Failed, EndedBy::VoiceUa, "no ACK for our 200 OK".into());
+            }
+            Phase::Talking => {
+                self.session_timer_due(now);
+                if self.talking() && now >= self.next_tick {
+                    // Far behind (a stalled process): catch up without a flood; the
+                    // pacer keeps RTP timestamps on the clock.
+                    if now.saturating_duration_since(self.next_tick) > TICK * 5 {
+                        self.next_tick = now;
+                    }
+                    self.next_tick += TICK;
+                    self.tick(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A datagram on the call's RTP socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if self.talking() {
+            self.rtp_received(now, from, bytes);
+        }
+    }
+
+    /// A signal from the dialog (or voice-ua).
+    pub fn handle_signal(&mut self, now: Instant, signal: Signal) {
+        match (self.phase, signal) {
+            (Phase::Over, _) => {}
+            (Phase::Ringing { .. }, Signal::Ended { by_remote, detail }) => {
+                tracing::info!(by_remote, "call ended while ringing: {detail}");
+                self.end(
+                    CallOutcome::CallerCancel,
+                    EndedBy::Caller,
+                    "the caller gave up while it rang".into(),
+                );
+            }
+            (Phase::Ringing { .. }, Signal::Stop) => {
+                tracing::info!("voice-ua is stopping: refusing the ringing call with 503");
+                self.refuse(503, CallOutcome::Shutdown, ENDED_BY_SHUTDOWN.into());
+            }
+            (Phase::Ringing { .. }, _) => {}
+            (Phase::AwaitingAck { .. }, Signal::Acked { sdp }) => self.acked(sdp),
+            (Phase::AwaitingAck { .. } | Phase::OpeningAgent, Signal::Ended { by_remote, detail }) => {
+                tracing::info!(by_remote, "call ended before it was established: {detail}");
+                let (outcome, by) = if by_remote {
+                    (CallOutcome::CallerHangup, EndedBy::Caller)
+                } else {
+                    (CallOutcome::Failed, EndedBy::VoiceUa)
+                };
+                self.end(outcome, by, format!("ended before it was established: {detail}"));
+            }
+            (Phase::AwaitingAck { .. } | Phase::OpeningAgent, Signal::Offer { .. }) => {
+                self.push(Action::RejectOffer { status: 491 })
+            }
+            (Phase::AwaitingAck { .. } | Phase::OpeningAgent, Signal::Stop) => self.stopping = true,
+            (Phase::AwaitingAck { .. } | Phase::OpeningAgent, _) => {}
+            (Phase::Talking, Signal::Stop) => self.stop(),
+            (Phase::Talking, signal) => self.in_call_signal(now, signal),
+        }
+    }
+
+    fn stop(&mut self) {
+        let reason = Reason::q850(16, "voice-ua stopping");
+        self.hang_up(Some(reason), CallOutcome::Shutdown, EndedBy::VoiceUa, ENDED_BY_SHUTDOWN.into());
+    }
+
+    /// The ACK for our 200 OK (with the answer to our offer, for a late offer).
+    fn acked(&mut self, sdp: Option<Vec<u8>>) {
+        if self.plan.is_none() {
+            match sdp.as_deref().map(|s| self.oa.accept_answer(s)) {
+                Some(Ok(p)) if law_of(p.codec).is_some() => self.plan = Some(p),
+                other => {
+                    tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
+                    let reason = Reason::sip(488, "no usable SDP answer");
+                    let why = "the ACK carried no usable SDP answer".to_string();
+                    self.hang_up(Some(reason), CallOutcome::NoCodec, EndedBy::VoiceUa, why);
+                    return;
+                }
+            }
+        }
+        let Some(plan) = self.plan.as_ref() else { return };
+        let law = law_of(plan.codec).unwrap_or(Law::Ulaw);
+        if self.stopping {
+            self.stop();
+            return;
+        }
+        self.push(Action::Answered { codec: plan.codec });
+        let format = match law {
+            Law::Ulaw => AudioFormat::Ulaw8k,
+            Law::Alaw => AudioFormat::Alaw8k,
+        };
+        self.push(Action::OpenAgent { format });
+        self.phase = Phase::OpeningAgent;
+    }
+
+    /// The agent session is open: the media starts now.
+    pub fn agent_opened(&mut self, now: Instant) {
+        if self.phase != Phase::OpeningAgent {
+            return;
+        }
+        let Some(plan) = self.plan.clone() else { return };
+        let law = law_of(plan.codec).unwrap_or(Law::Ulaw);
+        let seed = self.stir();
+        self.leg = Some(MediaLeg::new(now, plan, law, self.settings.jitter, self.pbx_ips.clone(), seed));
+        if let TimerDecision::Run { interval, refresher, .. } = self.timer_decision {
+            self.timer = Some(SessionTimer::start(now, interval, refresher));
+        }
+        self.next_tick = now;
+        self.phase = Phase::Talking;
+        if self.stopping {
+            self.stop();
+        }
+    }
+
+    /// The agent session could not be opened: the call still runs, and the caller hears
+    /// the fallback prompt rather than silence.
+    pub fn agent_failed_to_open(&mut self, now: Instant, agent: &str, error: AgentError) {
+        let cause = format!("the {agent} agent could not start: {error}");
+        self.observe(Observation::AgentError(error));
+        self.agent_opened(now);
+        self.fall_back(&cause);
+    }
+
+    /// A new seed for SSRC and sequence numbers.
+    pub(crate) fn stir(&mut self) -> u64 {
+        // splitmix64: each call of this gives an unrelated value.
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The last tick's audio, once per tick, when kept: what the caller said (as played
+    /// out of the jitter buffer) and what they heard from us (empty when we sent nothing).
+    pub fn take_heard(&mut self) -> Option<(&[i16], &[i16])> {
+        if !std::mem::replace(&mut self.heard_ready, false) || !self.keep_audio {
+            return None;
+        }
+        Some((&self.heard_caller, self.heard_agent.get(..self.heard_agent_len).unwrap_or(&[])))
+    }
+
+    pub(crate) fn keeps_audio(&self) -> bool {
+        self.keep_audio
+    }
+
+    /// The call's RTP figures so far.
+    pub fn media_stats(&self) -> MediaStats {
+        self.leg.as_ref().map(MediaLeg::stats).unwrap_or_default()
+    }
+
+    /// The agreed media plan, once there is one.
+    pub fn plan(&self) -> Option<&MediaPlan> {
+        self.leg.as_ref().map(|l| &l.plan).or(self.plan.as_ref())
+    }
+
+    /// One line at the end of the call: how long, how it ended, the RTP figures.
+    pub fn log_summary(&self, now: Instant) {
+        let m = self.media_stats();
+        let (by, why, outcome) = match &self.ending {
+            Some(e) => (e.by.as_str(), e.why.as_str(), e.outcome),
+            None => ("voice-ua", "the call task stopped", CallOutcome::Failed),
+        };
+        tracing::info!(
+            duration_s = now.saturating_duration_since(self.clock.start()).as_secs_f32(),
+            codec = self.plan().map(|p| p.codec.encoding()).unwrap_or("none"),
+            packets_in = m.packets_in,
+            packets_out = m.packets_out,
+            lost = m.lost,
+            late = m.late,
+            concealed = m.concealed,
+            jitter_ms = m.jitter_ms,
+            transcript_lines = self.figures.transcript.len(),
+            hung_up_by = by,
+            %outcome,
+            "call ended: {why}"
+        );
+    }
+
+    /// Everything the call learnt, into its record: how it ended, the media figures,
+    /// the conversation and the tools.
+    pub fn fill_record(&mut self, r: &mut CallRecord) {
+        if let Some(e) = &self.ending {
+            r.outcome = e.outcome;
+            r.end_reason = e.why.clone();
+            r.hung_up_by = e.by.as_str().into();
+        }
+        r.media = self.media_stats();
+        r.agent_session_id = self.figures.agent_session_id.take();
+        r.transfer_target = self.figures.transfer_target.take();
+        r.tool_calls = std::mem::take(&mut self.figures.tool_calls);
+        r.transcript = std::mem::take(&mut self.figures.transcript);
+    }
+}

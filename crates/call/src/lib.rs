@@ -1,0 +1,25 @@
+//! One call as a sans-IO core: [`CallCore`] answers the INVITE, carries RTP through
+//! its jitter buffer and pacer, passes audio and digits to the agent and carries out
+//! what the agent asks (barge-in, hang up, transfer, digits), runs the session timer and
+//! the transfer's NOTIFYs, times each turn and keeps the record's figures.
+//!
+//! It has no sockets, no tasks and no clock: every input comes with the `now` it
+//! happened at, and every output is drained (see `core.rs`). The binary's call task is
+//! its driver; the tests drive it in virtual time.
+
+mod agent_events;
+mod core;
+mod figures;
+mod io;
+mod media_leg;
+mod settings;
+mod signals;
+mod tick;
+mod transfer;
+mod turn;
+
+pub use crate::core::CallCore;
+pub use io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
+pub use media_leg::law_of;
+pub use settings::{CallSettings, CallSetup, Fallback};
+pub use transfer::TRANSFER_REPORT_AFTER;

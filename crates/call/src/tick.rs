@@ -1,0 +1,124 @@
+//! The call's data path, both ways, once per 20 ms tick — one frame each way:
+//!
+//!   datagram → source filter → RTP parse → (telephone-event → digit) | jitter buffer
+//!   tick: jitter buffer → 20 ms frame (PLC filled) → VAD (turn timing) → G.711 → agent
+//!   agent audio → pacer (one frame per tick, silence when empty, flushed on barge-in)
+//!         → packet ring → driver → socket
+//!
+//! and what waits on the played-out audio: the hang-up or transfer after the agent's
+//! last words, the "accepted" transfer report, the media timeout. Nothing here
+//! allocates.
+
+use crate::core::CallCore;
+use crate::io::{Action, EndedBy, Observation};
+use crate::media_leg::{Received, FRAME};
+use crate::transfer::AfterPlayback;
+use std::net::SocketAddr;
+use std::time::Instant;
+use voice_ua_agent::{AudioFrame, CallInput, Digit};
+use voice_ua_media::TransmitKind;
+use voice_ua_records::CallOutcome;
+use voice_ua_sip::Reason;
+
+impl CallCore {
+    pub(crate) fn rtp_received(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(leg) = self.leg.as_mut() else { return };
+        if let Received::Digit(d) = leg.receive(now, from, bytes) {
+            self.forward_digit(d);
+        }
+    }
+
+    /// A key the caller pressed (RFC 4733 or SIP INFO), for the agent.
+    pub(crate) fn forward_digit(&mut self, d: char) {
+        tracing::info!(digit = %d, "caller pressed a key");
+        if let Ok(digit) = Digit::new(d) {
+            self.push(Action::ToAgent(CallInput::Digit(digit)));
+        }
+    }
+
+    /// One 20 ms tick at `now`.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let keep = self.keeps_audio();
+        let Some(leg) = self.leg.as_mut() else { return };
+        // Caller → agent: one frame out of the jitter buffer.
+        let delay = leg.jitter.stats().delay;
+        let law = leg.law;
+        let frame = leg.jitter.pop(now);
+        let mut bytes = [0u8; FRAME];
+        let n = law.encode_slice(frame.samples, &mut bytes);
+        self.turns.caller_frame(now, frame.samples, delay);
+        if keep {
+            let n = frame.samples.len().min(FRAME);
+            self.heard_caller[..n].copy_from_slice(&frame.samples[..n]);
+            self.heard_agent_len = 0;
+        }
+        if !self.agent_failed {
+            if let Ok(f) = AudioFrame::new(&bytes[..n]) {
+                self.push(Action::ToAgent(CallInput::Audio(f)));
+            }
+        }
+        // Agent → caller: what the pacer has due.
+        let mut reply_started = false;
+        while let Some(leg) = self.leg.as_mut() {
+            let pt = leg.plan.pt;
+            let Some((tx, packet)) = leg.transmit(now) else { break };
+            // What the caller hears this tick, for the recording.
+            if keep && self.heard_agent_len == 0 && tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
+                if let Some(payload) = packet.get(12..12 + FRAME) {
+                    law.decode_slice(payload, &mut self.heard_agent);
+                    self.heard_agent_len = FRAME;
+                }
+            }
+            // A marked audio packet starts the agent's answer: the turn is over.
+            reply_started |= tx.marker && tx.kind == TransmitKind::Audio;
+        }
+        self.heard_ready = keep;
+        if reply_started {
+            self.reply_started(now, delay);
+        }
+        self.report_transfer_if_due(now);
+        self.after_playback_if_done(now);
+        self.media_timeout(now);
+    }
+
+    fn reply_started(&mut self, now: Instant, delay: std::time::Duration) {
+        let Some((latency, figures)) = self.turns.reply_started(now, delay) else { return };
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+        tracing::info!(
+            latency_ms = latency.as_millis() as u64,
+            agent_total_ms = ms(figures.total),
+            agent_think_ms = ms(figures.think),
+            agent_speak_ms = ms(figures.speak),
+            "turn: caller's end of speech to the agent's first RTP packet"
+        );
+        self.observe(Observation::Turn { latency, figures });
+    }
+
+    /// The agent's queued audio has played out: carry out what waited for it.
+    fn after_playback_if_done(&mut self, now: Instant) {
+        if !self.leg.as_ref().is_some_and(|l| l.pacer.queued().is_zero()) {
+            return;
+        }
+        match self.after_playback.take() {
+            Some(AfterPlayback::HangUp(reason)) => {
+                self.hang_up(None, CallOutcome::AgentHangup, EndedBy::Agent, reason);
+            }
+            Some(AfterPlayback::Transfer { target, for_agent }) => {
+                self.start_transfer(now, &target, for_agent)
+            }
+            None => {}
+        }
+    }
+
+    fn media_timeout(&mut self, now: Instant) {
+        if self.is_over() {
+            return;
+        }
+        let timeout = self.settings.media_timeout;
+        if self.leg.as_ref().is_some_and(|l| l.timed_out(now, timeout)) {
+            let why = format!("no RTP for {} s", timeout.as_secs());
+            let reason = Reason::q850(102, "media timeout");
+            self.hang_up(Some(reason), CallOutcome::MediaTimeout, EndedBy::VoiceUa, why);
+        }
+    }
+}
