@@ -21,6 +21,7 @@ use voice_ua_call::{Action, CallCore, CallSettings, CallSetup, Fallback, Invite,
 use voice_ua_media::{JitterConfig, Law, RtpHeader, RtpPacket};
 use voice_ua_sip::negotiate::Codec;
 use voice_ua_sip::session_timer::TimerRequest;
+use voice_ua_sip::Reason;
 
 pub const PBX_SIP: &str = "127.0.0.1:5060";
 pub const PBX_RTP: &str = "127.0.0.1:40000";
@@ -130,6 +131,8 @@ pub struct Pbx {
     ts: u32,
     next_packet: Option<Instant>,
     refreshes: usize,
+    /// Where the PBX's RTP comes from (None: [`PBX_RTP`]); set it to move the stream.
+    pub rtp_from: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -276,7 +279,8 @@ impl Pair {
         self.pbx.ts = self.pbx.ts.wrapping_add(160);
         let mut buf = [0u8; 172];
         if header.write_packet(&payload, &mut buf).is_ok() {
-            self.core.handle_datagram(self.now, PBX_RTP.parse().expect("addr"), &buf);
+            let from = self.pbx.rtp_from.unwrap_or_else(|| PBX_RTP.parse().expect("addr"));
+            self.core.handle_datagram(self.now, from, &buf);
         }
         self.pbx.next_packet = Some(self.now + FRAME);
     }
@@ -410,4 +414,114 @@ pub fn agent_speech(ms: u32) -> Vec<AgentEvent> {
         }
     }
     out
+}
+
+// ---- transfer, fallback and hang-up ----------------------------------------------------
+
+impl Pair {
+    /// Schedule `ms` of agent audio ([`agent_speech`]) arriving all at once at `at`, as
+    /// a provider sends a reply faster than real time.
+    pub fn agent_says(&mut self, at: Duration, ms: u32) {
+        for e in agent_speech(ms) {
+            self.at(at, Input::Agent(e));
+        }
+    }
+
+    /// Every REFER we sent: when (after the INVITE) and its Refer-To URI.
+    pub fn refers(&self) -> Vec<(Duration, String)> {
+        self.pbx
+            .actions
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Action::Refer { uri } => Some((*t - self.t0, uri.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When (after the INVITE) the PBX heard our first and last packets carrying sound.
+    pub fn loud_span(&self) -> Option<(Duration, Duration)> {
+        let mut loud = self.pbx.heard.iter().filter(|h| h.loud()).map(|h| h.at - self.t0);
+        let first = loud.next()?;
+        Some((first, loud.next_back().unwrap_or(first)))
+    }
+
+    /// Audio frames the agent got at or after `from` (after the INVITE).
+    pub fn frames_to_agent_since(&self, from: Duration) -> usize {
+        let from = self.t0 + from;
+        self.agent.inputs.iter().filter(|(t, i)| *t >= from && matches!(i, CallInput::Audio(_))).count()
+    }
+
+    /// The tools the call reported (name, result word), with their times after the INVITE.
+    pub fn tools(&self) -> Vec<(Duration, String, &'static str)> {
+        self.observed
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Observation::Tool { name, result } => Some((*t - self.t0, name.clone(), *result)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The agent errors the call reported, with their times after the INVITE.
+    pub fn agent_errors(&self) -> Vec<(Duration, AgentError)> {
+        self.observed
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Observation::AgentError(e) => Some((*t - self.t0, e.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `ms` of a fallback prompt: a 300 Hz tone in μ-law, unlike [`agent_speech`]'s 500 Hz,
+/// so the packets that carry it can be told apart byte for byte.
+pub fn prompt_ulaw(ms: u32) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|n| {
+            Law::Ulaw
+                .encode(((f64::from(n) * 2.0 * std::f64::consts::PI * 300.0 / 8000.0).sin() * 6_000.0) as i16)
+        })
+        .collect()
+}
+
+// ---- barge-in, media timeout, hold, session timer, DTMF, shutdown ----------------------
+
+impl Pair {
+    /// Every action matching `f` that went the PBX's way, with its time after the INVITE.
+    pub fn actions_where(&self, f: impl Fn(&Action) -> bool) -> Vec<(Duration, &Action)> {
+        self.pbx.actions.iter().filter(|(_, a)| f(a)).map(|(t, a)| (*t - self.t0, a)).collect()
+    }
+
+    /// The BYE, if any: when (after the INVITE), and its Reason header as a value.
+    pub fn bye(&self) -> Option<(Duration, Option<Reason>)> {
+        self.pbx.actions.iter().find_map(|(t, a)| match a {
+            Action::HangUp { reason } => Some((*t - self.t0, *reason)),
+            _ => None,
+        })
+    }
+
+    /// Every observation matching `f`, with its time after the INVITE.
+    pub fn observed_where(&self, f: impl Fn(&Observation) -> bool) -> Vec<(Duration, &Observation)> {
+        self.observed.iter().filter(|(_, o)| f(o)).map(|(t, o)| (*t - self.t0, o)).collect()
+    }
+
+    /// Digits the agent got, with their times after the INVITE.
+    pub fn digits_to_agent_at(&self) -> Vec<(Duration, char)> {
+        self.agent
+            .inputs
+            .iter()
+            .filter_map(|(t, i)| match i {
+                CallInput::Digit(d) => Some((*t - self.t0, d.as_char())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When (after the INVITE) each packet the PBX heard left, between `from` and `to`.
+    pub fn heard_between(&self, from: Duration, to: Duration) -> impl Iterator<Item = &Heard> {
+        let (from, to) = (self.t0 + from, self.t0 + to);
+        self.pbx.heard.iter().filter(move |h| h.at >= from && h.at < to)
+    }
 }
