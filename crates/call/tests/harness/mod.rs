@@ -416,6 +416,76 @@ pub fn agent_speech(ms: u32) -> Vec<AgentEvent> {
     out
 }
 
+// ---- transfer, fallback and hang-up ----------------------------------------------------
+
+impl Pair {
+    /// Schedule `ms` of agent audio ([`agent_speech`]) arriving all at once at `at`, as
+    /// a provider sends a reply faster than real time.
+    pub fn agent_says(&mut self, at: Duration, ms: u32) {
+        for e in agent_speech(ms) {
+            self.at(at, Input::Agent(e));
+        }
+    }
+
+    /// Every REFER we sent: when (after the INVITE) and its Refer-To URI.
+    pub fn refers(&self) -> Vec<(Duration, String)> {
+        self.pbx
+            .actions
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Action::Refer { uri } => Some((*t - self.t0, uri.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When (after the INVITE) the PBX heard our first and last packets carrying sound.
+    pub fn loud_span(&self) -> Option<(Duration, Duration)> {
+        let mut loud = self.pbx.heard.iter().filter(|h| h.loud()).map(|h| h.at - self.t0);
+        let first = loud.next()?;
+        Some((first, loud.next_back().unwrap_or(first)))
+    }
+
+    /// Audio frames the agent got at or after `from` (after the INVITE).
+    pub fn frames_to_agent_since(&self, from: Duration) -> usize {
+        let from = self.t0 + from;
+        self.agent.inputs.iter().filter(|(t, i)| *t >= from && matches!(i, CallInput::Audio(_))).count()
+    }
+
+    /// The tools the call reported (name, result word), with their times after the INVITE.
+    pub fn tools(&self) -> Vec<(Duration, String, &'static str)> {
+        self.observed
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Observation::Tool { name, result } => Some((*t - self.t0, name.clone(), *result)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The agent errors the call reported, with their times after the INVITE.
+    pub fn agent_errors(&self) -> Vec<(Duration, AgentError)> {
+        self.observed
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Observation::AgentError(e) => Some((*t - self.t0, e.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `ms` of a fallback prompt: a 300 Hz tone in μ-law, unlike [`agent_speech`]'s 500 Hz,
+/// so the packets that carry it can be told apart byte for byte.
+pub fn prompt_ulaw(ms: u32) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|n| {
+            Law::Ulaw
+                .encode(((f64::from(n) * 2.0 * std::f64::consts::PI * 300.0 / 8000.0).sin() * 6_000.0) as i16)
+        })
+        .collect()
+}
+
 // ---- barge-in, media timeout, hold, session timer, DTMF, shutdown ----------------------
 
 impl Pair {
