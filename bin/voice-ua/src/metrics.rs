@@ -310,7 +310,7 @@ impl Metrics {
 
     /// An agent failure, by the error's variant and the agent's own code when it gave one.
     pub fn agent_error(&self, e: &voice_ua_agent::AgentError) {
-        self.agent_errors.with_label_values(&[error_kind(e), &agent_error_code(e)]).inc();
+        self.agent_errors.with_label_values(&[e.kind(), e.code().unwrap_or("none")]).inc();
     }
 }
 
@@ -336,36 +336,6 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         self.metrics.active_calls.dec();
         self.metrics.calls.with_label_values(&[self.outcome.as_str()]).inc();
-    }
-}
-
-/// The agent's own error code in an error's text ("Deepgram error CLIENT_MESSAGE_TIMEOUT:
-/// …" → `CLIENT_MESSAGE_TIMEOUT`), else "none". Only `A-Z`, `0-9` and `_`, at most 48
-/// characters, so a label can never grow without bound.
-fn agent_error_code(e: &voice_ua_agent::AgentError) -> String {
-    let text = e.to_string();
-    let Some((_, rest)) = text.split_once("error ") else { return "none".into() };
-    let code: String =
-        rest.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
-    if code.len() >= 3 && code.len() <= 48 {
-        code
-    } else {
-        "none".into()
-    }
-}
-
-/// The variant name of an agent error (`Provider { .. }` → "Provider"), a bounded label.
-pub fn error_kind(e: &voice_ua_agent::AgentError) -> &'static str {
-    use voice_ua_agent::AgentError as E;
-    match e {
-        E::UnsupportedFormat { .. } => "unsupported_format",
-        E::FrameTooLarge { .. } => "frame_too_large",
-        E::InvalidDigit { .. } => "invalid_digit",
-        E::InputFull { .. } => "input_full",
-        E::Closed { .. } => "closed",
-        E::AgentStopped { .. } => "agent_stopped",
-        E::Provider { .. } => "provider",
-        _ => "other",
     }
 }
 
@@ -395,6 +365,7 @@ mod tests {
             m.agent_error(&voice_ua_agent::AgentError::Provider {
                 provider: "deepgram".into(),
                 detail: "Deepgram error CLIENT_MESSAGE_TIMEOUT: We waited too long".into(),
+                code: voice_ua_agent::ProviderCode::new("CLIENT_MESSAGE_TIMEOUT"),
             });
             m.agent_error(&voice_ua_agent::AgentError::AgentStopped { provider: "deepgram".into() });
             m.rtp_summary(&MediaStats {

@@ -19,7 +19,7 @@ pub use deepgram::{
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
 
-pub use error::AgentError;
+pub use error::{AgentError, ProviderCode};
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome,

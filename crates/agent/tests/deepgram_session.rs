@@ -213,6 +213,7 @@ fn error_ends_failed_with_code_and_description() {
     let out = drain(&mut s);
     let Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))) = &out[0] else { panic!("{out:?}") };
     assert_eq!(error.to_string(), "agent deepgram failed: Deepgram error INVALID_SETTINGS: bad model");
+    assert_eq!((error.kind(), error.code()), ("provider", Some("INVALID_SETTINGS")));
     assert_eq!(out[1], Output::Close);
     s.handle_binary(t0, &[1; 160]);
     s.handle_closed(t0, "gone");
@@ -227,6 +228,7 @@ fn socket_drop_mid_call_is_a_clear_failure() {
     let out = drain(&mut s);
     let Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))) = &out[0] else { panic!("{out:?}") };
     assert!(error.to_string().contains("mid-call (connection dropped)"), "{error}");
+    assert_eq!(error.code(), None, "no code when Deepgram sent no Error");
 }
 
 #[test]

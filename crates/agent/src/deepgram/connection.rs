@@ -301,7 +301,11 @@ async fn join_renewal(
     let Some(t) = task.as_mut() else { return std::future::pending().await };
     let r = t.await;
     *task = None;
-    r.map_err(|e| AgentError::Provider { provider: PROVIDER.into(), detail: format!("renewal task: {e}") })?
+    r.map_err(|e| AgentError::Provider {
+        provider: PROVIDER.into(),
+        detail: format!("renewal task: {e}"),
+        code: None,
+    })?
 }
 
 fn log_drops(session: &DeepgramSession, io: &AgentIo) {

@@ -47,7 +47,7 @@ impl fmt::Debug for DeepgramProvider {
 }
 
 fn provider_error(detail: impl Into<String>) -> AgentError {
-    AgentError::Provider { provider: PROVIDER.into(), detail: detail.into() }
+    AgentError::Provider { provider: PROVIDER.into(), detail: detail.into(), code: None }
 }
 
 impl DeepgramProvider {

@@ -38,7 +38,7 @@ pub use self::renewal::{
 };
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
-use crate::AgentError;
+use crate::{AgentError, ProviderCode};
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
 /// its timeout is undocumented, so stay well inside it).
@@ -399,7 +399,10 @@ impl DeepgramSession {
                 tracing::warn!(%code, %description, "Deepgram warning");
             }
             ServerMessage::Error { code, description } => {
-                self.fail(format!("Deepgram error {code}: {description}"));
+                self.fail_with_code(
+                    format!("Deepgram error {code}: {description}"),
+                    ProviderCode::new(&code),
+                );
             }
             ServerMessage::InjectionRefused { message } => {
                 tracing::debug!(%message, "Deepgram refused an injected message");
@@ -486,12 +489,17 @@ impl DeepgramSession {
 
     /// End the session as failed: one line, then close.
     pub fn fail(&mut self, detail: String) {
+        self.fail_with_code(detail, None);
+    }
+
+    /// [`fail`](Self::fail), with Deepgram's own code for the error when it gave one.
+    fn fail_with_code(&mut self, detail: String, code: Option<ProviderCode>) {
         if self.state == State::Ended {
             return;
         }
         tracing::warn!(%detail, "Deepgram session failed");
         self.state = State::Ended;
-        let error = AgentError::Provider { provider: PROVIDER.into(), detail };
+        let error = AgentError::Provider { provider: PROVIDER.into(), detail, code };
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));
         self.out.push_back(Output::Close);
     }
