@@ -1,7 +1,14 @@
-//! The binary bridged to the fake Deepgram agent (ring 2): the caller hears the
-//! agent's greeting byte for byte (PCMU passes through untranscoded) over wss:// with
-//! a CA made at test time; and when the agent fails mid-call, the caller hears the
-//! fallback prompt and is transferred with REFER to the configured human.
+//! The binary bridged to the fake Deepgram agent (ring 2), end to end over real sockets:
+//! the caller hears the agent's greeting byte for byte (PCMU passes through
+//! untranscoded) over wss:// with a CA made at test time; when the agent fails mid-call
+//! the caller hears the fallback prompt and the PBX gets a REFER to the configured human;
+//! the agent's transfer function hears what the PBX's answers and NOTIFYs said; and the
+//! call record and recording are written.
+//!
+//! What the call decides on its own (exact timings, outcomes, the fallback's order, the
+//! transfer's one report, turn timing) is proven in virtual time by voice-ua-call's
+//! tests (crates/call/tests); these check the wiring: what crossed the sockets and what
+//! was written.
 
 mod common;
 
@@ -18,19 +25,9 @@ fn agent_config(fake: &FakeDeepgram, extra: &str) -> String {
     format!("[agent]\nurl = \"{}\"\n{ca}greeting = \"Hello\"\n{extra}", fake.url())
 }
 
-/// One call: talk `packets` packets (a tone where `loud`), hang up, stop voice-ua.
-async fn talk_and_hang_up(
-    name: &'static str,
-    config: String,
-    packets: u32,
-    loud: fn(u32) -> bool,
-) -> (Vec<Received>, std::process::ExitStatus, Vec<String>) {
-    let (got, _, status, logs) = talk_and_keep_the_record(name, config, packets, loud).await;
-    (got, status, logs)
-}
-
-/// [`talk_and_hang_up`], also returning the call's record and, when it has one, the
-/// recording's bytes (both read before voice-ua stops and its directory goes).
+/// One call: talk `packets` packets (a tone where `loud`), hang up, stop voice-ua. Returns
+/// what the caller heard, the call's record and, when it has one, the recording's bytes
+/// (both read before voice-ua stops and its directory goes).
 async fn talk_and_keep_the_record(
     name: &'static str,
     config: String,
@@ -74,7 +71,8 @@ async fn the_caller_hears_the_agent_greeting_over_wss() {
             .await
             .expect("fake agent");
     let config = agent_config(&fake, "");
-    let (got, status, logs) = talk_and_hang_up("dg-greeting", config, 120, |_| false).await;
+    let (got, (record, _), status, logs) =
+        talk_and_keep_the_record("dg-greeting", config, 120, |_| false).await;
     assert!(status.success(), "{status:?}");
     let greeting = tone(AudioFormat::Ulaw8k, 1000);
     let chunks: Vec<&[u8]> = greeting.chunks(160).collect();
@@ -91,12 +89,12 @@ async fn the_caller_hears_the_agent_greeting_over_wss() {
     assert!(r.script_done, "the fake ran its whole script: {}", r.end);
     assert!(logs.iter().any(|l| l.contains("calls are answered by the Deepgram Voice Agent")));
     assert!(!logs.iter().any(|l| l.contains(KEY)), "the key never reaches the log");
-    assert!(
-        logs.iter().any(|l| l.contains("\"transcript\"") && l.contains("\"text\":\"Hello\"")),
-        "agent line logged"
-    );
-    let summary = logs.iter().find(|l| l.contains("call ended: ")).expect("summary");
-    assert!(summary.contains("\"transcript_lines\":1"), "the transcript is kept per call: {summary}");
+    // The agent's words, as the fake sent them, reach the call's record.
+    let lines: Vec<(&str, &str)> =
+        record.transcript.iter().map(|l| (l.role.as_str(), l.text.as_str())).collect();
+    assert_eq!(lines, [("agent", "Hello")]);
+    assert_eq!((record.outcome, record.hung_up_by.as_str()), (CallOutcome::CallerHangup, "caller"));
+    assert!(record.agent_session_id.is_some(), "{record:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +103,7 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         vec![Step::speak("Hello", 200, true), Step::error("INTERNAL_SERVER_ERROR", "the LLM is down")];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
     let config = agent_config(&fake, "fallback_transfer = \"9001\"\n");
-    let (got, refer, status, logs) = tokio::task::spawn_blocking(move || {
+    let (got, refer, bye, record, status) = tokio::task::spawn_blocking(move || {
         let mut call = Call::start("dg-fallback", &config, &[("DEEPGRAM_API_KEY", KEY)]);
         let mut got: Vec<Received> = Vec::new();
         // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
@@ -121,9 +119,9 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         ));
         let bye = call.wait_request("BYE", Duration::from_secs(4));
         call.send(&reply(&bye, "200 OK", ""));
-        std::thread::sleep(Duration::from_millis(200));
-        let (status, logs) = call.stop();
-        (got, refer, status, logs)
+        let record = finished_record(&call.dir.join("calls.db"));
+        let (status, _) = call.stop();
+        (got, refer, bye, record, status)
     })
     .await
     .expect("join");
@@ -138,13 +136,10 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
     );
     let refer_to = common::header(&refer, "Refer-To").expect("Refer-To");
     assert!(refer_to.contains("sip:9001@"), "{refer_to}");
-    let line = logs.iter().find(|l| l.contains("the agent failed:")).expect("one clear line for the failure");
-    assert!(
-        line.contains("INTERNAL_SERVER_ERROR") && line.contains("transferring the caller to 9001"),
-        "{line}"
-    );
-    let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
-    assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
+    // NOTIFY 200 → a plain BYE, and the record says so.
+    assert_eq!(common::header(&bye, "Reason"), None, "{bye}");
+    assert_eq!((record.outcome, record.hung_up_by.as_str()), (CallOutcome::Transferred, "voice-ua"));
+    assert!(record.transfer_target.as_deref().is_some_and(|t| t.starts_with("sip:9001@")), "{record:?}");
 }
 
 /// The newest call record in `db` once it is finished (the writer thread writes it
@@ -165,10 +160,10 @@ fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
 }
 
 /// The caller talks, the agent answers after a pause with a long reply, and the caller
-/// talks over it: the turn is measured from the caller's end of speech and logged beside
-/// the agent's own figures, and the barge-in cuts the reply short.
+/// talks over it: the fake hears the caller's speech over wss, its barge-in cuts the reply
+/// short on the wire, and the recording has both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
+async fn the_callers_speech_reaches_the_agent_and_its_barge_in_cuts_the_reply() {
     let script = vec![
         Step::speak("Hello", 400, true),
         Step::WaitAudio { frames: 10, min_dbfs: Some(-30.0) },
@@ -183,7 +178,7 @@ async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
     // 0-1 s quiet, 1.0-1.6 s speech, then quiet, 3.0-3.4 s speech over the reply.
     let loud = |i: u32| (50..80).contains(&i) || (150..170).contains(&i);
     let config = format!("{config}[records]\nrecordings = true\n");
-    let (got, (record, wav), status, logs) = talk_and_keep_the_record("dg-turn", config, 350, loud).await;
+    let (got, (record, wav), status, _) = talk_and_keep_the_record("dg-turn", config, 350, loud).await;
     assert!(status.success(), "{status:?}");
     let records = fake.wait_records(1, Duration::from_secs(3)).await;
     assert!(records[0].script_done, "the fake ran its whole script: {}", records[0].end);
@@ -194,23 +189,6 @@ async fn a_turn_is_timed_from_the_callers_speech_and_barge_in_cuts_the_reply() {
         (40..=130).contains(&agent_packets),
         "greeting and a cut reply, not the whole 5 s reply: {agent_packets} agent packets"
     );
-    let turn = logs
-        .iter()
-        .find(|l| l.contains("turn: caller's end of speech to the agent's first RTP packet"))
-        .expect("the turn is logged");
-    assert!(turn.contains("\"agent_total_ms\":800"), "the agent's own figure beside ours: {turn}");
-    let latency: u64 = turn
-        .split("\"latency_ms\":")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .expect("latency_ms");
-    // The reply was held back 600 ms after the fake heard 10 loud frames, so it starts
-    // after the caller's 600 ms of speech ended: a positive latency, measured from the
-    // end of speech rather than from its start (which would add the 600 ms).
-    assert!(latency > 0, "{turn}");
-    assert!(!logs.iter().any(|l| l.contains("caller's transcript")), "one turn line per turn, from the call");
-
     // The recording: caller left, agent right, 20 ms frames at 8 kHz.
     let wav = wav.expect("recordings = true records the call");
     assert_eq!(&wav[..4], b"RIFF");
@@ -253,7 +231,7 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
     let functions = "[[agent.functions]]\nname = \"transfer_to_guard\"\ndescription = \"Guard\"\n\
                      kind = \"transfer\"\ntarget = \"9001\"\n";
     let config = agent_config(&fake, functions);
-    let (between, record, status, logs) = tokio::task::spawn_blocking(move || {
+    let (between, record, status) = tokio::task::spawn_blocking(move || {
         let mut call = Call::start("dg-transfer", &config, &[("DEEPGRAM_API_KEY", KEY)]);
         let notify = |call: &mut Call, frag: &str| {
             let cseq = call.next_cseq();
@@ -284,8 +262,8 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
         let bye = call.wait_request("BYE", Duration::from_secs(4));
         call.send(&reply(&bye, "200 OK", ""));
         let record = finished_record(&call.dir.join("calls.db"));
-        let (status, logs) = call.stop();
-        (between, record, status, logs)
+        let (status, _) = call.stop();
+        (between, record, status)
     })
     .await
     .expect("join");
@@ -307,10 +285,12 @@ async fn the_agent_learns_whether_the_transfer_went_through() {
     );
     assert_eq!(answers[1].0, Some("fc_2"));
     assert!(answers[1].1.starts_with("ok: the transfer to 9001 was completed"), "{answers:?}");
-    let summary = logs.iter().find(|l| l.contains("call ended: transferred")).expect("summary");
-    assert!(summary.contains("\"hung_up_by\":\"voice-ua\""), "{summary}");
     // The call record has what happened, in order.
-    assert_eq!(record.outcome, CallOutcome::Transferred, "{record:?}");
+    assert_eq!(
+        (record.outcome, record.hung_up_by.as_str()),
+        (CallOutcome::Transferred, "voice-ua"),
+        "{record:?}"
+    );
     assert_eq!(record.codec.as_deref(), Some("PCMU"));
     assert_eq!(record.agent.as_deref(), Some("deepgram"));
     assert!(
