@@ -153,10 +153,26 @@ impl CallCore {
     }
 
     /// The transfer is over and the caller is still here: tell the agent, or, when the
-    /// agent has failed, end the call rather than leave the caller in silence.
+    /// agent has failed, go on with the fallback (its prompt still playing, or its human
+    /// not tried yet) and else end the call rather than leave the caller in silence.
     fn transfer_failed(&mut self, now: Instant, outcome: TransferOutcome) {
-        if self.transfer.take().is_some_and(|mut t| t.take_report()) {
+        let failed = self.transfer.take();
+        let agents_own = failed.as_ref().is_some_and(|t| t.for_agent);
+        if failed.is_some_and(|mut t| t.take_report()) {
             self.report_transfer(now, outcome);
+        }
+        if self.agent_failed && self.after_playback.is_some() {
+            tracing::warn!(%outcome, "the agent's transfer failed; what waits for the playback follows it");
+            return;
+        }
+        if self.agent_failed && agents_own {
+            // The prompt ended while the agent's transfer was under way, so the
+            // fallback's own could not start then: it starts now.
+            if let Some(human) = self.settings.fallback.transfer.clone() {
+                tracing::warn!(%outcome, "the agent's transfer failed; transferring the caller to {human}");
+                self.start_transfer(now, &human, false);
+                return;
+            }
         }
         if self.agent_failed {
             let why = format!("transfer failed ({outcome}) after the agent failed");

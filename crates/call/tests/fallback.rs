@@ -178,3 +178,50 @@ fn a_second_failure_does_not_restart_the_prompt() {
     assert_prompt_played(&p);
     assert_eq!(p.hang_up(), Some((2200 * MS, None)));
 }
+
+/// The agent asks for a transfer (REFER at 1010 ms) and then fails (1110 ms): the prompt
+/// plays at 1120 … 2100 ms. The PBX takes each REFER; the test sends the NOTIFYs.
+fn agent_transfer_then_failure() -> Pair {
+    let script = PbxScript { notifies: vec![], ..PbxScript::default() };
+    let mut p = pair(Some("2000"), script);
+    p.at(1010 * MS, Input::Agent(AgentEvent::Transfer { target: "3000".into() }));
+    p.at(1110 * MS, agent_fails());
+    p
+}
+
+fn notify(code: u16) -> Input {
+    Input::Signal(voice_ua_call::Signal::TransferProgress(code))
+}
+
+#[test]
+fn the_agents_transfer_failing_during_the_prompt_does_not_cut_it_and_the_human_is_tried() {
+    let mut p = agent_transfer_then_failure();
+    p.at(1410 * MS, notify(486));
+    p.at(3600 * MS, notify(200));
+    p.run_until(Duration::from_secs(5));
+    // The prompt plays to its end; then the fallback's own transfer goes out.
+    let prompt: Vec<u8> = p.heard_since(1120 * MS).take(50).flat_map(|h| h.payload.clone()).collect();
+    assert!(prompt == prompt_ulaw(PROMPT_MS), "the whole prompt, not cut at 1410 ms");
+    assert_eq!(
+        p.refers(),
+        vec![(1010 * MS, "sip:3000@pbx.test".to_string()), (2100 * MS, "sip:2000@pbx.test".to_string())]
+    );
+    assert_eq!(p.hang_up(), Some((3600 * MS, None)));
+    assert_eq!(p.core.ending().map(|e| e.outcome), Some(CallOutcome::Transferred));
+}
+
+#[test]
+fn the_agents_transfer_failing_after_the_prompt_gives_way_to_the_human() {
+    let mut p = agent_transfer_then_failure();
+    // The prompt ended at 2100 ms while the agent's transfer was still under way, so the
+    // fallback's could not start then; it starts when the agent's fails.
+    p.at(3010 * MS, notify(486));
+    p.at(4510 * MS, notify(200));
+    p.run_until(Duration::from_secs(5));
+    assert_eq!(
+        p.refers(),
+        vec![(1010 * MS, "sip:3000@pbx.test".to_string()), (3010 * MS, "sip:2000@pbx.test".to_string())]
+    );
+    assert_eq!(p.hang_up(), Some((4510 * MS, None)));
+    assert_eq!(p.core.ending().map(|e| e.outcome), Some(CallOutcome::Transferred));
+}
