@@ -11,6 +11,7 @@ use voice_ua_media::{
 };
 use voice_ua_records::MediaStats;
 use voice_ua_sip::negotiate::{Codec, MediaPlan};
+use voice_ua_sip::sdp::Direction;
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub(crate) const FRAME: usize = 160;
@@ -181,9 +182,12 @@ impl MediaLeg {
         Some((len, self.out_to?))
     }
 
-    /// No RTP for longer than `timeout` while the PBX should be sending to us.
+    /// No RTP for longer than `timeout` while the PBX should be sending to us. A held
+    /// call (anything but sendrecv) has no timeout: Asterisk's hold re-INVITE says
+    /// `a=sendonly` and then stops its RTP (music on hold may or may not flow), and a
+    /// caller on hold must not be hung up. The clock restarts on resume.
     pub(crate) fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
-        self.plan.direction.we_receive() && now.duration_since(self.last_rtp) > timeout
+        self.plan.direction == Direction::SendRecv && now.duration_since(self.last_rtp) > timeout
     }
 
     /// The call's RTP figures: for the summary line, the metrics and the record.

@@ -1,6 +1,6 @@
 //! The media timeout, in virtual time: no RTP for longer than the timeout while the PBX
 //! should be sending to us ends the call with a Q.850 102 BYE, at the first tick past
-//! it; a call the PBX holds with `a=inactive` has no timeout.
+//! it; a call the PBX holds (`a=inactive` or `a=sendonly`) has no timeout.
 
 mod harness;
 
@@ -77,15 +77,17 @@ fn no_timeout_while_the_pbx_holds_the_call_inactive_and_the_clock_restarts_on_re
 }
 
 #[test]
-fn a_sendonly_hold_still_expects_the_pbx_s_music_on_hold() {
-    // a=sendonly: the PBX sends (music on hold) and we only receive, so RTP is still
-    // expected. While it flows the call lasts; when it stops at 50 s (last packet 49 990
-    // ms), the timeout runs: first tick past 79 990 ms is 80 000 ms.
+fn a_sendonly_hold_has_no_timeout_with_or_without_music_on_hold() {
+    // a=sendonly (Asterisk's hold): the PBX may play music on hold or send nothing at
+    // all. Either way the held caller is not hung up: here the music stops at 50 s and
+    // the call is still up at 200 s. Resumed at 200 s without RTP, the timeout runs from
+    // the resume: the first tick more than 30 s later is 230 020 ms.
     let mut p = Pair::new();
     p.at(1000 * MS, Input::Signal(Signal::Offer { sdp: offer("sendonly") }));
     p.at(Duration::from_secs(50), Input::Stream(None));
-    p.run_until(Duration::from_secs(79));
+    p.run_until(Duration::from_secs(200));
     assert_eq!(p.bye(), None);
-    p.run_until(Duration::from_secs(90));
-    assert_eq!(p.bye(), Some((80_000 * MS, Some(MEDIA_TIMEOUT))));
+    p.at(Duration::from_secs(200), Input::Signal(Signal::Offer { sdp: offer("sendrecv") }));
+    p.run_until(Duration::from_secs(240));
+    assert_eq!(p.bye(), Some((230_020 * MS, Some(MEDIA_TIMEOUT))));
 }
