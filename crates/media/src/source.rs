@@ -20,7 +20,9 @@
 //! - Packets from anywhere but the current source are never processed (jitter buffer,
 //!   DTMF): only the one that completes a move is.
 //! - A re-INVITE that names a new address ([`SourceFilter::renegotiate`]) moves the
-//!   media at once and starts the rules over.
+//!   media at once and starts the rules over, except that the address it moved away
+//!   from cannot latch at once: a late packet still in flight from there must not undo
+//!   the move (it takes a sustained stream, as any other new source).
 //!
 //! Sans-IO: it is given the parsed header, the sender and `now`, and never reads a clock.
 
@@ -88,6 +90,9 @@ pub struct SourceFilter {
     /// A packet from `current` has been accepted: moving now takes a sustained source.
     established: bool,
     candidate: Option<Candidate>,
+    /// Where the media was before a re-INVITE moved it, until the new source is
+    /// established: it may come back only as a sustained source.
+    left: Option<SocketAddr>,
     rejected: u64,
 }
 
@@ -102,6 +107,7 @@ impl SourceFilter {
             current: negotiated,
             established: false,
             candidate: None,
+            left: None,
             rejected: 0,
         }
     }
@@ -114,13 +120,14 @@ impl SourceFilter {
         if from == self.current {
             self.established = true;
             self.candidate = None;
+            self.left = None;
             return SourceVerdict::Accept;
         }
         let sdp_ip = from.ip() == self.negotiated.ip();
         if !sdp_ip && !self.pbx.contains(&from.ip()) {
             return self.reject();
         }
-        if !self.established && sdp_ip {
+        if !self.established && sdp_ip && self.left != Some(from) {
             return self.move_to(from);
         }
         let count = match self.candidate {
@@ -146,6 +153,7 @@ impl SourceFilter {
         self.current = from;
         self.established = true;
         self.candidate = None;
+        self.left = None;
         SourceVerdict::Latched(from)
     }
 
@@ -166,6 +174,7 @@ impl SourceFilter {
         self.payload_types = payload_types;
         if negotiated != self.negotiated {
             self.negotiated = negotiated;
+            self.left = Some(self.current);
             self.current = negotiated;
             self.established = false;
             self.candidate = None;
@@ -349,6 +358,29 @@ mod tests {
             f.check(t0 + ms(60), addr("203.0.113.5:5002"), &header(9, 1)),
             SourceVerdict::Reject,
             "PCMU no longer negotiated"
+        );
+    }
+
+    #[test]
+    fn a_late_packet_from_where_a_reinvite_moved_away_does_not_move_the_media_back() {
+        let t0 = Instant::now();
+        let mut f = SourceFilter::new(addr("192.0.2.1:10000"), &[], PTS);
+        assert_eq!(f.check(t0, addr("192.0.2.1:10000"), &header(1, 0)), SourceVerdict::Accept);
+        // The PBX moves the media to another port on the same IP; a packet sent before
+        // the move arrives after it.
+        f.renegotiate(addr("192.0.2.1:10002"), PTS);
+        assert_eq!(f.check(t0 + ms(20), addr("192.0.2.1:10000"), &header(1, 1)), SourceVerdict::Reject);
+        assert_eq!(f.remote(), addr("192.0.2.1:10002"), "our RTP still goes to the new port");
+        assert_eq!(f.check(t0 + ms(40), addr("192.0.2.1:10002"), &header(2, 0)), SourceVerdict::Accept);
+        // The old port would need a sustained stream to win back, like any new source.
+        for k in 0..SUSTAIN - 1 {
+            let at = t0 + ms(60 + 20 * u64::from(k));
+            assert_eq!(f.check(at, addr("192.0.2.1:10000"), &header(1, 2 + k as u16)), SourceVerdict::Reject);
+        }
+        let last = header(1, 1 + SUSTAIN as u16);
+        assert_eq!(
+            f.check(t0 + ms(200), addr("192.0.2.1:10000"), &last),
+            SourceVerdict::Latched(addr("192.0.2.1:10000"))
         );
     }
 }
