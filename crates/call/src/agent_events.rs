@@ -230,7 +230,7 @@ impl CallCore {
         }
         self.after_playback = Some(match &settings.fallback.transfer {
             Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },
-            None => AfterPlayback::HangUp(format!("agent failed: {cause}")),
+            None => AfterPlayback::GiveUp(format!("agent failed: {cause}")),
         });
     }
 }

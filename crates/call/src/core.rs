@@ -206,7 +206,8 @@ impl CallCore {
             Phase::Ringing { until } | Phase::AwaitingAck { until } => Some(until),
             Phase::Talking => {
                 let timer = self.timer.as_ref().and_then(|t| t.poll_timeout());
-                Some(timer.map_or(self.next_tick, |t| t.min(self.next_tick)))
+                let report = self.transfer.as_ref().and_then(|t| t.report_at());
+                Some([timer, report].into_iter().flatten().fold(self.next_tick, Instant::min))
             }
             Phase::OpeningAgent | Phase::Over => None,
         }
@@ -222,6 +223,7 @@ impl CallCore {
             }
             Phase::Talking => {
                 self.session_timer_due(now);
+                self.report_transfer_if_due(now);
                 if self.talking() && now >= self.next_tick {
                     // Far behind (a stalled process): catch up without a flood; the
                     // pacer keeps RTP timestamps on the clock.

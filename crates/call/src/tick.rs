@@ -76,7 +76,6 @@ impl CallCore {
         if reply_started {
             self.reply_started(now, delay);
         }
-        self.report_transfer_if_due(now);
         self.after_playback_if_done(now);
         self.media_timeout(now);
     }
@@ -102,6 +101,9 @@ impl CallCore {
         match self.after_playback.take() {
             Some(AfterPlayback::HangUp(reason)) => {
                 self.hang_up(None, CallOutcome::AgentHangup, EndedBy::Agent, reason);
+            }
+            Some(AfterPlayback::GiveUp(why)) => {
+                self.hang_up(None, CallOutcome::Failed, EndedBy::VoiceUa, why)
             }
             Some(AfterPlayback::Transfer { target, for_agent }) => {
                 self.start_transfer(now, &target, for_agent)

@@ -13,12 +13,13 @@ pub const TRANSFER_REPORT_AFTER: Duration = Duration::from_secs(4);
 /// What to do once the queued agent audio has played out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AfterPlayback {
+    /// The agent ended the call (its goodbye, or its session finished).
     HangUp(String),
+    /// The agent failed and there is nobody to transfer to: the fallback prompt was
+    /// the caller's last word.
+    GiveUp(String),
     /// REFER to this target; `for_agent`: the agent asked (and waits for the outcome).
-    Transfer {
-        target: String,
-        for_agent: bool,
-    },
+    Transfer { target: String, for_agent: bool },
 }
 
 #[derive(Debug)]
@@ -45,6 +46,11 @@ impl Transfer {
     /// The agent is owed a report: true once, then false.
     pub(crate) fn take_report(&mut self) -> bool {
         self.for_agent && !std::mem::replace(&mut self.reported, true)
+    }
+
+    /// When the "accepted" report falls due, if it is pending.
+    pub(crate) fn report_at(&self) -> Option<Instant> {
+        self.report_by.filter(|_| self.for_agent && !self.reported)
     }
 
     /// The "accepted" report is due at `now` (once).

@@ -119,12 +119,13 @@ fn without_a_transfer_target_the_call_ends_after_the_prompt() {
     p.run_until(Duration::from_secs(5));
     assert_prompt_played(&p);
     assert!(p.refers().is_empty());
-    // BYE at the tick the prompt's last packet left (2200 ms), no Reason; the record
-    // says the agent's side ended it, as before the core (the old driver's agent_hangup).
+    // BYE at the tick the prompt's last packet left (2200 ms), no Reason. The agent
+    // failed and nobody took the caller over: the call failed, and voice-ua ended it
+    // (not the agent, which the old driver's agent_hangup label claimed).
     assert_eq!(p.hang_up(), Some((2200 * MS, None)));
     assert_eq!(p.pbx.heard.last().map(|h| h.at - p.t0), Some(2200 * MS));
     let e = p.core.ending().expect("over");
-    assert_eq!((e.outcome, e.by), (CallOutcome::AgentHangup, EndedBy::Agent));
+    assert_eq!((e.outcome, e.by), (CallOutcome::Failed, EndedBy::VoiceUa));
     assert_eq!(e.why, format!("agent failed: {}", failed()));
 }
 

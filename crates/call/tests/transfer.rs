@@ -80,12 +80,27 @@ fn notify_486_fails_the_transfer_and_the_call_goes_on_with_the_agent() {
 }
 
 #[test]
+fn the_accepted_report_is_exact_even_when_the_202_falls_between_ticks() {
+    // 202 at 1010 + 37 = 1047 ms, between the 1040 and 1060 ms ticks: the core wakes for
+    // the report itself, at 1047 ms + 4 s = 5047 ms, not at the next tick.
+    let script = PbxScript {
+        refer_answer: Some((37 * MS, Ok(202))),
+        notifies: vec![(200 * MS, 100)],
+        ..PbxScript::default()
+    };
+    let mut p = Pair::with(settings(), script, Some(offer("sendrecv")), TimerRequest::default());
+    p.at(1010 * MS, transfer("2000"));
+    p.run_until(Duration::from_secs(8));
+    assert_eq!(p.transfer_results(), vec![(1047 * MS + TRANSFER_REPORT_AFTER, TransferOutcome::Accepted)]);
+}
+
+#[test]
 fn with_no_final_notify_the_agent_hears_accepted_4_s_after_the_202_and_only_once() {
     let mut p = pair(notifying(vec![(200 * MS, 100), (8000 * MS, 200)]));
     p.at(1010 * MS, transfer("2000"));
     p.run_until(Duration::from_secs(8));
-    // 202 at 1010 + 30 = 1040 ms, which is a tick (260 + 39 × 20); the report is checked
-    // on the tick, so it comes exactly TRANSFER_REPORT_AFTER later: 5040 ms.
+    // 202 at 1010 + 30 = 1040 ms; the report comes exactly TRANSFER_REPORT_AFTER later:
+    // 5040 ms.
     assert_eq!(TRANSFER_REPORT_AFTER, Duration::from_secs(4));
     assert_eq!(p.transfer_results(), vec![(1040 * MS + TRANSFER_REPORT_AFTER, TransferOutcome::Accepted)]);
     assert!(p.core.ending().is_none(), "accepted is not the end: the caller is still here");
