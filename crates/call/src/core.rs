@@ -98,7 +98,9 @@ impl CallCore {
             agent_failed: false,
             turns: TurnClock::new(),
             figures: Figures::default(),
-            actions: VecDeque::with_capacity(16),
+            // Room for a tick's actions (an agent frame, an observation, a hang-up); it grows
+            // only if a burst ever needs more. An action with a frame is ~650 bytes.
+            actions: VecDeque::with_capacity(4),
             ending: None,
             stopping: false,
             next_tick: now,
@@ -193,7 +195,7 @@ impl CallCore {
         self.actions.pop_front()
     }
 
-    /// The next RTP packet to send, copied into `buf` (at least 256 bytes).
+    /// The next RTP packet to send, copied into `buf` (at least 172 bytes).
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Datagram> {
         let (len, to) = self.leg.as_mut()?.take_packet(buf)?;
         Some(Datagram { len, to })

@@ -16,9 +16,10 @@ use voice_ua_sip::sdp::Direction;
 /// Samples in one 20 ms frame at 8 kHz.
 pub(crate) const FRAME: usize = 160;
 /// Room for one outgoing packet (12-byte header + 160 samples, or a telephone-event).
-const SLOT: usize = 256;
-/// Packets one tick can queue (the pacer's burst limit is lower).
-const SLOTS: usize = 16;
+const SLOT: usize = voice_ua_media::pacer::PACKET_LEN;
+/// Packets one tick can queue: the pacer's burst limit (it sends at most this many at
+/// once after a stall).
+const SLOTS: usize = 10;
 
 /// The G.711 law of a codec; None for what is not carried end to end (G.722).
 pub fn law_of(codec: Codec) -> Option<Law> {
