@@ -47,7 +47,6 @@ pub struct CallCore {
     /// Randomness for SSRC and sequence numbers; stirred at each use.
     pub(crate) seed: u64,
     pub(crate) clock: WallClock,
-    keep_audio: bool,
     /// The 200 OK's SDP, until it is sent.
     answer_sdp: Option<String>,
     /// The agreed media, from the answer on.
@@ -66,11 +65,17 @@ pub struct CallCore {
     /// voice-ua is stopping: hang up as soon as the call can be.
     stopping: bool,
     pub(crate) next_tick: Instant,
-    /// This tick's audio, both sides, when kept (see [`CallSetup::keep_audio`]).
-    pub(crate) heard_caller: [i16; FRAME],
-    pub(crate) heard_agent: [i16; FRAME],
-    pub(crate) heard_agent_len: usize,
-    pub(crate) heard_ready: bool,
+    /// This tick's audio, both sides, when kept (see [`CallSetup::keep_audio`]); only
+    /// recorded calls pay for it.
+    pub(crate) heard: Option<Box<Heard>>,
+}
+
+/// One tick's audio, both sides, for the recording.
+pub(crate) struct Heard {
+    pub(crate) caller: [i16; FRAME],
+    pub(crate) agent: [i16; FRAME],
+    pub(crate) agent_len: usize,
+    pub(crate) ready: bool,
 }
 
 impl CallCore {
@@ -87,7 +92,6 @@ impl CallCore {
             pbx_ips,
             seed: setup.seed,
             clock: WallClock::new(now, setup.wall_clock),
-            keep_audio: setup.keep_audio,
             answer_sdp: None,
             plan: None,
             leg: None,
@@ -98,16 +102,15 @@ impl CallCore {
             agent_failed: false,
             turns: TurnClock::new(),
             figures: Figures::default(),
-            // Room for a tick's actions (an agent frame, an observation, a hang-up); it grows
-            // only if a burst ever needs more. An action with a frame is ~650 bytes.
-            actions: VecDeque::with_capacity(4),
+            // Room for a tick's actions (an agent frame, an observation); it grows only if a
+            // burst ever needs more. An action with a frame is ~650 bytes.
+            actions: VecDeque::with_capacity(2),
             ending: None,
             stopping: false,
             next_tick: now,
-            heard_caller: [0; FRAME],
-            heard_agent: [0; FRAME],
-            heard_agent_len: 0,
-            heard_ready: false,
+            heard: setup.keep_audio.then(|| {
+                Box::new(Heard { caller: [0; FRAME], agent: [0; FRAME], agent_len: 0, ready: false })
+            }),
             oa: OfferAnswer::new(Vec::new(), setup.local_media, 0),
             settings,
         };
@@ -359,14 +362,11 @@ impl CallCore {
     /// The last tick's audio, once per tick, when kept: what the caller said (as played
     /// out of the jitter buffer) and what they heard from us (empty when we sent nothing).
     pub fn take_heard(&mut self) -> Option<(&[i16], &[i16])> {
-        if !std::mem::replace(&mut self.heard_ready, false) || !self.keep_audio {
+        let h = self.heard.as_deref_mut()?;
+        if !std::mem::replace(&mut h.ready, false) {
             return None;
         }
-        Some((&self.heard_caller, self.heard_agent.get(..self.heard_agent_len).unwrap_or(&[])))
-    }
-
-    pub(crate) fn keeps_audio(&self) -> bool {
-        self.keep_audio
+        Some((&h.caller, h.agent.get(..h.agent_len).unwrap_or(&[])))
     }
 
     /// The call's RTP figures so far.

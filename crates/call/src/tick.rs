@@ -38,7 +38,6 @@ impl CallCore {
 
     /// One 20 ms tick at `now`.
     pub(crate) fn tick(&mut self, now: Instant) {
-        let keep = self.keeps_audio();
         let Some(leg) = self.leg.as_mut() else { return };
         // Caller → agent: one frame out of the jitter buffer.
         let delay = leg.jitter.stats().delay;
@@ -47,10 +46,10 @@ impl CallCore {
         let mut bytes = [0u8; FRAME];
         let n = law.encode_slice(frame.samples, &mut bytes);
         self.turns.caller_frame(now, frame.samples, delay);
-        if keep {
+        if let Some(h) = self.heard.as_deref_mut() {
             let n = frame.samples.len().min(FRAME);
-            self.heard_caller[..n].copy_from_slice(&frame.samples[..n]);
-            self.heard_agent_len = 0;
+            h.caller[..n].copy_from_slice(&frame.samples[..n]);
+            h.agent_len = 0;
         }
         if !self.agent_failed {
             if let Ok(f) = AudioFrame::new(&bytes[..n]) {
@@ -63,16 +62,20 @@ impl CallCore {
             let pt = leg.plan.pt;
             let Some((tx, packet)) = leg.transmit(now) else { break };
             // What the caller hears this tick, for the recording.
-            if keep && self.heard_agent_len == 0 && tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
-                if let Some(payload) = packet.get(12..12 + FRAME) {
-                    law.decode_slice(payload, &mut self.heard_agent);
-                    self.heard_agent_len = FRAME;
+            if let Some(h) = self.heard.as_deref_mut() {
+                if h.agent_len == 0 && tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
+                    if let Some(payload) = packet.get(12..12 + FRAME) {
+                        law.decode_slice(payload, &mut h.agent);
+                        h.agent_len = FRAME;
+                    }
                 }
             }
             // A marked audio packet starts the agent's answer: the turn is over.
             reply_started |= tx.marker && tx.kind == TransmitKind::Audio;
         }
-        self.heard_ready = keep;
+        if let Some(h) = self.heard.as_deref_mut() {
+            h.ready = true;
+        }
         if reply_started {
             self.reply_started(now, delay);
         }

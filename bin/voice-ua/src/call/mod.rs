@@ -85,6 +85,8 @@ struct Driver {
     refresh: Option<JoinHandle<Result<u16, SipError>>>,
     recording: Option<Recording>,
     stopping: bool,
+    /// Where the core's packets are copied on their way to the socket.
+    out: [u8; 1500],
 }
 
 /// Run one call to its end. Never panics on what the network sends.
@@ -126,6 +128,7 @@ pub async fn run_call(
         refresh: None,
         recording: None,
         stopping: false,
+        out: [0; 1500],
     };
     d.run(&mut core, &mut books, &stop).await;
     if let Some(task) = d.refresh.take() {
@@ -148,12 +151,23 @@ impl Driver {
         // One byte more than the largest packet: a longer datagram is seen as oversize,
         // never cut to the buffer and parsed as if whole.
         let mut rtp_in = [0u8; voice_ua_media::rtp::MAX_PACKET_LEN + 1];
+        // One timer for the whole call, moved only when the core's next instant changes
+        // (once per tick), not re-armed on every datagram and agent event.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             self.carry_out(core, books).await;
             if core.is_over() {
                 return;
             }
             let wake = core.poll_timeout();
+            if wake != armed {
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at.into());
+                }
+                armed = wake;
+            }
             tokio::select! {
                 r = self.socket.recv_from(&mut rtp_in) => {
                     if let Ok((n, from)) = r {
@@ -173,7 +187,8 @@ impl Driver {
                 sig = self.call.next() => self.on_signal(core, sig),
                 r = join(&mut self.refer) => core.handle_signal(Instant::now(), Signal::ReferAnswered(r)),
                 r = join(&mut self.refresh) => core.handle_signal(Instant::now(), Signal::RefreshAnswered(r)),
-                _ = sleep_until(wake) => {
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
                     let now = Instant::now();
                     // Audio the agent already sent is queued before this tick's packet.
                     self.drain_agent(core, now);
@@ -217,10 +232,9 @@ impl Driver {
 
     /// Carry out what the core decided: its packets, then its actions in order.
     async fn carry_out(&mut self, core: &mut CallCore, books: &mut Books) {
-        let mut out = [0u8; 1500];
         loop {
-            while let Some(p) = core.poll_transmit(&mut out) {
-                let _ = self.socket.try_send_to(&out[..p.len], p.to);
+            while let Some(p) = core.poll_transmit(&mut self.out) {
+                let _ = self.socket.try_send_to(&self.out[..p.len], p.to);
             }
             let Some(action) = core.poll_action() else { return };
             self.act(core, books, action).await;
@@ -349,12 +363,5 @@ async fn join(task: &mut Option<JoinHandle<Result<u16, SipError>>>) -> Result<u1
         Ok(Ok(code)) => Ok(code),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the task stopped: {e}")),
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
     }
 }
