@@ -210,6 +210,14 @@ impl CallCore {
             return;
         }
         self.agent_failed = true;
+        // The agent had already said goodbye and asked to hang up after it: the caller
+        // hears the goodbye to its end and the call ends, as the agent meant.
+        if matches!(self.after_playback, Some(AfterPlayback::HangUp(_))) {
+            tracing::warn!(
+                "the agent failed after its goodbye: {cause}; the goodbye plays out, then the call ends"
+            );
+            return;
+        }
         let settings = self.settings.clone();
         let next = match &settings.fallback.transfer {
             Some(t) => format!("transferring the caller to {t}"),

@@ -1,5 +1,6 @@
 //! The agent ends the call, in virtual time: after its goodbye has played (the BYE at
-//! the tick its last packet left, not before), at once, or because its session finished.
+//! the tick its last packet left, not before), at once, or because its session finished;
+//! and an agent that fails after its goodbye still has its goodbye played.
 //!
 //! Timings (harness defaults): ticks at 260 ms + k × 20 ms. 600 ms of agent audio queued
 //! at 1000 ms (a tick) is 30 packets, at 1000 … 1580 ms (1000 + 29 × 20).
@@ -96,4 +97,32 @@ fn a_finished_session_does_not_override_a_hang_up_already_asked() {
     p.run_until(Duration::from_secs(3));
     assert_eq!(p.hang_up(), Some((1580 * MS, None)));
     assert_eq!(p.core.ending().map(|e| e.why.as_str()), Some("goodbye said"));
+}
+
+#[test]
+fn an_agent_that_fails_after_its_goodbye_still_gets_its_goodbye_played_and_no_fallback() {
+    // A fallback prompt and a human are configured, but the agent has already said
+    // goodbye and asked to hang up after it when its connection drops (1100 ms): the
+    // caller hears the rest of the goodbye, not "something went wrong", and the call
+    // ends at the goodbye's last packet as the agent meant.
+    let fallback = voice_ua_call::Fallback { ulaw: prompt_ulaw(1000), transfer: Some("2000".into()) };
+    let s = voice_ua_call::CallSettings { fallback, ..settings() };
+    let mut p = Pair::with(s, PbxScript::default(), Some(offer("sendrecv")), Default::default());
+    p.agent_says(1000 * MS, 600);
+    p.at(1010 * MS, hang_up(true));
+    let error = voice_ua_agent::AgentError::Closed { side: "agent" };
+    p.at(1100 * MS, Input::Agent(AgentEvent::Ended(SessionEnd::Failed(error))));
+    p.run_until(Duration::from_secs(4));
+    assert_eq!(p.loud_span(), Some((1000 * MS, 1580 * MS)));
+    assert_eq!(
+        p.heard_since(1000 * MS).filter(|h| h.loud()).count(),
+        30,
+        "the goodbye, whole, and no prompt"
+    );
+    assert_eq!(p.refers(), vec![]);
+    assert_eq!(p.hang_up(), Some((1580 * MS, None)));
+    let e = p.core.ending().expect("over");
+    assert_eq!((e.outcome, e.by), (CallOutcome::AgentHangup, EndedBy::Agent));
+    // No caller audio goes to the failed agent.
+    assert_eq!(p.frames_to_agent_since(1120 * MS), 0);
 }
