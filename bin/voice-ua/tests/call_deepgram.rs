@@ -102,8 +102,10 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
     let script =
         vec![Step::speak("Hello", 200, true), Step::error("INTERNAL_SERVER_ERROR", "the LLM is down")];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
-    let config = agent_config(&fake, "fallback_transfer = \"9001\"\n");
-    let (got, refer, bye, record, status) = tokio::task::spawn_blocking(move || {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let config = agent_config(&fake, &format!("fallback_transfer = \"9001\"\n[http]\nlisten = \"{http}\"\n"));
+    let (got, refer, bye, record, metrics, status) = tokio::task::spawn_blocking(move || {
         let mut call = Call::start("dg-fallback", &config, &[("DEEPGRAM_API_KEY", KEY)]);
         let mut got: Vec<Received> = Vec::new();
         // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
@@ -120,8 +122,19 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         let bye = call.wait_request("BYE", Duration::from_secs(4));
         call.send(&reply(&bye, "200 OK", ""));
         let record = finished_record(&call.dir.join("calls.db"));
+        // The typed agent error code and the outcome, as /metrics counts them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let metrics = loop {
+            let text = common::http_get(http, "/metrics").map(|(_, t)| t).unwrap_or_default();
+            if common::sample(&text, "voice_ua_calls_total{outcome=\"transferred\"}") == Some(1.0)
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let (status, _) = call.stop();
-        (got, refer, bye, record, status)
+        (got, refer, bye, record, metrics, status)
     })
     .await
     .expect("join");
@@ -140,6 +153,14 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
     assert_eq!(common::header(&bye, "Reason"), None, "{bye}");
     assert_eq!((record.outcome, record.hung_up_by.as_str()), (CallOutcome::Transferred, "voice-ua"));
     assert!(record.transfer_target.as_deref().is_some_and(|t| t.starts_with("sip:9001@")), "{record:?}");
+    let error = "voice_ua_agent_errors_total{code=\"INTERNAL_SERVER_ERROR\",kind=\"provider\"}";
+    assert_eq!(common::sample(&metrics, error), Some(1.0), "{metrics}");
+    assert_eq!(
+        common::sample(&metrics, "voice_ua_calls_total{outcome=\"transferred\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(common::sample(&metrics, "voice_ua_calls_total{outcome=\"failed\"}"), Some(0.0), "{metrics}");
 }
 
 /// The newest call record in `db` once it is finished (the writer thread writes it

@@ -4,30 +4,9 @@
 
 mod common;
 
-use common::Call;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use common::{http_get as get, sample, Call};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
-
-/// GET `path` over HTTP/1.1: (status code, body).
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split(' ').nth(1)?.parse().ok()?;
-    if path == "/metrics" {
-        assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
-    }
-    Some((code, body.to_string()))
-}
-
-/// The value of one sample line (`name{labels} value`) of the exposition.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
 
 #[test]
 fn health_and_metrics_follow_registration_and_calls() {
