@@ -1,7 +1,7 @@
 //! The per-frame paths of the agent cores allocate nothing in steady state: the echo
 //! core's speech, recording, playback, barge-in and digit read-back (on buffers reserved
 //! in `EchoCore::new`), and the Deepgram session's caller audio on its way out (by value
-//! through the output queue). (A separate test binary: allocation-counter replaces the
+//! through the output queue, then as a WebSocket payload split off one reused buffer). (A separate test binary: allocation-counter replaces the
 //! global allocator wherever it is linked.)
 
 mod common;
@@ -91,4 +91,24 @@ fn the_deepgram_session_sends_caller_audio_without_allocating() {
     });
     assert_eq!(bytes, 500 * 160, "every frame went out");
     assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
+}
+
+#[test]
+fn audio_payloads_for_the_websocket_reuse_one_buffer() {
+    use voice_ua_agent::deepgram::audio_out::AudioOut;
+    let mut out = AudioOut::new(voice_ua_agent::provider::MAX_FRAME_BYTES);
+    let frame = [0x55u8; 160];
+    // The first payload may settle the buffer; every later one reuses it once the one
+    // before has been dropped (as tungstenite drops it inside `send`).
+    drop(out.payload(&frame));
+    let mut sent = 0usize;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..500 {
+            let p = out.payload(&frame);
+            sent += p.len();
+            drop(p);
+        }
+    });
+    assert_eq!(sent, 500 * 160);
+    assert_eq!(info.count_total, 0, "allocations for 500 payloads: {info:?}");
 }

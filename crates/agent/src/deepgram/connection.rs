@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use super::audio_out::AudioOut;
 use super::config::{check_url, DeepgramConfig};
 use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
@@ -160,12 +161,13 @@ pub(super) async fn run(
     // The transfer the call is carrying out: its function call waits for the outcome.
     let mut transfer: Option<PendingTransfer> = None;
     let mut call_open = true;
+    let mut audio_out = AudioOut::new(crate::provider::MAX_FRAME_BYTES);
     loop {
         // Act on everything the state machine decided.
         while let Some(output) = session.poll_output() {
             match output {
                 Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
-                Output::SendAudio(frame) => send_audio(&mut ws, &mut session, &frame).await,
+                Output::SendAudio(frame) => send_audio(&mut ws, &mut session, &mut audio_out, &frame).await,
                 Output::Event(event) => {
                     let last = matches!(event, AgentEvent::Ended(_));
                     if io.send(event).await.is_err() {
@@ -266,9 +268,10 @@ async fn send_text(ws: &mut Ws, session: &mut DeepgramSession, text: String) {
 
 /// Send one frame of caller audio as a binary frame; a failed write is the connection
 /// closing.
-async fn send_audio(ws: &mut Ws, session: &mut DeepgramSession, frame: &AudioFrame) {
-    // tungstenite owns each outgoing payload: one 160-byte copy per frame.
-    if let Err(e) = ws.send(Message::binary(frame.as_bytes().to_vec())).await {
+async fn send_audio(ws: &mut Ws, session: &mut DeepgramSession, out: &mut AudioOut, frame: &AudioFrame) {
+    // tungstenite copies the payload into its write buffer and drops it within `send`:
+    // the next frame reuses its storage.
+    if let Err(e) = ws.send(Message::binary(out.payload(frame.as_bytes()))).await {
         session.handle_closed(now(), &e.to_string());
     }
 }

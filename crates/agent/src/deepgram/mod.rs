@@ -13,6 +13,8 @@
 //!   parts above.
 
 pub mod arguments;
+#[doc(hidden)]
+pub mod audio_out;
 pub mod messages;
 pub mod session;
 
