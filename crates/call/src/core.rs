@@ -84,10 +84,28 @@ impl CallCore {
     /// ring time).
     pub fn new(now: Instant, settings: Arc<CallSettings>, setup: CallSetup, invite: Invite) -> CallCore {
         let mut oa = OfferAnswer::new(settings.codecs.clone(), setup.local_media, setup.seed >> 16);
+        // The INVITE's offer answered (or our own offer, for a late-offer INVITE), or why not.
+        let negotiated = match invite.offer.as_deref() {
+            Some(offer) => match oa.answer(offer) {
+                Ok((plan, answer)) if law_of(plan.codec).is_some() => Ok((Some(plan), answer)),
+                Ok(_) => {
+                    tracing::warn!("refusing the call: only G.711 is carried end to end so far");
+                    Err((488, CallOutcome::NoCodec, "refused with 488: no G.711 in the offer".to_string()))
+                }
+                Err(e) => {
+                    let status = e.status();
+                    tracing::warn!(status, "refusing the call: {e}");
+                    let outcome = if status == 488 { CallOutcome::NoCodec } else { CallOutcome::Failed };
+                    Err((status, outcome, format!("refused with {status}: {e}")))
+                }
+            },
+            None => Ok((None, oa.offer())),
+        };
         let mut pbx_ips = setup.pbx_ips;
         pbx_ips.push(invite.source.ip());
         let mut core = CallCore {
             phase: Phase::Over,
+            oa,
             timer_decision: TimerDecision::decide(&invite.timer),
             pbx_ips,
             seed: setup.seed,
@@ -111,32 +129,18 @@ impl CallCore {
             heard: setup.keep_audio.then(|| {
                 Box::new(Heard { caller: [0; FRAME], agent: [0; FRAME], agent_len: 0, ready: false })
             }),
-            oa: OfferAnswer::new(Vec::new(), setup.local_media, 0),
             settings,
         };
-        let sdp = match invite.offer.as_deref() {
-            Some(offer) => match oa.answer(offer) {
-                Ok((plan, answer)) if law_of(plan.codec).is_some() => {
-                    core.plan = Some(plan);
-                    answer
-                }
-                Ok(_) => {
-                    tracing::warn!("refusing the call: only G.711 is carried end to end so far");
-                    core.refuse(488, CallOutcome::NoCodec, "refused with 488: no G.711 in the offer".into());
-                    return core;
-                }
-                Err(e) => {
-                    let status = e.status();
-                    tracing::warn!(status, "refusing the call: {e}");
-                    let outcome = if status == 488 { CallOutcome::NoCodec } else { CallOutcome::Failed };
-                    core.refuse(status, outcome, format!("refused with {status}: {e}"));
-                    return core;
-                }
-            },
-            None => oa.offer(),
-        };
-        core.oa = oa;
-        core.answer_sdp = Some(sdp);
+        match negotiated {
+            Ok((plan, sdp)) => {
+                core.plan = plan;
+                core.answer_sdp = Some(sdp);
+            }
+            Err((status, outcome, why)) => {
+                core.refuse(status, outcome, why);
+                return core;
+            }
+        }
         core.push(Action::Ring);
         if core.settings.ring.is_zero() {
             core.answer(now);
