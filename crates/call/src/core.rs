@@ -24,7 +24,7 @@ use voice_ua_media::Law;
 use voice_ua_records::{CallOutcome, CallRecord, MediaStats};
 use voice_ua_sip::negotiate::{MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{SessionTimer, TimerDecision};
-use voice_ua_sip::Reason;
+use voice_ua_sip::{IdSource, Reason};
 
 pub(crate) const TICK: Duration = Duration::from_millis(20);
 
@@ -44,8 +44,8 @@ pub struct CallCore {
     pub(crate) oa: OfferAnswer,
     timer_decision: TimerDecision,
     pbx_ips: Vec<IpAddr>,
-    /// Randomness for SSRC and sequence numbers; stirred at each use.
-    pub(crate) seed: u64,
+    /// Randomness for SSRC, sequence numbers and timestamps, one draw per RTP stream.
+    ids: IdSource,
     pub(crate) clock: WallClock,
     /// The 200 OK's SDP, until it is sent.
     answer_sdp: Option<String>,
@@ -108,7 +108,7 @@ impl CallCore {
             oa,
             timer_decision: TimerDecision::decide(&invite.timer),
             pbx_ips,
-            seed: setup.seed,
+            ids: IdSource::from_seed(setup.seed),
             clock: WallClock::new(now, setup.wall_clock),
             answer_sdp: None,
             plan: None,
@@ -274,11 +274,7 @@ impl CallCore {
             (Phase::AwaitingAck { .. }, Signal::Acked { sdp }) => self.acked(sdp),
             (Phase::AwaitingAck { .. } | Phase::OpeningAgent, Signal::Ended { by_remote, detail }) => {
                 tracing::info!(by_remote, "call ended before it was established: {detail}");
-                let (outcome, by) = if by_remote {
-                    (CallOutcome::CallerHangup, EndedBy::Caller)
-                } else {
-                    (CallOutcome::Failed, EndedBy::VoiceUa)
-                };
+                let (outcome, by) = EndedBy::dialog_end(by_remote);
                 self.end(outcome, by, format!("ended before it was established: {detail}"));
             }
             (Phase::AwaitingAck { .. } | Phase::OpeningAgent, Signal::Offer { .. }) => {
@@ -317,11 +313,7 @@ impl CallCore {
             return;
         }
         self.push(Action::Answered { codec: plan.codec });
-        let format = match law {
-            Law::Ulaw => AudioFormat::Ulaw8k,
-            Law::Alaw => AudioFormat::Alaw8k,
-        };
-        self.push(Action::OpenAgent { format });
+        self.push(Action::OpenAgent { format: AudioFormat::for_law(law) });
         self.phase = Phase::OpeningAgent;
     }
 
@@ -353,14 +345,9 @@ impl CallCore {
         self.fall_back(&cause);
     }
 
-    /// A new seed for SSRC and sequence numbers.
+    /// A new seed for an RTP stream's SSRC, sequence and timestamp.
     pub(crate) fn stir(&mut self) -> u64 {
-        // splitmix64: each call of this gives an unrelated value.
-        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.ids.next_u64()
     }
 
     /// The last tick's audio, once per tick, when kept: what the caller said (as played

@@ -108,6 +108,16 @@ pub enum EndedBy {
 }
 
 impl EndedBy {
+    /// The dialog ended under a talking or answered call: the caller hung up (a BYE from
+    /// the PBX), or our side of the signalling went away (a failure).
+    pub(crate) fn dialog_end(by_remote: bool) -> (CallOutcome, EndedBy) {
+        if by_remote {
+            (CallOutcome::CallerHangup, EndedBy::Caller)
+        } else {
+            (CallOutcome::Failed, EndedBy::VoiceUa)
+        }
+    }
+
     /// The word in the summary line and the record: caller, agent, voice-ua.
     pub fn as_str(self) -> &'static str {
         match self {

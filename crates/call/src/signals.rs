@@ -35,11 +35,7 @@ impl CallCore {
             Signal::ReferAnswered(answer) => self.refer_answered(now, answer),
             Signal::RefreshAnswered(answer) => self.refresh_answered(now, answer),
             Signal::Ended { by_remote, detail } => {
-                let (outcome, by) = if by_remote {
-                    (CallOutcome::CallerHangup, EndedBy::Caller)
-                } else {
-                    (CallOutcome::Failed, EndedBy::VoiceUa)
-                };
+                let (outcome, by) = EndedBy::dialog_end(by_remote);
                 self.end(outcome, by, detail);
             }
             Signal::Stop => {}

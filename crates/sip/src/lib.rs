@@ -42,6 +42,7 @@ pub use calls::{
     CallEnd, CallInfo, CallSignal, IncomingCall, OfferRequest, SessionRefresher, Transferer, ACK_WAIT,
 };
 pub use error::SipError;
+pub use ids::IdSource;
 pub use pbx_address::{PbxResolver, SystemResolver};
 pub use reason::{Reason, ReasonProtocol};
 pub use registration_driver::{RegFailure, RegStatus};

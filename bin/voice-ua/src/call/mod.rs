@@ -63,13 +63,6 @@ const SHUTDOWN_AGENT_WAIT: Duration = Duration::from_millis(200);
 /// How long the agent gets to close its session after an ordinary call.
 const AGENT_FINISH_WAIT: Duration = Duration::from_millis(500);
 
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
-}
-
 /// The call's I/O: everything the core's actions act on.
 struct Driver {
     call: IncomingCall,
@@ -110,7 +103,7 @@ pub async fn run_call(
     let setup = CallSetup {
         local_media: SocketAddr::new(cfg.media_ip, local_port),
         pbx_ips: cfg.pbx_ip.into_iter().collect(),
-        seed: random_u64(),
+        seed: voice_ua_sip::IdSource::from_os().next_u64(),
         wall_clock: SystemTime::now(),
         keep_audio: cfg.recorder.is_some() && cfg.records.is_some(),
     };

@@ -46,6 +46,14 @@ impl AudioFormat {
         }
     }
 
+    /// The 8 kHz G.711 format of `law`.
+    pub const fn for_law(law: Law) -> AudioFormat {
+        match law {
+            Law::Ulaw => AudioFormat::Ulaw8k,
+            Law::Alaw => AudioFormat::Alaw8k,
+        }
+    }
+
     /// The G.711 law, for the two G.711 formats.
     pub const fn law(self) -> Option<Law> {
         match self {
