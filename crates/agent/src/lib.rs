@@ -6,12 +6,14 @@
 //! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
+//! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
 pub mod provider;
+pub mod tools;
 
 pub use deepgram::{
     check_key, install_crypto_provider, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec,
@@ -22,5 +24,5 @@ pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
 pub use error::{AgentError, ProviderCode};
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
-    ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome,
+    ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };

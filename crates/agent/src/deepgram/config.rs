@@ -1,18 +1,18 @@
 //! The Deepgram agent's configuration: [`DeepgramConfig`] (endpoint, key, extra CA file)
-//! with its defaults, the [`AgentConfig`] every call gets and its client-side functions
-//! ([`FunctionSpec`], [`ToolKind`], [`Builtin`]), the `Settings` message built from them,
+//! with its defaults, the [`AgentConfig`] every call gets (its client-side functions are
+//! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them,
 //! the key masked in `Debug`, and the URL check (`wss://`, or `ws://` to loopback only).
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::http::Uri;
 
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
 use super::provider_error;
 use crate::provider::AudioFormat;
+use crate::tools::FunctionSpec;
 use crate::AgentError;
 
 /// Deepgram's Voice Agent endpoint.
@@ -153,49 +153,6 @@ impl Default for AgentConfig {
             experimental: false,
         }
     }
-}
-
-/// A function the agent may call, run by voice-ua.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunctionSpec {
-    /// Name the LLM calls it by.
-    pub name: String,
-    /// When to call it.
-    pub description: String,
-    /// JSON Schema of its arguments.
-    pub parameters: serde_json::Value,
-    /// What running it means.
-    pub kind: ToolKind,
-}
-
-/// How a function runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ToolKind {
-    /// POST the arguments JSON to `url`; the response body is the result.
-    Http {
-        /// `http://` or `https://` URL.
-        url: String,
-        /// Extra request headers.
-        headers: Vec<(String, String)>,
-        /// Whole-request limit.
-        timeout: Duration,
-    },
-    /// Something the call does.
-    Builtin(Builtin),
-}
-
-/// Call actions the agent can take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Builtin {
-    /// Blind-transfer the caller to `target` (extension or SIP URI).
-    Transfer {
-        /// Where to.
-        target: String,
-    },
-    /// Hang up once the agent's last words have played.
-    Hangup,
-    /// Send the DTMF digits in the `digits` argument.
-    SendDtmf,
 }
 
 /// `wss://` anywhere, `ws://` only to a loopback host.

@@ -21,9 +21,9 @@ use super::audio_out::AudioOut;
 use super::config::{check_url, DeepgramConfig};
 use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
-use super::tools::{start_tool, PendingTransfer, ToolResult};
 use super::{http, provider_error};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
+use crate::tools::{start_tool, transfer_result, PendingTransfer, ToolResult};
 use crate::AgentError;
 
 /// How long the TCP + TLS + WebSocket handshake may take.
@@ -181,7 +181,8 @@ pub(super) async fn run(
                     }
                 }
                 Output::RunTool(tool) => {
-                    if let Some(result) = start_tool(&config, &tls, tool, &io, &tool_tx, &mut transfer).await
+                    if let Some(result) =
+                        start_tool(&config.settings.functions, &tls, tool, &io, &tool_tx, &mut transfer).await
                     {
                         session.handle_tool_result(now(), result.0, result.1, result.2);
                     }
@@ -216,19 +217,13 @@ pub(super) async fn run(
                 Some(CallInput::TransferResult(outcome)) => match transfer.take() {
                     Some(t) => {
                         tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
-                        let content = if outcome.succeeded() {
-                            format!("ok: the transfer to {} was {outcome}", t.target)
-                        } else {
-                            format!(
-                                "error: the transfer to {} {outcome}; the caller is still with you: \
-                                 tell them, and offer to help another way",
-                                t.target
-                            )
-                        };
+                        let content = transfer_result(&t.target, outcome);
                         session.handle_tool_result(now(), t.id, t.name, content);
                     }
                     None => tracing::debug!(%outcome, "a transfer result nobody waits for"),
                 },
+                // Deepgram plays no marks and truncates nothing: its barge-in is its own.
+                Some(CallInput::MarkPlayed { .. } | CallInput::PlaybackFlushed { .. }) => {}
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
             Some((id, name, content)) = tool_rx.recv() => {

@@ -2,37 +2,37 @@
 //! `wss://agent.deepgram.com/v1/agent/converse`, caller audio in the call's own G.711 or
 //! linear16 format (nothing is transcoded), agent audio back as seam events.
 //!
-//! - [`arguments`]: a function call's arguments checked against its JSON Schema (sans-IO).
 //! - [`messages`]: serde types for every JSON message (sans-IO).
 //! - [`session`]: the state machine that decides what to send and what the call sees.
 //! - `config`: [`DeepgramConfig`], the agent's settings and its functions.
 //! - `connection`: the async shell (tokio-tungstenite over rustls with the ring provider):
 //!   TLS, the WebSocket, the per-call task and [`check_key`].
-//! - `tools`: client-side functions, builtins and HTTP.
+//! - the client-side functions it calls are [`crate::tools`], shared with other providers.
 //! - this module: [`DeepgramProvider`], the [`AgentProvider`], and the public names of the
 //!   parts above.
 
-pub mod arguments;
 #[doc(hidden)]
 pub mod audio_out;
 pub mod messages;
 pub mod session;
 
-#[doc(hidden)]
-pub mod http;
-
 mod config;
 mod connection;
-mod tools;
+
+// The tools were Deepgram's first; their old paths stay.
+pub use crate::tools::arguments;
+#[doc(hidden)]
+pub use crate::tools::http;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use self::config::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, ToolKind, DEFAULT_URL};
+pub use self::config::{AgentConfig, DeepgramConfig, DEFAULT_URL};
 pub use self::connection::{check_key, install_crypto_provider, CONNECT_TIMEOUT};
 use self::session::PROVIDER;
-pub use self::tools::{MAX_DTMF_DIGITS, MAX_HANGUP_REASON};
 use crate::provider::{AgentProvider, AgentSession, CallFacts};
+pub use crate::tools::{Builtin, FunctionSpec, ToolKind};
+pub use crate::tools::{MAX_DTMF_DIGITS, MAX_HANGUP_REASON};
 use crate::AgentError;
 
 /// The Deepgram Voice Agent as an [`AgentProvider`].

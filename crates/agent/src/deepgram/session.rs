@@ -66,15 +66,7 @@ pub enum State {
 }
 
 /// A client-side function the agent asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCall {
-    /// Echo in the response.
-    pub id: String,
-    /// The function.
-    pub name: String,
-    /// The arguments, a JSON-encoded string.
-    pub arguments: String,
-}
+pub use crate::tools::ToolCall;
 
 /// What the shell must do.
 // Audio events travel by value, like the seam's own `AgentEvent`: no heap per chunk.

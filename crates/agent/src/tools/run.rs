@@ -1,4 +1,4 @@
-//! Client-side tools: a function call from the agent, run by voice-ua. Builtins act on the
+//! Running a function the agent called. Builtins act on the
 //! call at once (hang up, send DTMF; a transfer waits for the call's outcome), HTTP tools
 //! POST their checked arguments to a webhook on their own task.
 
@@ -6,26 +6,27 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::config::{Builtin, DeepgramConfig, ToolKind};
-use super::session::ToolCall;
-use super::{arguments, http};
+use super::{arguments, http, Builtin, FunctionSpec, ToolCall, ToolKind};
 use crate::provider::{AgentEvent, AgentIo, Digit};
 use crate::AgentError;
 
 /// A finished tool: `(id, name, content)`.
-pub(super) type ToolResult = (String, String, String);
+pub type ToolResult = (String, String, String);
 
 /// A `transfer` function call waiting for the call's [`crate::TransferOutcome`].
-pub(super) struct PendingTransfer {
-    pub(super) id: String,
-    pub(super) name: String,
-    pub(super) target: String,
+pub struct PendingTransfer {
+    /// The provider's id for the call.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// Where the caller is being sent.
+    pub target: String,
 }
 
 /// Run a tool: builtins at once (their result is returned), HTTP tools on their own task
 /// (their result comes back through `results`).
-pub(super) async fn start_tool(
-    config: &DeepgramConfig,
+pub async fn start_tool(
+    functions: &[FunctionSpec],
     tls: &Arc<rustls::ClientConfig>,
     call: ToolCall,
     io: &AgentIo,
@@ -33,7 +34,7 @@ pub(super) async fn start_tool(
     transfer: &mut Option<PendingTransfer>,
 ) -> Option<ToolResult> {
     let ToolCall { id, name, arguments } = call;
-    let Some(spec) = config.settings.functions.iter().find(|f| f.name == name) else {
+    let Some(spec) = functions.iter().find(|f| f.name == name) else {
         // A name the LLM made up: one short line in the log and the answer.
         let shown = http::one_line(&name, 64);
         tracing::warn!(name = %shown, "the agent called a function that is not configured");
@@ -84,6 +85,19 @@ pub(super) async fn start_tool(
             });
             None
         }
+    }
+}
+
+/// What the agent is told of the transfer it asked for: `ok: …` when the caller is on
+/// the way, else `error: …` with what to do next.
+pub fn transfer_result(target: &str, outcome: crate::TransferOutcome) -> String {
+    if outcome.succeeded() {
+        format!("ok: the transfer to {target} was {outcome}")
+    } else {
+        format!(
+            "error: the transfer to {target} {outcome}; the caller is still with you: \
+             tell them, and offer to help another way"
+        )
     }
 }
 
