@@ -290,6 +290,7 @@ async fn register(
     settings.allow = calls.allow.clone();
     settings.max_calls = calls.max_calls;
     let domain = settings.domain.clone().unwrap_or_else(|| settings.pbx.clone());
+    let extension = settings.extension.clone();
     let bind_ip = settings.bind.ip();
     let pbx_ip = call::resolve_ip(&settings.pbx).await;
     let mut agent = SipUa::start(settings).await?;
@@ -347,6 +348,7 @@ async fn register(
         metrics,
         records: record_writer.clone(),
         recorder: recorder.clone(),
+        extension,
         agent_name: match &agent_choice {
             AgentChoice::Echo => "echo".into(),
             AgentChoice::Deepgram(_) => "deepgram".into(),

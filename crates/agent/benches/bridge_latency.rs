@@ -118,6 +118,7 @@ async fn open(addr: SocketAddr) -> AgentSession {
         caller_display: None,
         caller_uri: "sip:2001@127.0.0.1".into(),
         callee: "sip:9000@127.0.0.1".into(),
+        extension: "9000".into(),
         format: AudioFormat::Ulaw8k,
     };
     provider.open(facts).await.expect("open")

@@ -12,8 +12,14 @@
 //!   most [`MAX_FRAME_BYTES`] (faster than real time is fine: the call's pacer queues
 //!   it), [`AgentEvent::FlushPlayback`] (barge-in: drop queued agent audio now),
 //!   [`AgentEvent::HangUp`], [`AgentEvent::Transfer`], [`AgentEvent::SendDigits`],
-//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], and at most one
-//!   [`AgentEvent::Ended`], last.
+//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], [`AgentEvent::Usage`], and
+//!   at most one [`AgentEvent::Ended`], last.
+//! - **playback, back to the agent**: an [`AgentEvent::Mark`] in the audio is answered
+//!   with [`CallInput::MarkPlayed`] when the caller has heard the audio before it (Twilio's
+//!   `mark`); an [`AgentEvent::FlushPlayback`] is answered with
+//!   [`CallInput::PlaybackFlushed`], how much agent audio the caller had heard (OpenAI's
+//!   `conversation.item.truncate`), and with `MarkPlayed { cleared: true }` for each
+//!   mark the flush dropped.
 //!
 //! # Contract
 //!
@@ -65,6 +71,8 @@ pub struct CallFacts {
     pub caller_uri: String,
     /// Who was called: the dialled extension or the To URI.
     pub callee: String,
+    /// The extension voice-ua is registered as (`9000`): which line answered.
+    pub extension: String,
     /// The audio format of frames in both directions.
     pub format: AudioFormat,
 }
@@ -80,6 +88,23 @@ pub enum CallInput {
     Digit(Digit),
     /// What became of the last [`AgentEvent::Transfer`] (one per transfer).
     TransferResult(TransferOutcome),
+    /// The caller has heard the agent's audio up to this [`AgentEvent::Mark`]
+    /// (`cleared: false`), or a flush dropped the audio before it (`cleared: true`).
+    /// Every mark is answered once, in the order they were sent.
+    MarkPlayed {
+        /// The mark's id, as the agent sent it.
+        id: u32,
+        /// The mark was reached by a flush, not by playing the audio before it.
+        cleared: bool,
+    },
+    /// The answer to an [`AgentEvent::FlushPlayback`]: how much of the agent's audio the
+    /// caller had heard when it was flushed, in 8 kHz samples counted from the session's
+    /// first agent audio (8 samples are 1 ms). A provider that knows where each reply
+    /// began in that count knows how much of the reply was heard (OpenAI's truncate).
+    PlaybackFlushed {
+        /// Agent audio samples sent to the caller in this session, up to the flush.
+        played_samples: u64,
+    },
     /// The call is over; the agent should stop.
     CallEnded,
 }
@@ -216,6 +241,12 @@ pub enum AgentEvent {
     /// The agent starts a reply, with its own latency figures when it gave them (logged
     /// beside the turn latency the call measures).
     ReplyStarted(ReplyFigures),
+    /// A point in the agent's audio: the call answers [`CallInput::MarkPlayed`] with this
+    /// id once the audio sent before it has played (or was flushed).
+    Mark(u32),
+    /// What a reply (or a transcription) used, as the provider bills it; the call adds
+    /// these up for the record.
+    Usage(Usage),
     /// The session is over; nothing follows.
     Ended(SessionEnd),
 }
@@ -229,6 +260,38 @@ pub struct ReplyFigures {
     pub think: Option<std::time::Duration>,
     /// Time to the first synthesized audio.
     pub speak: Option<std::time::Duration>,
+}
+
+/// Tokens an agent used, and what they cost at the configured prices. Each event carries
+/// one reply's (or one transcription's) figures; the call sums them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Input tokens that were audio (the caller's speech, and the conversation re-read).
+    pub input_audio_tokens: u64,
+    /// Input tokens that were text (instructions, tools, transcripts, tool results).
+    pub input_text_tokens: u64,
+    /// Input tokens served from the provider's cache (a subset of the two above).
+    pub cached_input_tokens: u64,
+    /// Output tokens that were audio (the agent's speech).
+    pub output_audio_tokens: u64,
+    /// Output tokens that were text (transcripts of its speech, function arguments).
+    pub output_text_tokens: u64,
+    /// The estimate at the configured prices, in millionths of a US dollar.
+    pub cost_micro_usd: u64,
+}
+
+impl Usage {
+    /// Both added together, saturating.
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            input_audio_tokens: self.input_audio_tokens.saturating_add(other.input_audio_tokens),
+            input_text_tokens: self.input_text_tokens.saturating_add(other.input_text_tokens),
+            cached_input_tokens: self.cached_input_tokens.saturating_add(other.cached_input_tokens),
+            output_audio_tokens: self.output_audio_tokens.saturating_add(other.output_audio_tokens),
+            output_text_tokens: self.output_text_tokens.saturating_add(other.output_text_tokens),
+            cost_micro_usd: self.cost_micro_usd.saturating_add(other.cost_micro_usd),
+        }
+    }
 }
 
 /// Something that can be an agent for a call: Deepgram, the echo test, a test double.

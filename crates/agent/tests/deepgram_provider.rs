@@ -27,6 +27,7 @@ fn facts(format: AudioFormat) -> CallFacts {
         caller_display: None,
         caller_uri: "sip:2001@127.0.0.1".into(),
         callee: "9000".into(),
+        extension: "9000".into(),
         format,
     }
 }

@@ -20,6 +20,7 @@ fn facts(format: AudioFormat) -> CallFacts {
         caller_display: Some("Alice".into()),
         caller_uri: "sip:2001@192.0.2.10".into(),
         callee: "9000".into(),
+        extension: "9000".into(),
         format,
     }
 }

@@ -26,10 +26,26 @@ impl CallCore {
             }
             AgentEvent::FlushPlayback => {
                 self.observe(Observation::BargeIn);
+                let mut played_samples = 0;
                 if let Some(leg) = self.leg.as_mut() {
                     leg.pacer.flush();
+                    played_samples = leg.pacer.stats().audio_samples;
+                }
+                while let Some(id) = self.playback.take() {
+                    self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: true }));
+                }
+                self.push(Action::ToAgent(CallInput::PlaybackFlushed { played_samples }));
+            }
+            AgentEvent::Mark(id) => {
+                let (sent, queued) = match self.leg.as_ref() {
+                    Some(leg) => (leg.pacer.stats().audio_samples, leg.pacer.queued_samples() as u64),
+                    None => (0, 0),
+                };
+                if let Some(id) = self.playback.mark(id, sent, queued) {
+                    self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: false }));
                 }
             }
+            AgentEvent::Usage(usage) => self.figures.usage = self.figures.usage.plus(usage),
             AgentEvent::HangUp { after_playback: true, reason } => {
                 self.tool_used(now, "hangup", "ok");
                 self.after_playback = Some(AfterPlayback::HangUp(reason));
@@ -224,6 +240,8 @@ impl CallCore {
             None => "ending the call".to_string(),
         };
         tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
+        // The agent is gone: its marks are never answered.
+        while self.playback.take().is_some() {}
         if let Some(leg) = self.leg.as_mut() {
             leg.pacer.flush();
             let mut chunk = [0u8; 160];

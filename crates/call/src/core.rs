@@ -12,6 +12,7 @@
 use crate::figures::{Figures, WallClock};
 use crate::io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
 use crate::media_leg::{law_of, MediaLeg, FRAME};
+use crate::playback::Playback;
 use crate::settings::{CallSettings, CallSetup};
 use crate::transfer::{AfterPlayback, Transfer};
 use crate::turn::TurnClock;
@@ -59,6 +60,8 @@ pub struct CallCore {
     /// The agent failed (or ended): no more audio goes to it.
     pub(crate) agent_failed: bool,
     pub(crate) turns: TurnClock,
+    /// The agent's marks waiting for their audio to play.
+    pub(crate) playback: Playback,
     pub(crate) figures: Figures,
     actions: VecDeque<Action>,
     pub(crate) ending: Option<Ending>,
@@ -119,6 +122,7 @@ impl CallCore {
             after_playback: None,
             agent_failed: false,
             turns: TurnClock::new(),
+            playback: Playback::new(),
             figures: Figures::default(),
             // Room for a tick's actions (an agent frame, an observation); it grows only if a
             // burst ever needs more. An action with a frame is ~650 bytes.

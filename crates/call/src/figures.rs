@@ -3,7 +3,7 @@
 //! times derived from the core's `now` (the core reads no clock).
 
 use std::time::{Instant, SystemTime};
-use voice_ua_agent::Role;
+use voice_ua_agent::{Role, Usage};
 use voice_ua_records::{ToolCall, TranscriptLine};
 
 /// Maps the core's monotonic `now` to wall-clock time for the record.
@@ -34,6 +34,8 @@ pub(crate) struct Figures {
     pub(crate) agent_session_id: Option<String>,
     /// Where the caller was last transferred to.
     pub(crate) transfer_target: Option<String>,
+    /// What the agent used, summed over its replies.
+    pub(crate) usage: Usage,
 }
 
 impl Figures {

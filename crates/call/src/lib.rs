@@ -12,6 +12,7 @@ mod core;
 mod figures;
 mod io;
 mod media_leg;
+mod playback;
 mod settings;
 mod signals;
 mod tick;

@@ -76,6 +76,11 @@ impl CallCore {
         if let Some(h) = self.heard.as_deref_mut() {
             h.ready = true;
         }
+        // The agent's marks whose audio has now all gone out.
+        let sent = self.leg.as_ref().map_or(0, |l| l.pacer.stats().audio_samples);
+        while let Some(id) = self.playback.reached(sent) {
+            self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: false }));
+        }
         if reply_started {
             self.reply_started(now, delay);
         }

@@ -114,6 +114,9 @@ pub struct PacerStats {
     pub overflow_samples: u64,
     /// Samples dropped by `flush`.
     pub flushed_samples: u64,
+    /// Queued samples that went out in packets (the audio the far end has been sent,
+    /// silence padding not counted).
+    pub audio_samples: u64,
     /// Frame periods skipped after a tick later than the burst limit.
     pub skipped_frames: u64,
 }
@@ -293,6 +296,7 @@ impl Pacer {
             if available < FRAME_SAMPLES {
                 self.stats.underruns += 1;
             }
+            self.stats.audio_samples += available as u64;
             self.talking = true;
         }
         let header = RtpHeader {

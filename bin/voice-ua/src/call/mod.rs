@@ -52,6 +52,8 @@ pub struct CallConfig {
     pub recorder: Option<Recorder>,
     /// The agent provider's name, for the records.
     pub agent_name: String,
+    /// The extension we are registered as, for the agent.
+    pub extension: String,
 }
 
 /// On shutdown, how long a call waits for the answer to its BYE (it is sent at once).
@@ -292,6 +294,7 @@ impl Driver {
             caller_display: display_name(&info.from),
             caller_uri: uri_of(&info.from),
             callee: uri_of(&info.to),
+            extension: self.cfg.extension.clone(),
             format,
         };
         if let (Some(recorder), Some(id)) = (self.cfg.recorder.as_ref(), books.record_id()) {
@@ -316,6 +319,7 @@ impl Driver {
             CallInput::Audio(frame) => session.send_audio(frame),
             CallInput::Digit(d) => session.send_digit(d),
             CallInput::TransferResult(outcome) => session.send_transfer_result(outcome),
+            CallInput::MarkPlayed { .. } | CallInput::PlaybackFlushed { .. } => session.send_playback(input),
             CallInput::CallEnded => Ok(()),
         };
         if let Err(e) = sent {

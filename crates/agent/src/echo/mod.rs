@@ -54,8 +54,12 @@ async fn run(mut core: EchoCore, mut io: AgentIo) {
         match io.recv().await {
             Some(CallInput::Audio(frame)) => core.push_frame(frame.as_bytes()),
             Some(CallInput::Digit(digit)) => core.push_digit(digit),
-            // The echo agent never asks for a transfer.
-            Some(CallInput::TransferResult(_)) => {}
+            // It asks for no transfer, places no marks and needs no flush report.
+            Some(
+                CallInput::TransferResult(_)
+                | CallInput::MarkPlayed { .. }
+                | CallInput::PlaybackFlushed { .. },
+            ) => {}
             Some(CallInput::CallEnded) | None => break,
         }
     }

@@ -132,6 +132,19 @@ impl AgentSession {
         }
     }
 
+    /// Tell the agent where playback is ([`CallInput::MarkPlayed`],
+    /// [`CallInput::PlaybackFlushed`]). Like a digit, never skipped; a full channel is an
+    /// [`AgentError::InputFull`] for the call to log.
+    pub fn send_playback(&self, report: CallInput) -> Result<(), AgentError> {
+        match self.try_send(report) {
+            Err(TrySendError::Full(_)) => {
+                Err(AgentError::InputFull { what: "playback report", capacity: INPUT_CAPACITY })
+            }
+            Err(TrySendError::Closed(_)) => Err(AgentError::Closed { side: "agent" }),
+            Ok(()) => Ok(()),
+        }
+    }
+
     fn try_send(&self, input: CallInput) -> Result<(), TrySendError<()>> {
         match &self.input {
             Some(tx) => tx.try_send(input).map_err(|e| match e {
