@@ -16,7 +16,8 @@ pub struct CallsArgs {
     /// How many calls to show, newest first.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     last: u32,
-    /// Print one JSON array with the full records (transcripts, tool calls, media figures).
+    /// Print one JSON array with the full records (transcripts, tool calls, media figures,
+    /// the agent's usage).
     #[arg(long)]
     json: bool,
 }
@@ -47,15 +48,20 @@ pub fn run(args: &CallsArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-const WIDTHS: [usize; 6] = [19, 8, 28, 15, 5, 24];
+const WIDTHS: [usize; 8] = [19, 8, 28, 15, 5, 24, 8, 8];
+
+/// Right-aligned columns: duration, lines, tokens, cost.
+const NUMBERS: [usize; 4] = [1, 4, 6, 7];
 
 /// One line per call: start (UTC), duration, caller, outcome, transcript lines, tool
-/// calls, record id.
+/// calls, the agent's tokens (input and output) and cost, record id. `-` where there is
+/// nothing to show.
 pub fn table(calls: &[CallRecord]) -> String {
     let mut out = String::new();
     row(
         &mut out,
-        ["STARTED (UTC)", "DURATION", "CALLER", "OUTCOME", "LINES", "TOOLS", "ID"].map(String::from),
+        ["STARTED (UTC)", "DURATION", "CALLER", "OUTCOME", "LINES", "TOOLS", "TOKENS", "COST", "ID"]
+            .map(String::from),
     );
     for c in calls {
         let caller = match &c.caller_display {
@@ -76,6 +82,8 @@ pub fn table(calls: &[CallRecord]) -> String {
                 c.outcome.to_string(),
                 c.transcript.len().to_string(),
                 tools,
+                c.usage.map(|u| u.total_tokens().to_string()).unwrap_or_else(|| "-".into()),
+                c.usage.and_then(|u| u.cost()).unwrap_or_else(|| "-".into()),
                 c.id.clone(),
             ],
         );
@@ -83,12 +91,12 @@ pub fn table(calls: &[CallRecord]) -> String {
     out
 }
 
-fn row(out: &mut String, cells: [String; 7]) {
+fn row(out: &mut String, cells: [String; 9]) {
     for (i, cell) in cells.iter().enumerate() {
         let cell = clean(cell);
         match WIDTHS.get(i) {
             // Numbers to the right, text to the left; the last column as it is.
-            Some(&w) if i == 1 || i == 4 => {
+            Some(&w) if NUMBERS.contains(&i) => {
                 let _ = write!(out, "{:>w$}  ", fit(&cell, w));
             }
             Some(&w) => {
@@ -139,11 +147,22 @@ mod tests {
         a.caller_display = Some("Front\nGate".into());
         a.ended = Some(t + Duration::from_secs(3723));
         a.outcome = voice_ua_records::CallOutcome::CallerHangup;
+        a.usage = Some(voice_ua_records::AgentUsage {
+            input_audio_tokens: 1100,
+            input_text_tokens: 2500,
+            cached_input_tokens: 1152,
+            output_audio_tokens: 630,
+            output_text_tokens: 105,
+            cost_micro_usd: 12_300,
+        });
         let b =
             CallRecord::new("id-b", "y", "a-very-long-caller-name-that-will-not-fit@example.com", "9000", t);
         let out = table(&[a, b]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].contains("TOOLS                       TOKENS      COST  ID"), "{out}");
+        assert!(lines[1].ends_with("    4335   $0.0123  id-a"), "tokens and cost, to the right: {out}");
+        assert!(lines[2].ends_with("       -         -  id-b"), "no usage: {out}");
         assert!(lines[0].starts_with("STARTED (UTC)        DURATION  CALLER"), "{out}");
         assert!(
             lines[1].starts_with("2024-12-31 23:59:59   1:02:03  Front Gate <1001>"),

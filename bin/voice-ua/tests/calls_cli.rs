@@ -1,11 +1,13 @@
 //! `voice-ua calls` as a user meets it: a table of the newest calls, the full records
-//! as JSON, the database found through the configuration, and one clear line when
+//! as JSON, the agent's tokens and cost in both, the database found through the configuration, and one clear line when
 //! there is nothing to read. The database is written with the records crate itself.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
-use voice_ua_records::{CallOutcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine};
+use voice_ua_records::{
+    AgentUsage, CallOutcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine,
+};
 
 fn voice_ua(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_voice-ua"))
@@ -20,7 +22,8 @@ fn voice_ua(args: &[&str], dir: &Path) -> Output {
 }
 
 /// Three calls a minute apart, starting 2025-03-01 14:00:00 UTC; the last one still
-/// in progress (written by the writer thread the way the service does).
+/// in progress (written by the writer thread the way the service does). Only the first
+/// one's agent reported usage.
 fn write_calls(db: &Path) {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_740_837_600);
     let mut store = RecordStore::open(db, Retention::default()).expect("open");
@@ -45,6 +48,14 @@ fn write_calls(db: &Path) {
             text: (*t).into(),
         })
         .collect();
+    a.usage = Some(AgentUsage {
+        input_audio_tokens: 1100,
+        input_text_tokens: 2500,
+        cached_input_tokens: 1152,
+        output_audio_tokens: 630,
+        output_text_tokens: 105,
+        cost_micro_usd: 12_345,
+    });
     store.save(&a).expect("save a");
     let mut b = CallRecord::new("rec-b", "b@pbx", "1002", "9000", t0 + Duration::from_secs(60));
     b.ended = Some(t0 + Duration::from_secs(60 + 725));
@@ -70,7 +81,9 @@ fn calls_prints_a_table_newest_first() {
     assert!(lines[2].starts_with("2025-03-01 14:01:00     12:05  1002"), "{stdout}");
     assert!(lines[3].starts_with("2025-03-01 14:00:00      0:42  Front Gate <1001>"), "{stdout}");
     assert!(lines[3].contains("transferred") && lines[3].contains("find_resident,transfer"), "{stdout}");
-    assert!(lines[3].ends_with("rec-a"), "{stdout}");
+    assert!(lines[0].contains("TOKENS      COST  ID"), "{stdout}");
+    assert!(lines[3].ends_with("    4335   $0.0123  rec-a"), "its agent's tokens and cost: {stdout}");
+    assert!(lines[2].ends_with("       -         -  rec-b"), "no usage reported: {stdout}");
 
     let out = voice_ua(&["calls", "--db", db.to_str().expect("utf8"), "--last", "1"], dir.path());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
@@ -95,6 +108,10 @@ fn calls_json_is_one_array_of_full_records() {
     assert_eq!(a["transcript"][1]["text"], "Delivery for 4B.");
     assert_eq!(a["transcript"][1]["role"], "user");
     assert_eq!(a["tool_calls"][0]["name"], "find_resident");
+    assert_eq!(a["usage"]["input_text_tokens"], 2500);
+    assert_eq!(a["usage"]["cached_input_tokens"], 1152);
+    assert_eq!(a["usage"]["cost_micro_usd"], 12_345, "the cost in millionths of a dollar");
+    assert!(calls[1]["usage"].is_null(), "no usage reported: null");
     assert_eq!(calls[0]["outcome"], "in_progress");
     assert!(calls[0]["ended"].is_null());
 }

@@ -374,9 +374,11 @@ impl CallCore {
         self.leg.as_ref().map(|l| &l.plan).or(self.plan.as_ref())
     }
 
-    /// One line at the end of the call: how long, how it ended, the RTP figures.
+    /// One line at the end of the call: how long, how it ended, the RTP figures, and the
+    /// agent's tokens and cost when it reported them.
     pub fn log_summary(&self, now: Instant) {
         let m = self.media_stats();
+        let usage = self.figures.usage();
         let (by, why, outcome) = match &self.ending {
             Some(e) => (e.by.as_str(), e.why.as_str(), e.outcome),
             None => ("voice-ua", "the call task stopped", CallOutcome::Failed),
@@ -391,6 +393,8 @@ impl CallCore {
             concealed = m.concealed,
             jitter_ms = m.jitter_ms,
             transcript_lines = self.figures.transcript.len(),
+            agent_tokens = usage.map(|u| u.total_tokens()),
+            cost = usage.and_then(|u| u.cost()).map(tracing::field::display),
             hung_up_by = by,
             %outcome,
             "call ended: {why}"
@@ -398,7 +402,7 @@ impl CallCore {
     }
 
     /// Everything the call learnt, into its record: how it ended, the media figures,
-    /// the conversation and the tools.
+    /// the conversation, the tools and what the agent used.
     pub fn fill_record(&mut self, r: &mut CallRecord) {
         if let Some(e) = &self.ending {
             r.outcome = e.outcome;
@@ -410,5 +414,6 @@ impl CallCore {
         r.transfer_target = self.figures.transfer_target.take();
         r.tool_calls = std::mem::take(&mut self.figures.tool_calls);
         r.transcript = std::mem::take(&mut self.figures.transcript);
+        r.usage = self.figures.usage();
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 use voice_ua_agent::{Role, Usage};
-use voice_ua_records::{ToolCall, TranscriptLine};
+use voice_ua_records::{AgentUsage, ToolCall, TranscriptLine};
 
 /// Maps the core's monotonic `now` to wall-clock time for the record.
 #[derive(Debug, Clone, Copy)]
@@ -46,5 +46,19 @@ impl Figures {
 
     pub(crate) fn tool(&mut self, at: SystemTime, name: &str, result: &str) {
         self.tool_calls.push(ToolCall { at, name: name.to_string(), result: result.to_string() });
+    }
+
+    /// The agent's usage for the record: `None` when it reported nothing (every figure 0).
+    pub(crate) fn usage(&self) -> Option<AgentUsage> {
+        let u = self.usage;
+        let usage = AgentUsage {
+            input_audio_tokens: u.input_audio_tokens,
+            input_text_tokens: u.input_text_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            output_audio_tokens: u.output_audio_tokens,
+            output_text_tokens: u.output_text_tokens,
+            cost_micro_usd: u.cost_micro_usd,
+        };
+        (!usage.is_empty()).then_some(usage)
     }
 }

@@ -1,7 +1,8 @@
 //! Call records and recordings for voice-ua.
 //!
 //! - [`CallRecord`]: plain data about one call (who, when, codec, [`CallOutcome`], media
-//!   figures, agent session, tool calls, transfer, transcript, recording).
+//!   figures, agent session, tool calls, transfer, transcript, recording, the agent's
+//!   [`AgentUsage`]: tokens and cost).
 //! - [`RecordStore`]: the embedded SQLite database (WAL, `synchronous = FULL`, schema
 //!   version in `user_version`, crash recovery, retention); read it with
 //!   [`RecordStore::last`].
@@ -37,7 +38,7 @@ mod writer;
 
 pub use error::RecordsError;
 pub use outcome::CallOutcome;
-pub use record::{CallRecord, MediaStats, ToolCall, TranscriptLine};
+pub use record::{usd, AgentUsage, CallRecord, MediaStats, ToolCall, TranscriptLine};
 pub use store::{PruneReport, RecordStore, Retention, SCHEMA_VERSION};
 pub use wav::{prune_recordings, wav_header, Recorder, Recording, FRAME, PATCH_EVERY_FRAMES, SAMPLE_RATE};
 pub use writer::{RecordWriter, WriterStats};

@@ -49,6 +49,9 @@ pub struct CallRecord {
     pub transcript: Vec<TranscriptLine>,
     /// The call's WAV file, when recorded (cleared when retention deletes the file).
     pub recording: Option<PathBuf>,
+    /// The agent's tokens and cost estimate, summed over the call; `None` when the agent
+    /// reported none (Deepgram, echo) or the call never reached an agent.
+    pub usage: Option<AgentUsage>,
 }
 
 /// The call's RTP figures, as in the call's summary log line.
@@ -60,6 +63,55 @@ pub struct MediaStats {
     pub late: u64,
     pub concealed: u64,
     pub jitter_ms: f64,
+}
+
+/// What the agent used over the call, as its provider reported it. Cached input
+/// tokens are a part of the input tokens, not more of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AgentUsage {
+    /// Input tokens that were audio (the caller's speech, and the conversation re-read).
+    pub input_audio_tokens: u64,
+    /// Input tokens that were text (instructions, tools, transcripts, tool results).
+    pub input_text_tokens: u64,
+    /// Input tokens served from the provider's cache (a subset of the two above).
+    pub cached_input_tokens: u64,
+    /// Output tokens that were audio (the agent's speech).
+    pub output_audio_tokens: u64,
+    /// Output tokens that were text (transcripts of its speech, function arguments).
+    pub output_text_tokens: u64,
+    /// The cost estimate at the configured prices, in millionths of a US dollar; `0`
+    /// when no prices are configured.
+    pub cost_micro_usd: u64,
+}
+
+impl AgentUsage {
+    /// Every figure is zero: the agent reported nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == AgentUsage::default()
+    }
+
+    /// Input and output tokens of every kind (cached ones are already among the input).
+    pub fn total_tokens(&self) -> u64 {
+        [self.input_audio_tokens, self.input_text_tokens, self.output_audio_tokens, self.output_text_tokens]
+            .into_iter()
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The cost for people, e.g. `$0.0123`; `None` when it is zero (no prices configured).
+    pub fn cost(&self) -> Option<String> {
+        (self.cost_micro_usd > 0).then(|| usd(self.cost_micro_usd))
+    }
+}
+
+/// Millionths of a US dollar as dollars to the hundredth of a cent, rounded half up:
+/// `12_345` is `$0.0123`, `1_500_000` is `$1.5000`; an amount under `$0.00005` that is
+/// not zero is `<$0.0001` rather than a misleading `$0.0000`.
+pub fn usd(micro: u64) -> String {
+    let units = micro / 100 + u64::from(micro % 100 >= 50);
+    if units == 0 && micro > 0 {
+        return "<$0.0001".into();
+    }
+    format!("${}.{:04}", units / 10_000, units % 10_000)
 }
 
 /// One function the agent called.
@@ -112,6 +164,7 @@ impl CallRecord {
             transfer_target: None,
             transcript: Vec::new(),
             recording: None,
+            usage: None,
         }
     }
 
@@ -136,5 +189,41 @@ impl CallRecord {
     /// From the answer to the end, when the call was answered and has ended.
     pub fn talk_time(&self) -> Option<Duration> {
         self.ended?.duration_since(self.answered?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_read_as_dollars_to_the_hundredth_of_a_cent() {
+        assert_eq!(usd(0), "$0.0000");
+        assert_eq!(usd(12_300), "$0.0123");
+        assert_eq!(usd(12_349), "$0.0123");
+        assert_eq!(usd(12_350), "$0.0124", "half up");
+        assert_eq!(usd(1_500_000), "$1.5000");
+        assert_eq!(usd(123_456_789), "$123.4568");
+        assert_eq!(usd(49), "<$0.0001", "not zero, so not $0.0000");
+        assert_eq!(usd(50), "$0.0001");
+        assert_eq!(usd(u64::MAX), "$18446744073709.5516");
+    }
+
+    #[test]
+    fn usage_totals_and_cost() {
+        let u = AgentUsage {
+            input_audio_tokens: 1000,
+            input_text_tokens: 200,
+            cached_input_tokens: 900,
+            output_audio_tokens: 300,
+            output_text_tokens: 40,
+            cost_micro_usd: 12_300,
+        };
+        assert_eq!(u.total_tokens(), 1540, "cached tokens are among the input ones");
+        assert_eq!(u.cost().as_deref(), Some("$0.0123"));
+        assert!(!u.is_empty());
+        let unpriced = AgentUsage { cost_micro_usd: 0, ..u };
+        assert_eq!(unpriced.cost(), None, "no prices configured: no cost to show");
+        assert!(AgentUsage::default().is_empty());
     }
 }

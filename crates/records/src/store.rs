@@ -1,7 +1,7 @@
 //! The SQLite database: schema, durability settings, crash recovery, retention,
 //! writing one call in one transaction, and reading the newest calls back.
 
-use crate::record::{CallRecord, MediaStats, ToolCall, TranscriptLine};
+use crate::record::{AgentUsage, CallRecord, MediaStats, ToolCall, TranscriptLine};
 use crate::time::{from_ms, to_ms};
 use crate::CallOutcome;
 use crate::RecordsError;
@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime};
 
 /// The schema this code writes, kept in `PRAGMA user_version`. Bump it with a
 /// migration step in [`migrate`] whenever the tables change.
-pub const SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: calls, tool_calls, transcript.
+/// - 2: the agent's usage on `calls` (tokens and cost, NULL when none was reported).
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE calls (
@@ -59,12 +62,32 @@ CREATE TABLE transcript (
 ) WITHOUT ROWID;
 ";
 
+/// Version 1 to 2: the agent's usage, one nullable column per figure. Old rows read as
+/// no usage. `ADD COLUMN` with no default only changes the table's definition: no row is
+/// rewritten, so the step is quick on any size of database.
+const SCHEMA_V2: &str = "
+ALTER TABLE calls ADD COLUMN input_audio_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN input_text_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN cached_input_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN output_audio_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN output_text_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN cost_micro_usd INTEGER;
+";
+
+/// The usage columns as [`call_from_row`] reads them, and what a version 1 database
+/// (read-only, not migrated) gives in their place.
+const USAGE_COLUMNS: &str = "input_audio_tokens, input_text_tokens, cached_input_tokens,
+    output_audio_tokens, output_text_tokens, cost_micro_usd";
+const NO_USAGE_COLUMNS: &str = "NULL, NULL, NULL, NULL, NULL, NULL";
+
 const UPSERT_CALL: &str = "
 INSERT INTO calls (id, sip_call_id, caller, caller_display, callee, started_ms, answered_ms,
     ended_ms, codec, outcome, end_reason, hung_up_by, packets_in, packets_out, lost, late,
-    concealed, jitter_ms, agent, agent_session_id, transfer_target, recording)
+    concealed, jitter_ms, agent, agent_session_id, transfer_target, recording,
+    input_audio_tokens, input_text_tokens, cached_input_tokens, output_audio_tokens,
+    output_text_tokens, cost_micro_usd)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22)
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
 ON CONFLICT (id) DO UPDATE SET sip_call_id = excluded.sip_call_id, caller = excluded.caller,
     caller_display = excluded.caller_display, callee = excluded.callee,
     started_ms = excluded.started_ms, answered_ms = excluded.answered_ms,
@@ -74,13 +97,17 @@ ON CONFLICT (id) DO UPDATE SET sip_call_id = excluded.sip_call_id, caller = excl
     lost = excluded.lost, late = excluded.late, concealed = excluded.concealed,
     jitter_ms = excluded.jitter_ms, agent = excluded.agent,
     agent_session_id = excluded.agent_session_id, transfer_target = excluded.transfer_target,
-    recording = excluded.recording";
+    recording = excluded.recording, input_audio_tokens = excluded.input_audio_tokens,
+    input_text_tokens = excluded.input_text_tokens,
+    cached_input_tokens = excluded.cached_input_tokens,
+    output_audio_tokens = excluded.output_audio_tokens,
+    output_text_tokens = excluded.output_text_tokens, cost_micro_usd = excluded.cost_micro_usd";
 
-const SELECT_CALLS: &str = "
-SELECT id, sip_call_id, caller, caller_display, callee, started_ms, answered_ms, ended_ms,
-    codec, outcome, end_reason, hung_up_by, packets_in, packets_out, lost, late, concealed,
-    jitter_ms, agent, agent_session_id, transfer_target, recording
-FROM calls";
+/// The columns of `calls` that every version has, in [`call_from_row`]'s order; the
+/// usage columns follow.
+const CALL_COLUMNS: &str = "id, sip_call_id, caller, caller_display, callee, started_ms,
+    answered_ms, ended_ms, codec, outcome, end_reason, hung_up_by, packets_in, packets_out,
+    lost, late, concealed, jitter_ms, agent, agent_session_id, transfer_target, recording";
 
 const INTERRUPTED_REASON: &str =
     "voice-ua stopped during the call (crash, power cut or kill) before the record was finished";
@@ -115,6 +142,8 @@ pub struct RecordStore {
     path: PathBuf,
     retention: Retention,
     interrupted: usize,
+    /// `SELECT … FROM calls` for this file's schema version.
+    select_calls: String,
     _lock: Option<File>,
 }
 
@@ -182,7 +211,14 @@ impl RecordStore {
                 "call records: calls left in progress by a previous run are marked interrupted"
             );
         }
-        let store = RecordStore { conn, path: path.to_path_buf(), retention, interrupted, _lock: Some(lock) };
+        let store = RecordStore {
+            conn,
+            path: path.to_path_buf(),
+            retention,
+            interrupted,
+            select_calls: select_calls(SCHEMA_VERSION),
+            _lock: Some(lock),
+        };
         if let Err(e) = store.prune(SystemTime::now()) {
             tracing::warn!("call records retention: {e}");
         }
@@ -190,7 +226,9 @@ impl RecordStore {
     }
 
     /// Open an existing database for reading only: no lock, no schema change, no
-    /// retention. Works while the service writes.
+    /// retention. Works while the service writes. A database of an older schema (a
+    /// voice-ua not yet restarted after an upgrade) reads too: what it has no columns for
+    /// reads as empty, e.g. no usage from a version 1 file.
     pub fn open_read_only(path: &Path) -> Result<Self, RecordsError> {
         if !path.is_file() {
             return Err(RecordsError::Missing { path: path.to_path_buf() });
@@ -218,6 +256,7 @@ impl RecordStore {
             path: path.to_path_buf(),
             retention: Retention::default(),
             interrupted: 0,
+            select_calls: select_calls(version),
             _lock: None,
         })
     }
@@ -242,6 +281,7 @@ impl RecordStore {
         let err = |source| sql(&path, "saving a call", source);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         let m = &record.media;
+        let u = record.usage;
         tx.execute(
             UPSERT_CALL,
             params![
@@ -267,6 +307,12 @@ impl RecordStore {
                 record.agent_session_id,
                 record.transfer_target,
                 record.recording.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                u.map(|u| int(u.input_audio_tokens)),
+                u.map(|u| int(u.input_text_tokens)),
+                u.map(|u| int(u.cached_input_tokens)),
+                u.map(|u| int(u.output_audio_tokens)),
+                u.map(|u| int(u.output_text_tokens)),
+                u.map(|u| int(u.cost_micro_usd)),
             ],
         )
         .map_err(err)?;
@@ -297,12 +343,12 @@ impl RecordStore {
     /// transcripts in order. Read in one transaction, so a call is never half-seen.
     pub fn last(&self, n: usize) -> Result<Vec<CallRecord>, RecordsError> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        self.read(&format!("{SELECT_CALLS} ORDER BY started_ms DESC, rowid DESC LIMIT ?1"), &limit)
+        self.read(&format!("{} ORDER BY started_ms DESC, rowid DESC LIMIT ?1", self.select_calls), &limit)
     }
 
     /// One call by its record id.
     pub fn get(&self, id: &str) -> Result<Option<CallRecord>, RecordsError> {
-        Ok(self.read(&format!("{SELECT_CALLS} WHERE id = ?1"), &id)?.pop())
+        Ok(self.read(&format!("{} WHERE id = ?1", self.select_calls), &id)?.pop())
     }
 
     fn read(&self, select_calls: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<CallRecord>, RecordsError> {
@@ -452,14 +498,46 @@ fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
         agent_session_id: r.get(19)?,
         transfer_target: r.get(20)?,
         recording: r.get::<_, Option<String>>(21)?.map(PathBuf::from),
+        usage: usage_from_row(r, 22)?,
         tool_calls: Vec::new(),
         transcript: Vec::new(),
     })
 }
 
-/// Bring the schema to [`SCHEMA_VERSION`], in one transaction.
+/// The six usage columns from `first` on: `None` when all are NULL (no usage was
+/// reported, or the row predates them); a NULL among values reads as 0.
+fn usage_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<AgentUsage>> {
+    let mut v = [None::<i64>; 6];
+    for (i, slot) in v.iter_mut().enumerate() {
+        *slot = r.get(first + i)?;
+    }
+    if v.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [input_audio, input_text, cached_input, output_audio, output_text, cost] =
+        v.map(|x| uint(x.unwrap_or(0)));
+    Ok(Some(AgentUsage {
+        input_audio_tokens: input_audio,
+        input_text_tokens: input_text,
+        cached_input_tokens: cached_input,
+        output_audio_tokens: output_audio,
+        output_text_tokens: output_text,
+        cost_micro_usd: cost,
+    }))
+}
+
+/// `SELECT … FROM calls` for a file of schema `version`.
+fn select_calls(version: i64) -> String {
+    let usage = if version >= 2 { USAGE_COLUMNS } else { NO_USAGE_COLUMNS };
+    format!("SELECT {CALL_COLUMNS},\n    {usage}\nFROM calls")
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`], in one transaction: a new file gets version
+/// 1's tables, then every step from the file's version on runs in order, so a new file and
+/// an upgraded one end with the same schema. If a step fails, nothing of it stays and the
+/// file keeps its old version.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RecordsError> {
-    let err = |source| sql(path, "creating the schema", source);
+    let err = |source| sql(path, "creating or upgrading the schema", source);
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| open_error(path, e))?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
@@ -478,9 +556,23 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RecordsError> {
             return Err(RecordsError::NotRecords { path: path.to_path_buf() });
         }
         tx.execute_batch(SCHEMA_V1).map_err(err)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(err)?;
+    }
+    if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
     }
-    tx.commit().map_err(err)
+    tx.commit().map_err(err)?;
+    if (1..SCHEMA_VERSION).contains(&version) {
+        tracing::info!(
+            path = %path.display(),
+            from = version,
+            to = SCHEMA_VERSION,
+            "call records: the database schema was upgraded"
+        );
+    }
+    Ok(())
 }
 
 /// Take the exclusive advisory lock `<db>-lock` (flock), held while the store lives.

@@ -1,11 +1,13 @@
 //! The call records database through its public API: schema and WAL, the
-//! started→finished round trip, crash recovery, retention, durability through close,
-//! a reader beside the writer, and the errors a user can meet.
+//! started→finished round trip, the agent's usage, the upgrade of a version 1 file,
+//! crash recovery, retention, durability through close, a reader beside the writer, and
+//! the errors a user can meet.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use voice_ua_records::{
-    CallOutcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall, TranscriptLine,
+    AgentUsage, CallOutcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall,
+    TranscriptLine,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -52,7 +54,19 @@ fn finish(mut r: CallRecord) -> CallRecord {
         })
         .collect();
     r.recording = Some(PathBuf::from("/var/lib/voice-ua/recordings/x.wav"));
+    r.usage = Some(usage());
     r
+}
+
+fn usage() -> AgentUsage {
+    AgentUsage {
+        input_audio_tokens: 1200,
+        input_text_tokens: 450,
+        cached_input_tokens: 800,
+        output_audio_tokens: 310,
+        output_text_tokens: 95,
+        cost_micro_usd: 12_345,
+    }
 }
 
 fn db(dir: &tempfile::TempDir) -> PathBuf {
@@ -350,8 +364,12 @@ fn records_serialize_to_json_with_readable_times() {
     assert_eq!(v["media"]["lost"], 3);
     assert_eq!(v["transcript"][1]["role"], "user");
     assert_eq!(v["tool_calls"][1]["name"], "transfer");
+    assert_eq!(v["usage"]["output_audio_tokens"], 310);
+    assert_eq!(v["usage"]["cost_micro_usd"], 12_345);
     let open = CallRecord::new("k", "c", "1", "2", t);
-    assert!(serde_json::to_value(&open).expect("json")["ended"].is_null());
+    let v = serde_json::to_value(&open).expect("json");
+    assert!(v["ended"].is_null());
+    assert!(v["usage"].is_null(), "no usage reported: null, not zeros");
 }
 
 #[test]
@@ -406,4 +424,189 @@ fn a_record_that_cannot_be_written_is_counted_with_its_cause_and_the_writer_goes
         .map(|r| r.id)
         .collect();
     assert_eq!(ids, ["kept-2"]);
+}
+
+#[test]
+fn usage_round_trips_and_a_call_without_usage_stores_nulls() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let mut store = RecordStore::open(&path, keep_forever()).expect("open");
+    // At the answer nothing is known yet; at the end the usage is: the upsert sets it.
+    let started = sample("priced", SystemTime::now());
+    assert_eq!(started.usage, None);
+    store.save(&started).expect("save started");
+    assert_eq!(store.get("priced").expect("get").expect("kept").usage, None);
+    store.save(&finish(started)).expect("save finished");
+    // A whole call whose agent reported nothing (Deepgram, echo).
+    let mut unpriced = finish(sample("unpriced", SystemTime::now()));
+    unpriced.usage = None;
+    store.save(&unpriced).expect("save");
+    // Huge figures are kept as they are, up to SQLite's i64.
+    let mut big = finish(sample("big", SystemTime::now()));
+    big.usage = Some(AgentUsage { output_audio_tokens: i64::MAX as u64, ..usage() });
+    store.save(&big).expect("save");
+
+    let ro = RecordStore::open_read_only(&path).expect("read-only");
+    for s in [&store, &ro] {
+        assert_eq!(s.get("priced").expect("get").expect("kept").usage, Some(usage()));
+        assert_eq!(s.get("unpriced").expect("get").expect("kept"), unpriced);
+        assert_eq!(s.get("big").expect("get").expect("kept"), big);
+        assert_eq!(s.last(10).expect("read").len(), 3);
+    }
+    let raw = raw(&path);
+    let (cost, tokens): (Option<i64>, Option<i64>) = raw
+        .query_row("SELECT cost_micro_usd, input_audio_tokens FROM calls WHERE id = 'unpriced'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("row");
+    assert_eq!((cost, tokens), (None, None), "no usage is NULL, not 0");
+    let cost: i64 =
+        raw.query_row("SELECT cost_micro_usd FROM calls WHERE id = 'priced'", [], |r| r.get(0)).expect("row");
+    assert_eq!(cost, 12_345);
+}
+
+/// Version 1's schema exactly as voice-ua wrote it (SCHEMA_V1 at 96bb3c3). Frozen on
+/// purpose: it stands for files already on disk, and must not follow later changes.
+const V1_SQL: &str = "
+CREATE TABLE calls (
+    id               TEXT PRIMARY KEY NOT NULL,
+    sip_call_id      TEXT NOT NULL,
+    caller           TEXT NOT NULL,
+    caller_display   TEXT,
+    callee           TEXT NOT NULL,
+    started_ms       INTEGER NOT NULL,
+    answered_ms      INTEGER,
+    ended_ms         INTEGER,
+    codec            TEXT,
+    outcome          TEXT NOT NULL,
+    end_reason       TEXT NOT NULL,
+    hung_up_by       TEXT NOT NULL,
+    packets_in       INTEGER NOT NULL,
+    packets_out      INTEGER NOT NULL,
+    lost             INTEGER NOT NULL,
+    late             INTEGER NOT NULL,
+    concealed        INTEGER NOT NULL,
+    jitter_ms        REAL NOT NULL,
+    agent            TEXT,
+    agent_session_id TEXT,
+    transfer_target  TEXT,
+    recording        TEXT
+);
+CREATE INDEX calls_by_start ON calls (started_ms);
+CREATE INDEX calls_by_outcome ON calls (outcome);
+CREATE TABLE tool_calls (
+    call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    result  TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE transcript (
+    call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    role    TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+/// A version 1 file as the old voice-ua left it (WAL mode, one finished call with a tool
+/// call and two transcript lines, one call in progress), written with plain SQL.
+/// `extra` runs last, to spoil the file.
+fn v1_file(path: &Path, extra: &str) {
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    let conn = raw(path);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).expect("wal");
+    conn.execute_batch(V1_SQL).expect("v1 schema");
+    conn.execute_batch(
+        "INSERT INTO calls VALUES ('old-1', 'c1@pbx', '1001', 'Front Gate', '9000', 1740837600000,
+             1740837600200, 1740837642000, 'PCMU', 'transferred', 'transferred to 9001', 'agent',
+             2100, 2098, 3, 1, 4, 2.5, 'deepgram', 'req-1', '9001', NULL);
+         INSERT INTO tool_calls VALUES ('old-1', 0, 1740837605000, 'transfer', 'ok');
+         INSERT INTO transcript VALUES ('old-1', 0, 1740837601000, 'agent', 'Hello, gate.');
+         INSERT INTO transcript VALUES ('old-1', 1, 1740837603000, 'user', 'Delivery for 4B.');
+         INSERT INTO calls VALUES ('old-2', 'c2@pbx', '1002', NULL, '9000', 1740837660000,
+             1740837660200, NULL, 'PCMA', 'in_progress', '', '', 0, 0, 0, 0, 0, 0.0, 'echo', NULL,
+             NULL, NULL);",
+    )
+    .expect("v1 rows");
+    conn.execute_batch(extra).expect("extra");
+}
+
+fn columns(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut q = conn.prepare("SELECT name FROM pragma_table_info('calls')").expect("prepare");
+    q.query_map([], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("names")
+}
+
+fn user_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version")
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_in_place_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    v1_file(&path, "");
+
+    // This voice-ua's `calls` reads the old file before the service has upgraded it.
+    let before = RecordStore::open_read_only(&path).expect("read-only on version 1").last(10).expect("read");
+    assert_eq!(before.len(), 2);
+    assert!(before.iter().all(|c| c.usage.is_none()));
+    assert_eq!(user_version(&raw(&path)), 1, "a reader changes nothing");
+
+    let mut store = RecordStore::open(&path, keep_forever()).expect("open upgrades");
+    let raw = raw(&path);
+    assert_eq!(user_version(&raw), voice_ua_records::SCHEMA_VERSION);
+    assert_eq!(voice_ua_records::SCHEMA_VERSION, 2);
+    let cols = columns(&raw);
+    for c in ["input_audio_tokens", "cached_input_tokens", "output_text_tokens", "cost_micro_usd"] {
+        assert!(cols.iter().any(|n| n == c), "{c} in {cols:?}");
+    }
+    // The old rows are all there, their usage none; the open did its usual work on them.
+    assert_eq!((count(&raw, "calls"), count(&raw, "tool_calls"), count(&raw, "transcript")), (2, 1, 2));
+    assert_eq!(store.interrupted_on_open(), 1);
+    let old = store.get("old-1").expect("get").expect("kept");
+    assert_eq!(old.caller_display.as_deref(), Some("Front Gate"));
+    assert_eq!(old.outcome, CallOutcome::Transferred);
+    assert_eq!(old.media.jitter_ms, 2.5);
+    assert_eq!(old.agent_session_id.as_deref(), Some("req-1"));
+    assert_eq!(old.tool_calls.len(), 1);
+    assert_eq!(old.transcript[1].text, "Delivery for 4B.");
+    assert_eq!(old.usage, None);
+    assert_eq!(store.get("old-2").expect("get").expect("kept").outcome, CallOutcome::Interrupted);
+
+    // New calls are written with their usage beside the old ones, and read back by both
+    // openers.
+    let new = finish(sample("new-1", SystemTime::now()));
+    store.save(&new).expect("save");
+    drop(store);
+    let ro = RecordStore::open_read_only(&path).expect("read-only on version 2");
+    assert_eq!(ro.get("new-1").expect("get"), Some(new.clone()));
+    assert_eq!(ro.last(10).expect("read").len(), 3);
+    // Opening again finds nothing to do.
+    let store = RecordStore::open(&path, keep_forever()).expect("reopen");
+    assert_eq!(store.get("new-1").expect("get"), Some(new));
+    assert_eq!(columns(&raw).len(), cols.len());
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_version_1_file_as_it_was() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    // Someone added one of the new columns by hand: the last step of the upgrade fails.
+    v1_file(&path, "ALTER TABLE calls ADD COLUMN cost_micro_usd TEXT;");
+    let cols = columns(&raw(&path));
+    let e = RecordStore::open(&path, keep_forever()).expect_err("duplicate column");
+    assert!(
+        e.to_string().contains("upgrading the schema") && e.to_string().contains("cost_micro_usd"),
+        "{e}"
+    );
+    // One transaction: the steps before the failing one are undone too.
+    let raw = raw(&path);
+    assert_eq!(columns(&raw), cols);
+    assert_eq!(user_version(&raw), 1);
+    assert_eq!(count(&raw, "calls"), 2);
 }
