@@ -554,7 +554,8 @@ impl DialectCore for AspCore {
     }
 
     fn handle_text(&mut self, now: Instant, text: &str) {
-        if self.common.ended() {
+        // While ending, only `session.ended` matters.
+        if self.common.ended() && self.state != State::Ending {
             return;
         }
         match serde_json::from_str::<Incoming>(text) {
