@@ -39,7 +39,7 @@
 mod config;
 mod script;
 mod session;
-mod tls;
+pub mod tls;
 
 pub use config::FakeConfig;
 pub use script::{tone, Step};

@@ -1,4 +1,4 @@
-//! The fake's wss:// side: a test CA and a server certificate for `127.0.0.1` and
+//! The fake's wss:// side (also the fake WebSocket bots'): a test CA and a server certificate for `127.0.0.1` and
 //! `localhost`, generated with rcgen when the fake starts.
 
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::FakeError;
 
 /// A TLS acceptor for the fake, and its CA certificate (PEM) for the client to trust.
-pub(crate) fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
+pub fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
