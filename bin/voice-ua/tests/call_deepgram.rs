@@ -110,17 +110,7 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         let mut got: Vec<Received> = Vec::new();
         // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
         call.talk_silence(0, 420, &mut got);
-        let refer = call.wait_request("REFER", Duration::from_secs(4));
-        call.send(&reply(&refer, "202 Accepted", ""));
-        let cseq = call.next_cseq();
-        call.send(&call.in_dialog(
-            "NOTIFY",
-            cseq,
-            "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
-            "SIP/2.0 200 OK\r\n",
-        ));
-        let bye = call.wait_request("BYE", Duration::from_secs(4));
-        call.send(&reply(&bye, "200 OK", ""));
+        let (refer, bye) = common::complete_transfer(&mut call, Duration::from_secs(4));
         let record = finished_record(&call.dir.join("calls.db"));
         // The typed agent error code and the outcome, as /metrics counts them.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{exact_matches, finished_record, reply, Call, Received};
+use common::{complete_transfer, exact_matches, finished_record, reply, Call, Received};
 use std::time::Duration;
 use voice_ua_agent::AudioFormat;
 use voice_ua_fake_bots::{tone, BotConfig, FakeBot, Record, Step};
-use voice_ua_records::CallOutcome;
+use voice_ua_records::{CallOutcome, CallRecord};
 
 const TOKEN: &str = "Bearer e2e-bot-token-0123456789";
 
@@ -32,20 +32,24 @@ fn agent_packets(got: &[Received]) -> usize {
     got.iter().filter(|p| p.3.iter().any(|&b| b != 0xff)).count()
 }
 
-/// Answer a REFER with 202 and a NOTIFY 200, then the BYE that follows.
-fn complete_transfer(call: &mut Call) -> String {
-    let refer = call.wait_request("REFER", Duration::from_secs(6));
-    call.send(&reply(&refer, "202 Accepted", ""));
-    let cseq = call.next_cseq();
-    call.send(&call.in_dialog(
-        "NOTIFY",
-        cseq,
-        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
-        "SIP/2.0 200 OK\r\n",
-    ));
-    let bye = call.wait_request("BYE", Duration::from_secs(4));
-    call.send(&reply(&bye, "200 OK", ""));
-    refer
+/// A call of `packets` silent packets that ends in a transfer voice-ua carries out: what
+/// the caller heard, the REFER and the call's record.
+async fn transferred_call(
+    name: &'static str,
+    config: String,
+    packets: u32,
+) -> (Vec<Received>, String, CallRecord) {
+    tokio::task::spawn_blocking(move || {
+        let mut call = Call::start(name, &config, &[("E2E_BOT_TOKEN", TOKEN)]);
+        let mut got = Vec::new();
+        call.talk_silence(0, packets, &mut got);
+        let (refer, _) = complete_transfer(&mut call, Duration::from_secs(6));
+        let record = finished_record(&call.dir.join("calls.db"));
+        let _ = call.stop();
+        (got, refer, record)
+    })
+    .await
+    .expect("join")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,17 +118,7 @@ async fn twilio_clear_flushes_and_the_transfer_is_carried_out_and_reported() {
     ];
     let bot = FakeBot::start(BotConfig::twilio().script(script)).await.expect("bot");
     let config = bot_config(&bot, "twilio", "");
-    let (got, refer, record) = tokio::task::spawn_blocking(move || {
-        let mut call = Call::start("ws-twilio-clear", &config, &[("E2E_BOT_TOKEN", TOKEN)]);
-        let mut got = Vec::new();
-        call.talk_silence(0, 100, &mut got);
-        let refer = complete_transfer(&mut call);
-        let record = finished_record(&call.dir.join("calls.db"));
-        let _ = call.stop();
-        (got, refer, record)
-    })
-    .await
-    .expect("join");
+    let (got, refer, record) = transferred_call("ws-twilio-clear", config, 100).await;
     let played = agent_packets(&got);
     assert!((40..=70).contains(&played), "about 1 s of the 5 s answer before the clear: {played} packets");
     assert!(common::header(&refer, "Refer-To").is_some_and(|t| t.contains("sip:9001@")), "{refer}");
@@ -153,7 +147,7 @@ async fn asp_agent_greets_hears_the_turn_answers_and_transfers() {
         let mut got = Vec::new();
         // 1.5-2.1 s: the caller's turn, after the greeting has played.
         call.talk(0, 180, &mut got, |i| (75..105).contains(&i));
-        complete_transfer(&mut call);
+        complete_transfer(&mut call, Duration::from_secs(6));
         let record = finished_record(&call.dir.join("calls.db"));
         let _ = call.stop();
         (got, record)
@@ -214,17 +208,7 @@ async fn a_bot_that_breaks_mid_call_leaves_the_fallback_prompt_and_a_refer() {
     ];
     let bot = FakeBot::start(BotConfig::twilio().script(script)).await.expect("bot");
     let config = bot_config(&bot, "twilio", "");
-    let (got, refer, record) = tokio::task::spawn_blocking(move || {
-        let mut call = Call::start("ws-fallback", &config, &[("E2E_BOT_TOKEN", TOKEN)]);
-        let mut got = Vec::new();
-        call.talk_silence(0, 420, &mut got);
-        let refer = complete_transfer(&mut call);
-        let record = finished_record(&call.dir.join("calls.db"));
-        let _ = call.stop();
-        (got, refer, record)
-    })
-    .await
-    .expect("join");
+    let (got, refer, record) = transferred_call("ws-fallback", config, 420).await;
     let prompt = include_bytes!("../../../conf/fallback-en.ulaw");
     let chunks: Vec<&[u8]> = prompt.chunks(160).filter(|c| c.len() == 160).collect();
     let heard = exact_matches(&got, &chunks);

@@ -62,15 +62,3 @@ impl Transfer {
         false
     }
 }
-
-/// The result word of a transfer, for the metrics and the record.
-pub(crate) fn outcome_word(outcome: TransferOutcome) -> &'static str {
-    match outcome {
-        TransferOutcome::Accepted => "accepted",
-        TransferOutcome::Completed => "completed",
-        TransferOutcome::Refused { .. } => "refused",
-        TransferOutcome::Failed { .. } => "failed",
-        TransferOutcome::NoAnswer => "no_answer",
-        TransferOutcome::AlreadyInProgress => "busy",
-    }
-}

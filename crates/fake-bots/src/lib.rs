@@ -36,13 +36,11 @@ pub use voice_ua_fake_deepgram::tone;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 /// Which bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,8 +238,6 @@ pub enum FakeBotError {
     Tls(String),
 }
 
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
-
 impl FakeBot {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
     pub async fn start(config: BotConfig) -> Result<FakeBot, FakeBotError> {
@@ -254,15 +250,9 @@ impl FakeBot {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (acceptor, ca_file) = if config.tls {
-            let (acceptor, pem) =
-                voice_ua_fake_deepgram::tls::acceptor().map_err(|e| FakeBotError::Tls(e.to_string()))?;
-            let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "voice-ua-fake-bot-ca-{}-{}-{n}.pem",
-                std::process::id(),
-                addr.port()
-            ));
-            std::fs::write(&path, &pem)?;
+            let (acceptor, _, path) =
+                voice_ua_fake_deepgram::tls::acceptor_with_ca_file("voice-ua-fake-bot", addr.port())
+                    .map_err(|e| FakeBotError::Tls(e.to_string()))?;
             (Some(acceptor), Some(path))
         } else {
             (None, None)
@@ -295,13 +285,6 @@ impl FakeBot {
 
     /// Wait until `n` connections have ended (or `timeout`); their records.
     pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        let until = Instant::now() + timeout;
-        loop {
-            let records = self.records();
-            if records.len() >= n || Instant::now() >= until {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        voice_ua_fake_deepgram::wait_for(&self.records, n, timeout).await
     }
 }

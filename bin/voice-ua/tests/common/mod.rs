@@ -359,3 +359,20 @@ pub fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Answer voice-ua's REFER (within `wait`) with 202 and a NOTIFY 200, then the BYE that
+/// follows; the REFER and the BYE.
+pub fn complete_transfer(call: &mut Call, wait: Duration) -> (String, String) {
+    let refer = call.wait_request("REFER", wait);
+    call.send(&reply(&refer, "202 Accepted", ""));
+    let cseq = call.next_cseq();
+    call.send(&call.in_dialog(
+        "NOTIFY",
+        cseq,
+        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
+        "SIP/2.0 200 OK\r\n",
+    ));
+    let bye = call.wait_request("BYE", Duration::from_secs(4));
+    call.send(&reply(&bye, "200 OK", ""));
+    (refer, bye)
+}

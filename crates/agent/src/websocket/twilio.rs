@@ -301,7 +301,7 @@ impl TwilioCore {
             Pending::TransferResult { target, outcome } => {
                 self.seq += 1;
                 let (word, status, description) = match outcome {
-                    Ok(o) => (outcome_word(*o), sip_status(*o), o.to_string()),
+                    Ok(o) => (o.word(), sip_status(*o), o.to_string()),
                     Err(word) => {
                         (*word, None, "not started: the target is not an extension or SIP URI".into())
                     }
@@ -337,18 +337,6 @@ impl TwilioCore {
             tracing::warn!(%e, "could not write a Twilio message");
         }
         Transmit::Text
-    }
-}
-
-/// The `transfer_result.outcome` word.
-pub fn outcome_word(outcome: TransferOutcome) -> &'static str {
-    match outcome {
-        TransferOutcome::Accepted => "accepted",
-        TransferOutcome::Completed => "completed",
-        TransferOutcome::Refused { .. } => "refused",
-        TransferOutcome::Failed { .. } => "failed",
-        TransferOutcome::NoAnswer => "no_answer",
-        TransferOutcome::AlreadyInProgress => "already_in_progress",
     }
 }
 

@@ -13,11 +13,10 @@
 //! `--reply-ms` of tone, or with `--echo` the caller's own audio of that turn.
 //! Each session that ends is logged on stderr; SIGTERM or SIGINT stops it (status 0).
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use voice_ua_fake_bots::{BotConfig, BotDialect, FakeBot, Record, Step};
+use voice_ua_fake_deepgram::process;
 
 const USAGE: &str = "\
 usage: fake-bot --dialect twilio|asp [--port N] [--tls] [--greeting-ms MS] [--listen-frames N]
@@ -123,63 +122,18 @@ fn describe(n: usize, r: &Record) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse_args(&args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fake-bot: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fake-bot: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-bot: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(&args);
+    let threads = parsed.as_ref().map_or(1, |o| o.threads);
+    process::main("fake-bot", USAGE, parsed, threads, |o| Box::pin(run(o)))
 }
 
 async fn run(o: Options) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     let config = BotConfig::new(o.dialect).tls(o.tls).script(script(&o));
     let bot = FakeBot::start_on(config, o.port).await.map_err(|e| e.to_string())?;
-    {
-        let mut lines = format!("{}\n", bot.url());
-        if let Some(ca) = bot.ca_file() {
-            lines.push_str(&format!("{}\n", ca.display()));
-        }
-        let mut out = std::io::stdout().lock();
-        out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
-    }
+    process::announce(&bot.url(), bot.ca_file())?;
     eprintln!("fake-bot: {:?} bot listening on {}", o.dialect, bot.url());
     let mut reported = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = tick.tick() => reported = report(&bot, reported),
-        }
-    }
-    reported = report(&bot, reported);
+    process::until_signal(|| reported = report(&bot, reported)).await?;
     eprintln!("fake-bot: stopping; {reported} sessions ended");
     Ok(())
 }
