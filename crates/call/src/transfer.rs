@@ -4,7 +4,6 @@
 //! nobody to tell.
 
 use std::time::{Duration, Instant};
-use voice_ua_agent::TransferOutcome;
 
 /// How long after the PBX took a REFER (202) the agent is told "accepted" if no NOTIFY
 /// has reported the end by then.

@@ -95,6 +95,9 @@ enum Response {
     Idle,
 }
 
+// Frames travel by value in the queue (reserved once), like the seam's own events: no
+// heap per frame, so the size is the point.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Pending {
     SessionStart,
@@ -291,9 +294,8 @@ impl AspCore {
             "call.action" => self.on_action(m),
             "session.ended" => {
                 tracing::debug!("the agent ended the ASP session");
-                if self.state == State::Ending {
-                    self.close_now();
-                } else if self.common.finish("the agent ended the session".into()) {
+                // An answer to ours, or the agent ending the session: hang up after playback.
+                if self.state == State::Ending || self.common.finish("the agent ended the session".into()) {
                     self.close_now();
                 }
             }
