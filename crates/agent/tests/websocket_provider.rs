@@ -2,6 +2,8 @@
 //! bots on 127.0.0.1, both dialects, ws:// and wss://: the conversation both ways, marks,
 //! clear, DTMF, hangup and transfer, the end; and everything a bot can get wrong.
 
+mod common;
+
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -38,39 +40,18 @@ async fn open(bot: &FakeBot, dialect: Dialect, format: AudioFormat) -> AgentSess
     provider.open(facts(format)).await.expect("open")
 }
 
-/// The call's side: a frame every 10 ms (`loud(n)` says which are speech), playback
-/// reported at once (every mark answered as played), until `done` or the end.
+/// The call's side: a frame every 10 ms (`loud(n)` says which are speech), every mark
+/// answered as played at once, until `done` or the end.
 async fn drive(
     session: &mut AgentSession,
     format: AudioFormat,
     loud: impl Fn(usize) -> bool,
-    mut done: impl FnMut(&[AgentEvent]) -> bool,
+    done: impl FnMut(&[AgentEvent]) -> bool,
 ) -> Vec<AgentEvent> {
     let speech = tone(format, 20);
-    let mut events = Vec::new();
-    let until = tokio::time::Instant::now() + LIMIT;
-    let mut n = 0;
-    while tokio::time::Instant::now() < until {
-        let frame =
-            if loud(n) { AudioFrame::new(&speech).expect("frame") } else { AudioFrame::silence(format) };
-        let _ = session.send_audio(frame);
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        while let Some(event) = session.try_event() {
-            if let AgentEvent::Mark(id) = event {
-                let _ = session.send_playback(CallInput::MarkPlayed { id, cleared: false });
-            }
-            let end = matches!(event, AgentEvent::Ended(_));
-            events.push(event);
-            if end {
-                return events;
-            }
-        }
-        if done(&events) {
-            return events;
-        }
-    }
-    panic!("gave up waiting; events so far: {events:?}");
+    let frame =
+        |n| if loud(n) { AudioFrame::new(&speech).expect("frame") } else { AudioFrame::silence(format) };
+    common::drive(session, frame, LIMIT, done).await
 }
 
 fn audio(events: &[AgentEvent]) -> Vec<u8> {

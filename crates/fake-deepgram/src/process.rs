@@ -69,3 +69,12 @@ pub async fn until_signal(mut report: impl FnMut()) -> Result<(), String> {
     report();
     Ok(())
 }
+
+/// Log the sessions in `records` that ended since `from` (one `describe` line each on
+/// stderr); the new count.
+pub fn report<R>(records: &[R], from: usize, describe: impl Fn(usize, &R) -> String) -> usize {
+    for (i, r) in records.iter().enumerate().skip(from) {
+        eprintln!("{}", describe(i + 1, r));
+    }
+    records.len().max(from)
+}

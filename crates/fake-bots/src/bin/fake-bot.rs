@@ -140,11 +140,7 @@ async fn run(o: Options) -> Result<(), String> {
 
 /// Log the sessions that ended since `from`; the new count.
 fn report(bot: &FakeBot, from: usize) -> usize {
-    let records = bot.records();
-    for (i, r) in records.iter().enumerate().skip(from) {
-        eprintln!("{}", describe(i + 1, r));
-    }
-    records.len().max(from)
+    process::report(&bot.records(), from, describe)
 }
 
 #[cfg(test)]

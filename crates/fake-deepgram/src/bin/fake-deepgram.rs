@@ -165,11 +165,7 @@ async fn run(o: Options) -> Result<(), String> {
 
 /// Log the sessions that ended since `from`; the new count.
 fn report(fake: &FakeDeepgram, from: usize) -> usize {
-    let records = fake.records();
-    for (i, r) in records.iter().enumerate().skip(from) {
-        eprintln!("{}", describe(i + 1, r));
-    }
-    records.len().max(from)
+    process::report(&fake.records(), from, describe)
 }
 
 #[cfg(test)]
