@@ -29,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use voice_ua_fake_bots::{BotConfig, FakeBot};
 use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
 
 use crate::calls_baresip::{baresip_config, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
@@ -67,39 +68,78 @@ const PROMPT_THRESHOLD: f64 = 0.7;
 
 // ---------------------------------------------------------------- fake agent
 
-/// The fake Deepgram server and the runtime serving it (dropped in this
-/// order: the server's task first).
+/// The fake agent (Deepgram, or a WebSocket bot) and the runtime serving it
+/// (dropped in this order: the server's task first).
 struct Agent {
-    fake: FakeDeepgram,
+    fake: Fake,
     rt: tokio::runtime::Runtime,
 }
 
+enum Fake {
+    Deepgram(FakeDeepgram),
+    Bot(FakeBot, &'static str),
+}
+
 impl Agent {
-    fn start(script: Vec<Step>) -> Agent {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
-            .expect("tokio runtime for the fake agent");
+            .expect("tokio runtime for the fake agent")
+    }
+
+    fn start(script: Vec<Step>) -> Agent {
+        let rt = Agent::runtime();
         let fake = rt
             .block_on(FakeDeepgram::start(FakeConfig::new(KEY).tls(true).script(script)))
             .expect("fake Deepgram starts");
-        Agent { fake, rt }
+        Agent { fake: Fake::Deepgram(fake), rt }
+    }
+
+    /// A fake WebSocket bot over wss:// (`dialect`: twilio or asp).
+    fn bot(config: BotConfig, dialect: &'static str) -> Agent {
+        let rt = Agent::runtime();
+        let fake = rt.block_on(FakeBot::start(config.tls(true))).expect("fake bot starts");
+        Agent { fake: Fake::Bot(fake, dialect), rt }
     }
 
     /// voice-ua's `[agent]` section, `functions` appended (TOML tables).
     fn toml(&self, functions: &str) -> String {
-        let ca = self.fake.ca_file().expect("the wss fake has a CA file");
-        format!(
-            "[agent]\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
-            self.fake.url(),
-            ca.display()
-        )
+        match &self.fake {
+            Fake::Deepgram(fake) => {
+                let ca = fake.ca_file().expect("the wss fake has a CA file");
+                format!(
+                    "[agent]\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
+                    fake.url(),
+                    ca.display()
+                )
+            }
+            Fake::Bot(bot, dialect) => {
+                let ca = bot.ca_file().expect("the wss fake has a CA file");
+                format!(
+                    "[agent]\nfallback_transfer = \"9001\"\n[agent.websocket]\nurl = \"{}\"\ndialect = \"{dialect}\"\nca_file = \"{}\"\n",
+                    bot.url(),
+                    ca.display()
+                )
+            }
+        }
     }
 
     /// Records of the first `n` finished connections (waits up to `timeout`).
     fn records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        self.rt.block_on(self.fake.wait_records(n, timeout))
+        match &self.fake {
+            Fake::Deepgram(fake) => self.rt.block_on(fake.wait_records(n, timeout)),
+            Fake::Bot(..) => panic!("a fake bot's records are bot_records"),
+        }
+    }
+
+    /// The fake bot's records of the first `n` finished connections.
+    fn bot_records(&self, n: usize, timeout: Duration) -> Vec<voice_ua_fake_bots::Record> {
+        match &self.fake {
+            Fake::Bot(bot, _) => self.rt.block_on(bot.wait_records(n, timeout)),
+            Fake::Deepgram(_) => panic!("the fake Deepgram's records are records"),
+        }
     }
 }
 
@@ -205,13 +245,23 @@ impl Rig {
     /// dials 9000 and the call is established. None (after SKIP) without
     /// the tools.
     fn call(test: &str, script: Vec<Step>, functions: &str, with_9001: bool) -> Option<Rig> {
+        Rig::call_agent(test, || Agent::start(script), functions, with_9001)
+    }
+
+    /// [`Rig::call`] with the fake agent `agent` makes (once the tools are there).
+    fn call_agent(
+        test: &str,
+        agent: impl FnOnce() -> Agent,
+        functions: &str,
+        with_9001: bool,
+    ) -> Option<Rig> {
         let tools = require_tools(test, &["kamailio", "kamcmd", "baresip"])?;
         voice_ua::binary();
         let started = Instant::now();
         let run = RunDir::new(test);
         let block = PortBlock::next();
         let kam = Kamailio::start_cfg(&run, &tools, "pbx.cfg", None);
-        let agent = Agent::start(script);
+        let agent = agent();
         let mut ua = calls::start_ua_env(
             &run,
             kam.port,
@@ -777,6 +827,72 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
     let records = rig.agent.records(1, Duration::from_secs(5));
     assert_eq!(records[0].errors_sent, vec!["INTERNAL_SERVER_ERROR".to_string()], "{:?}", records[0]);
     eprintln!("agent_failure: {:.1} s", rig.started.elapsed().as_secs_f64());
+}
+
+/// What baresip heard of a 1.5 s greeting tone: it is there, about 1.5 s long, and
+/// nothing like it before or after.
+fn assert_heard_greeting(rig: &Rig, name: &str) {
+    let (heard, rate, dec) = rig.baresip.heard();
+    let scan = ToneScan::new(&heard, rate);
+    let (start, end) = scan
+        .span()
+        .unwrap_or_else(|| panic!("{name}: no 440 Hz tone heard: {}\n{}", dec.display(), rig.diag()));
+    let length = end - start;
+    let report = format!(
+        "tone {start:.2}-{end:.2} s = {length:.2} s, {:.0}% covered, max amplitude after {:.0}",
+        scan.coverage(start, end) * 100.0,
+        scan.max_amp(end + 0.1, scan.duration_s())
+    );
+    eprintln!("{name}: {report}");
+    assert!((1.3..=1.7).contains(&length), "{name}: the greeting lasts 1.5 s: {report}");
+    assert!(scan.coverage(start, end) > 0.9, "{name}: {report}");
+    assert!(scan.max_amp(end + 0.1, scan.duration_s()) < NO_TONE_MAX_AMP, "{name}: {report}");
+}
+
+/// voice-ua bridged to the fake Twilio Media Streams bot over wss://: baresip hears the
+/// bot's greeting tone through Kamailio; the bot gets its mark back and the caller's audio.
+#[test]
+fn websocket_twilio_bot_greeting_reaches_the_caller() {
+    let script = vec![
+        voice_ua_fake_bots::Step::speak("Hello", 1500),
+        voice_ua_fake_bots::Step::mark("greeting"),
+        voice_ua_fake_bots::Step::WaitMark("greeting".into()),
+    ];
+    let agent = || Agent::bot(BotConfig::twilio().script(script), "twilio");
+    let Some(mut rig) = Rig::call_agent("websocket_twilio", agent, "", false) else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(3500));
+    rig.baresip.command("/hangup");
+    calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
+    rig.baresip.quit();
+    assert_heard_greeting(&rig, "websocket_twilio");
+    let records = rig.agent.bot_records(1, Duration::from_secs(5));
+    let r = &records[0];
+    assert!(r.violations.is_empty() && r.script_done && r.stopped, "{r:?}");
+    assert_eq!(r.marks_echoed, ["greeting"]);
+    assert!(r.audio_frames >= 100, "baresip's audio reached the bot: {}", r.audio_frames);
+    assert!(!rig.ua_events("calls are answered by the WebSocket bot").is_empty(), "{}", rig.diag());
+}
+
+/// voice-ua in place of theo-ai-voice-agent's media server, against the fake ASP agent over
+/// wss://: baresip hears the agent's greeting (PCM16 from the agent, PCMU to baresip).
+#[test]
+fn websocket_asp_agent_greeting_reaches_the_caller() {
+    let script = vec![voice_ua_fake_bots::Step::speak("Olá", 1500)];
+    let agent = || Agent::bot(BotConfig::asp().script(script), "asp");
+    let Some(mut rig) = Rig::call_agent("websocket_asp", agent, "", false) else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(3500));
+    rig.baresip.command("/hangup");
+    calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
+    rig.baresip.quit();
+    assert_heard_greeting(&rig, "websocket_asp");
+    let records = rig.agent.bot_records(1, Duration::from_secs(5));
+    let r = &records[0];
+    assert!(r.violations.is_empty() && r.script_done && r.stopped, "session.end at the hangup: {r:?}");
+    assert!(r.audio_frames >= 40, "baresip's audio reached the agent after the greeting: {}", r.audio_frames);
 }
 
 #[cfg(test)]

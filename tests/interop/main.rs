@@ -5,7 +5,8 @@
 //! (`calls_baresip`, which also checks the echo in what it heard); and
 //! `agent_e2e`: baresip -> Kamailio as registrar + proxy -> voice-ua bridged
 //! to the fake Deepgram Voice Agent (greeting, tool call, barge-in,
-//! transfer, fallback on failure).
+//! transfer, fallback on failure), and to the fake WebSocket bots (`websocket_*`:
+//! the Twilio dialect and ASP, greeting heard by baresip).
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!

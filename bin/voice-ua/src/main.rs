@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
-use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider};
+use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider, WebSocketProvider};
 use voice_ua_media::JitterConfig;
 use voice_ua_sip::{RegStatus, SipUa};
 
@@ -135,7 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", checked.describe());
             if check.agent {
                 let AgentChoice::Deepgram(d) = &checked.agent else {
-                    anyhow::bail!("--agent checks the Deepgram key, but no key is configured (DEEPGRAM_API_KEY or agent.key_file)");
+                    anyhow::bail!("--agent checks the Deepgram key, but the agent is not Deepgram (DEEPGRAM_API_KEY or agent.key_file)");
                 };
                 voice_ua_agent::install_crypto_provider();
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -349,10 +349,7 @@ async fn register(
         records: record_writer.clone(),
         recorder: recorder.clone(),
         extension,
-        agent_name: match &agent_choice {
-            AgentChoice::Echo => "echo".into(),
-            AgentChoice::Deepgram(_) => "deepgram".into(),
-        },
+        agent_name: agent_choice.name(),
     });
     let provider: Arc<dyn AgentProvider> = match agent_choice {
         AgentChoice::Echo => {
@@ -363,6 +360,10 @@ async fn register(
             voice_ua_agent::install_crypto_provider();
             tracing::info!(url = %d.url, "calls are answered by the Deepgram Voice Agent");
             Arc::new(DeepgramProvider::new(*d)?)
+        }
+        AgentChoice::WebSocket(w) => {
+            tracing::info!(url = %w.url, dialect = %w.dialect, "calls are answered by the WebSocket bot");
+            Arc::new(WebSocketProvider::new(*w)?)
         }
     };
     let stop_calls = tokio_util::sync::CancellationToken::new();

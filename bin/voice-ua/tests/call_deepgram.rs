@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{exact_matches, reply, Call, Received};
+use common::{exact_matches, finished_record, reply, Call, Received};
 use std::time::Duration;
 use voice_ua_agent::AudioFormat;
 use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step};
@@ -110,17 +110,7 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         let mut got: Vec<Received> = Vec::new();
         // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
         call.talk_silence(0, 420, &mut got);
-        let refer = call.wait_request("REFER", Duration::from_secs(4));
-        call.send(&reply(&refer, "202 Accepted", ""));
-        let cseq = call.next_cseq();
-        call.send(&call.in_dialog(
-            "NOTIFY",
-            cseq,
-            "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
-            "SIP/2.0 200 OK\r\n",
-        ));
-        let bye = call.wait_request("BYE", Duration::from_secs(4));
-        call.send(&reply(&bye, "200 OK", ""));
+        let (refer, bye) = common::complete_transfer(&mut call, Duration::from_secs(4));
         let record = finished_record(&call.dir.join("calls.db"));
         // The typed agent error code and the outcome, as /metrics counts them.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -161,23 +151,6 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
         "{metrics}"
     );
     assert_eq!(common::sample(&metrics, "voice_ua_calls_total{outcome=\"failed\"}"), Some(0.0), "{metrics}");
-}
-
-/// The newest call record in `db` once it is finished (the writer thread writes it
-/// shortly after the call ends).
-fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let newest = voice_ua_records::RecordStore::open_read_only(db)
-            .ok()
-            .and_then(|s| s.last(1).ok())
-            .and_then(|mut v| v.pop());
-        match newest {
-            Some(r) if r.outcome != CallOutcome::InProgress => return r,
-            other => assert!(std::time::Instant::now() < deadline, "no finished record in {db:?}: {other:?}"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The caller talks, the agent answers after a pause with a long reply, and the caller

@@ -6,22 +6,30 @@
 //! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
+//! - `net` holds the WebSocket client plumbing the providers share (URL rule, TLS,
+//!   connect with a timeout, the reusable payload buffer).
+//! - [`websocket`] bridges a call to a WebSocket bot in the Twilio Media Streams or ASP
+//!   dialect ([`WebSocketProvider`]).
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
+mod net;
 pub mod provider;
 pub mod tools;
+pub mod websocket;
 
 pub use deepgram::{
     check_key, install_crypto_provider, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec,
     ToolKind,
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
+pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
 
 pub use error::{AgentError, ProviderCode};
+pub use net::MAX_MESSAGE_BYTES;
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,

@@ -136,6 +136,20 @@ pub enum TransferOutcome {
 }
 
 impl TransferOutcome {
+    /// The outcome as one word, for metrics, the call record and the bots that are told:
+    /// `accepted`, `completed`, `refused`, `failed`, `no_answer`, `busy` (another
+    /// transfer is under way).
+    pub const fn word(self) -> &'static str {
+        match self {
+            TransferOutcome::Accepted => "accepted",
+            TransferOutcome::Completed => "completed",
+            TransferOutcome::Refused { .. } => "refused",
+            TransferOutcome::Failed { .. } => "failed",
+            TransferOutcome::NoAnswer => "no_answer",
+            TransferOutcome::AlreadyInProgress => "busy",
+        }
+    }
+
     /// The caller has been (or is being) handed over.
     pub fn succeeded(self) -> bool {
         matches!(self, TransferOutcome::Accepted | TransferOutcome::Completed)

@@ -1,6 +1,8 @@
 //! DeepgramProvider end to end against the fake Deepgram server on 127.0.0.1, over ws://
 //! and wss:// (a test CA passed as `extra_ca_file`), and the fake's own strictness.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,30 +48,14 @@ fn loud(format: AudioFormat) -> AudioFrame {
     AudioFrame::new(&bytes).expect("frame")
 }
 
-/// Feed caller frames every 10 ms and collect events until `done` says so, the session
-/// ends, or the limit passes.
+/// Feed loud caller frames every 10 ms and collect events until `done` says so, the
+/// session ends, or the limit passes.
 async fn drive(
     session: &mut AgentSession,
     format: AudioFormat,
-    mut done: impl FnMut(&[AgentEvent]) -> bool,
+    done: impl FnMut(&[AgentEvent]) -> bool,
 ) -> Vec<AgentEvent> {
-    let mut events = Vec::new();
-    let until = tokio::time::Instant::now() + LIMIT;
-    while tokio::time::Instant::now() < until {
-        let _ = session.send_audio(loud(format));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        while let Some(event) = session.try_event() {
-            let end = matches!(event, AgentEvent::Ended(_));
-            events.push(event);
-            if end {
-                return events;
-            }
-        }
-        if done(&events) {
-            return events;
-        }
-    }
-    panic!("gave up waiting; events so far: {events:?}");
+    common::drive(session, |_| loud(format), LIMIT, done).await
 }
 
 fn audio_bytes(events: &[AgentEvent]) -> usize {

@@ -1,8 +1,9 @@
 //! The per-frame paths of the agent cores allocate nothing in steady state: the echo
 //! core's speech, recording, playback, barge-in and digit read-back (on buffers reserved
 //! in `EchoCore::new`), and the Deepgram session's caller audio on its way out (by value
-//! through the output queue, then as a WebSocket payload split off one reused buffer). (A separate test binary: allocation-counter replaces the
-//! global allocator wherever it is linked.)
+//! through the output queue, then as a WebSocket payload split off one reused buffer), and
+//! both WebSocket bot dialects both ways. (A separate test binary: allocation-counter
+//! replaces the global allocator wherever it is linked.)
 
 mod common;
 
@@ -111,4 +112,79 @@ fn audio_payloads_for_the_websocket_reuse_one_buffer() {
     });
     assert_eq!(sent, 500 * 160);
     assert_eq!(info.count_total, 0, "allocations for 500 payloads: {info:?}");
+}
+
+/// The WebSocket bots' per-frame paths: 10 s of caller audio out (Twilio: JSON + base64
+/// into the shell's buffer; ASP: header + PCM16), and the bot's audio in (a Twilio `media`
+/// message, an ASP binary burst) cut into frames for the call, marks included.
+#[test]
+fn the_websocket_dialects_carry_audio_both_ways_without_allocating() {
+    use base64::Engine as _;
+    use voice_ua_agent::websocket::asp::AspCore;
+    use voice_ua_agent::websocket::session::DialectCore;
+    use voice_ua_agent::websocket::twilio::{TwilioCore, TwilioIds};
+    use voice_ua_agent::{CallFacts, CallInput};
+
+    let facts = |format| CallFacts {
+        call_id: "c@pbx".into(),
+        caller_display: None,
+        caller_uri: "sip:2001@pbx".into(),
+        callee: "9000".into(),
+        extension: "9000".into(),
+        format,
+    };
+    let payload = base64::engine::general_purpose::STANDARD.encode([0x55u8; 800]);
+    let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{payload}"}}}}"#);
+    for format in [AudioFormat::Ulaw8k, AudioFormat::Alaw8k] {
+        let t0 = Instant::now();
+        let ids = TwilioIds::for_call(&facts(format), [7; 16]);
+        let mut twilio = TwilioCore::new(format, ids, Vec::new());
+        let mut asp = AspCore::new(t0, &facts(format), [9; 16]);
+        asp.handle_connected(t0);
+        asp.handle_text(t0, r#"{"type":"protocol.capabilities","version":"1.0.0"}"#);
+        let id = asp.session_id().to_owned();
+        asp.handle_text(
+            t0,
+            &format!(r#"{{"type":"session.started","session_id":"{id}","status":"accepted"}}"#),
+        );
+        asp.handle_text(t0, &format!(r#"{{"type":"response.start","session_id":"{id}"}}"#));
+        asp.handle_text(t0, &format!(r#"{{"type":"response.end","session_id":"{id}"}}"#));
+        let mut burst = vec![0x01, 0x01];
+        burst.extend_from_slice(&asp.hash());
+        burst.extend_from_slice(&[0, 0]);
+        burst.extend_from_slice(&[0x10; 2000]);
+        let frame = AudioFrame::silence(format);
+        let mut out = Vec::with_capacity(2048);
+        let mut run = |twilio: &mut TwilioCore, asp: &mut AspCore, n: u32| {
+            let (mut sent, mut got) = (0, 0);
+            for i in 0..n {
+                let t = t0 + Duration::from_millis(20 * u64::from(i));
+                for core in [twilio as &mut dyn DialectCore, asp as &mut dyn DialectCore] {
+                    core.handle_input(t, CallInput::Audio(frame));
+                    while core.poll_transmit(&mut out).is_some() {
+                        sent += out.len();
+                    }
+                }
+                if i % 25 == 0 {
+                    twilio.handle_text(t, &media);
+                    asp.handle_binary(t, &burst);
+                }
+                for core in [twilio as &mut dyn DialectCore, asp as &mut dyn DialectCore] {
+                    while let Some(event) = core.poll_event() {
+                        if let voice_ua_agent::AgentEvent::Mark(id) = event {
+                            core.handle_input(t, CallInput::MarkPlayed { id, cleared: false });
+                        }
+                        got += 1;
+                    }
+                }
+            }
+            (sent, got)
+        };
+        // The first frames settle the buffers and queues.
+        let _ = run(&mut twilio, &mut asp, 30);
+        let mut counts = (0, 0);
+        let info = allocation_counter::measure(|| counts = run(&mut twilio, &mut asp, 500));
+        assert!(counts.0 > 500 * 300 && counts.1 >= 20 * 13, "{format}: audio went both ways: {counts:?}");
+        assert_eq!(info.count_total, 0, "{format}: {} allocations", info.count_total);
+    }
 }

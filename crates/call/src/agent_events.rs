@@ -5,7 +5,7 @@
 
 use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Observation};
-use crate::transfer::{outcome_word, AfterPlayback, Transfer};
+use crate::transfer::{AfterPlayback, Transfer};
 use std::time::{Duration, Instant};
 use voice_ua_agent::{AgentEvent, CallInput, SessionEnd, TransferOutcome};
 use voice_ua_media::Law;
@@ -215,7 +215,7 @@ impl CallCore {
 
     /// Tell the agent how its transfer went; count it and keep it for the record.
     fn report_transfer(&mut self, now: Instant, outcome: TransferOutcome) {
-        self.tool_used(now, "transfer", outcome_word(outcome));
+        self.tool_used(now, "transfer", outcome.word());
         self.push(Action::ToAgent(CallInput::TransferResult(outcome)));
     }
 

@@ -4,7 +4,6 @@
 //! nobody to tell.
 
 use std::time::{Duration, Instant};
-use voice_ua_agent::TransferOutcome;
 
 /// How long after the PBX took a REFER (202) the agent is told "accepted" if no NOTIFY
 /// has reported the end by then.
@@ -60,17 +59,5 @@ impl Transfer {
             return self.take_report();
         }
         false
-    }
-}
-
-/// The result word of a transfer, for the metrics and the record.
-pub(crate) fn outcome_word(outcome: TransferOutcome) -> &'static str {
-    match outcome {
-        TransferOutcome::Accepted => "accepted",
-        TransferOutcome::Completed => "completed",
-        TransferOutcome::Refused { .. } => "refused",
-        TransferOutcome::Failed { .. } => "failed",
-        TransferOutcome::NoAnswer => "no_answer",
-        TransferOutcome::AlreadyInProgress => "busy",
     }
 }

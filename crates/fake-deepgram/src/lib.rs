@@ -37,16 +37,16 @@
 //! ```
 
 mod config;
+pub mod process;
 mod script;
 mod session;
-mod tls;
+pub mod tls;
 
 pub use config::FakeConfig;
 pub use script::{tone, Step};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,8 +120,6 @@ pub enum FakeError {
     Tls(String),
 }
 
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
-
 impl FakeDeepgram {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
     pub async fn start(config: FakeConfig) -> Result<FakeDeepgram, FakeError> {
@@ -129,14 +127,7 @@ impl FakeDeepgram {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (acceptor, ca_pem, ca_file) = if config.tls {
-            let (acceptor, pem) = tls::acceptor()?;
-            let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "voice-ua-fake-deepgram-ca-{}-{}-{n}.pem",
-                std::process::id(),
-                addr.port()
-            ));
-            std::fs::write(&path, &pem)?;
+            let (acceptor, pem, path) = tls::acceptor_with_ca_file("voice-ua-fake-deepgram", addr.port())?;
             (Some(acceptor), Some(pem), Some(path))
         } else {
             (None, None, None)
@@ -176,13 +167,18 @@ impl FakeDeepgram {
 
     /// Wait until `n` connections have ended (or `timeout`); their records.
     pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        let until = Instant::now() + timeout;
-        loop {
-            let records = self.records();
-            if records.len() >= n || Instant::now() >= until {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        wait_for(&self.records, n, timeout).await
+    }
+}
+
+/// Wait until `records` holds `n` entries (or `timeout`); a copy of them.
+pub async fn wait_for<T: Clone>(records: &Mutex<Vec<T>>, n: usize, timeout: Duration) -> Vec<T> {
+    let until = Instant::now() + timeout;
+    loop {
+        let now = records.lock().map(|r| r.clone()).unwrap_or_default();
+        if now.len() >= n || Instant::now() >= until {
+            return now;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,12 +1,29 @@
-//! The fake's wss:// side: a test CA and a server certificate for `127.0.0.1` and
+//! The fake's wss:// side (also the fake WebSocket bots'): a test CA and a server certificate for `127.0.0.1` and
 //! `localhost`, generated with rcgen when the fake starts.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::FakeError;
 
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+/// [`acceptor`], with its CA written to a fresh temp file named after `prefix` and `port`
+/// (the caller removes it): the acceptor, the CA's PEM and the file.
+pub fn acceptor_with_ca_file(
+    prefix: &str,
+    port: u16,
+) -> Result<(tokio_rustls::TlsAcceptor, String, PathBuf), FakeError> {
+    let (acceptor, pem) = acceptor()?;
+    let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("{prefix}-ca-{}-{port}-{n}.pem", std::process::id()));
+    std::fs::write(&path, &pem)?;
+    Ok((acceptor, pem, path))
+}
+
 /// A TLS acceptor for the fake, and its CA certificate (PEM) for the client to trust.
-pub(crate) fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
+pub fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 

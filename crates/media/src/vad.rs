@@ -155,6 +155,19 @@ impl CallerVad {
         }
     }
 
+    /// The caller-side settings, but speech ends after `hangover_frames` quiet frames (a
+    /// peer that wants 500 ms of silence before it answers: 25).
+    pub fn with_hangover(hangover_frames: u32) -> CallerVad {
+        CallerVad {
+            detector: SpeechDetector::new(
+                CALLER_MARGIN_DB,
+                CALLER_MIN_SPEECH_DBFS,
+                CALLER_ONSET_FRAMES,
+                hangover_frames,
+            ),
+        }
+    }
+
     /// Feed one 20 ms frame of 8 kHz audio (160 samples).
     pub fn push(&mut self, pcm: &[i16]) -> VadStep {
         self.detector.push(pcm_level_dbfs(pcm), 0.0)
@@ -209,5 +222,11 @@ mod tests {
         }
         assert!(vad.push(&quiet).ended);
         assert!(!vad.speaking());
+        let mut vad = CallerVad::with_hangover(25);
+        for _ in 0..3 {
+            vad.push(&loud);
+        }
+        assert!(vad.speaking());
+        assert_eq!((0..25).position(|_| vad.push(&quiet).ended), Some(24), "ends on the 25th quiet frame");
     }
 }

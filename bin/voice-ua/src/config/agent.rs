@@ -6,11 +6,12 @@
 
 use super::error::{invalid, ConfigError};
 use super::read::{read_bounded, read_text_bounded, MAX_SECRET_FILE};
+use super::websocket::{self, WebSocketSection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, ToolKind};
+use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, ToolKind, WebSocketConfig};
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
 
@@ -33,6 +34,8 @@ pub struct AgentSection {
     pub fallback_transfer: Option<String>,
     #[serde(default)]
     pub functions: Vec<FunctionSection>,
+    /// `[agent.websocket]`: a WebSocket bot.
+    pub websocket: Option<WebSocketSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +57,19 @@ pub struct FunctionSection {
 pub enum AgentChoice {
     Echo,
     Deepgram(Box<DeepgramConfig>),
+    WebSocket(Box<WebSocketConfig>),
+}
+
+impl AgentChoice {
+    /// The agent's name in call records and logs: `echo`, `deepgram`, `websocket-twilio`,
+    /// `websocket-asp`.
+    pub fn name(&self) -> String {
+        match self {
+            AgentChoice::Echo => "echo".into(),
+            AgentChoice::Deepgram(_) => "deepgram".into(),
+            AgentChoice::WebSocket(w) => format!("websocket-{}", w.dialect),
+        }
+    }
 }
 
 /// What the caller hears, and where they go, when the agent fails (the call core's type).
@@ -70,6 +86,15 @@ const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../../conf/fallback-en.ula
 
 /// Resolve `[agent]` into the agent to use. `env_key` is `DEEPGRAM_API_KEY`, if set.
 pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice, Fallback), ConfigError> {
+    choose_with_env(a, env_key, &|name| std::env::var(name).ok())
+}
+
+/// [`choose`], with the environment (for `[agent.websocket]` header secrets) given.
+pub fn choose_with_env(
+    a: &AgentSection,
+    env_key: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AgentChoice, Fallback), ConfigError> {
     let key = match (env_key.filter(|k| !k.trim().is_empty()), &a.key_file) {
         (Some(k), _) => Some(k.trim().to_string()),
         (None, Some(path)) => Some(
@@ -96,9 +121,21 @@ pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice,
     // The Deepgram settings are checked even when the echo agent is chosen, so
     // `voice-ua check` finds their mistakes before a key is added.
     let deepgram = deepgram_config(a, key.clone().unwrap_or_default())?;
-    let provider = a.provider.as_deref().unwrap_or(if key.is_some() { "deepgram" } else { "echo" });
+    let default = match (&a.websocket, &key) {
+        (Some(_), _) => "websocket",
+        (None, Some(_)) => "deepgram",
+        (None, None) => "echo",
+    };
+    let provider = a.provider.as_deref().unwrap_or(default);
     let choice = match provider {
         "echo" => AgentChoice::Echo,
+        "websocket" => {
+            let section = a.websocket.as_ref().ok_or(ConfigError::Missing {
+                what: "[agent.websocket] table",
+                fix: "add [agent.websocket] with url and dialect (or choose another agent.provider)",
+            })?;
+            AgentChoice::WebSocket(Box::new(websocket::config(section, env)?))
+        }
         "deepgram" => {
             if key.as_deref().is_none_or(str::is_empty) {
                 return Err(ConfigError::Missing {
@@ -108,7 +145,7 @@ pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice,
             }
             AgentChoice::Deepgram(Box::new(deepgram))
         }
-        other => return Err(invalid("agent.provider", other, "use deepgram or echo")),
+        other => return Err(invalid("agent.provider", other, "use deepgram, websocket or echo")),
     };
     Ok((choice, fallback))
 }
@@ -127,6 +164,7 @@ pub fn describe(choice: &AgentChoice) -> String {
             d.settings.speak_model,
             d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
+        AgentChoice::WebSocket(w) => websocket::describe(w),
     }
 }
 
@@ -296,9 +334,28 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_websocket_table_chooses_the_websocket_bot() {
+        let a = section(
+            "fallback_transfer = \"9001\"\n[websocket]\nurl = \"ws://127.0.0.1:8765/media\"\ndialect = \"asp\"\n",
+        );
+        let (c, fb) = choose_with_env(&a, Some("dg-key".into()), &|_| None).expect("ok");
+        assert_eq!(c.name(), "websocket-asp", "the table wins over a Deepgram key");
+        assert_eq!(fb.transfer.as_deref(), Some("9001"), "the shared fallback keys apply");
+        assert!(
+            describe(&c).starts_with("websocket bot (asp) at ws://127.0.0.1:8765/media"),
+            "{}",
+            describe(&c)
+        );
+        let a = section("provider = \"echo\"\n[websocket]\nurl = \"wss://b/x\"\ndialect = \"twilio\"\n");
+        assert_eq!(choose_with_env(&a, None, &|_| None).expect("ok").0.name(), "echo");
+    }
+
+    #[test]
     fn mistakes_are_one_line() {
         for (text, expect) in [
             ("provider = \"gpt\"", "agent.provider = \"gpt\""),
+            ("provider = \"websocket\"", "[agent.websocket]"),
+            ("[websocket]\ndialect = \"asp\"", "agent.websocket.url"),
             ("url = \"https://x\"", "agent.url"),
             ("[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"http\"", "agent.functions.url"),
             (

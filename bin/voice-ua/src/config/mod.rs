@@ -16,6 +16,7 @@ mod props;
 mod read;
 mod records;
 mod sip;
+mod websocket;
 
 pub use agent::{AgentChoice, Fallback};
 pub use calls::CallSettings;
@@ -223,6 +224,9 @@ mod tests {
             "headers",
             "parameters",
             "target",
+            "dialect",
+            "custom_parameters",
+            "connect_timeout_ms",
             "listen",
             "path",
             "retention_days",

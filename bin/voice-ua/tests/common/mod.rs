@@ -342,3 +342,37 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 pub fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// The newest call record in `db` once it is finished (the writer thread writes it
+/// shortly after the call ends).
+pub fn finished_record(db: &std::path::Path) -> voice_ua_records::CallRecord {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let newest = voice_ua_records::RecordStore::open_read_only(db)
+            .ok()
+            .and_then(|s| s.last(1).ok())
+            .and_then(|mut v| v.pop());
+        match newest {
+            Some(r) if r.outcome != voice_ua_records::CallOutcome::InProgress => return r,
+            other => assert!(std::time::Instant::now() < deadline, "no finished record in {db:?}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Answer voice-ua's REFER (within `wait`) with 202 and a NOTIFY 200, then the BYE that
+/// follows; the REFER and the BYE.
+pub fn complete_transfer(call: &mut Call, wait: Duration) -> (String, String) {
+    let refer = call.wait_request("REFER", wait);
+    call.send(&reply(&refer, "202 Accepted", ""));
+    let cseq = call.next_cseq();
+    call.send(&call.in_dialog(
+        "NOTIFY",
+        cseq,
+        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
+        "SIP/2.0 200 OK\r\n",
+    ));
+    let bye = call.wait_request("BYE", Duration::from_secs(4));
+    call.send(&reply(&bye, "200 OK", ""));
+    (refer, bye)
+}

@@ -4,13 +4,11 @@
 //! the key masked in `Debug`, and the URL check (`wss://`, or `ws://` to loopback only).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use tokio_tungstenite::tungstenite::http::Uri;
 
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
-use super::provider_error;
 use crate::provider::AudioFormat;
 use crate::tools::FunctionSpec;
 use crate::AgentError;
@@ -157,20 +155,5 @@ impl Default for AgentConfig {
 
 /// `wss://` anywhere, `ws://` only to a loopback host.
 pub(super) fn check_url(url: &str) -> Result<Uri, AgentError> {
-    let uri: Uri =
-        url.parse().map_err(|e| provider_error(format!("agent URL {url:?} is not a URL ({e})")))?;
-    let host = uri.host().unwrap_or_default();
-    match uri.scheme_str() {
-        Some("wss") => Ok(uri),
-        Some("ws") if is_loopback(host) => Ok(uri),
-        Some("ws") => Err(provider_error(format!(
-            "agent URL {url} is plain ws:// to a non-loopback host: use wss:// (the API key would travel in clear text)"
-        ))),
-        _ => Err(provider_error(format!("agent URL {url} must start with wss://"))),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    crate::net::check_url(super::session::PROVIDER, url)
 }

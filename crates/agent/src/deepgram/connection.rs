@@ -4,24 +4,21 @@
 //! socket and the state machine (renewing the session past Deepgram's cap), and
 //! [`check_key`].
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message;
 
-use super::audio_out::AudioOut;
 use super::config::{check_url, DeepgramConfig};
 use super::messages::Settings;
+use super::provider_error;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
-use super::{http, provider_error};
+use crate::net::{self, AudioOut, Ws};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
 use crate::tools::{start_tool, transfer_result, PendingTransfer, ToolResult};
 use crate::AgentError;
@@ -29,112 +26,28 @@ use crate::AgentError;
 /// How long the TCP + TLS + WebSocket handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Install ring as rustls' process-wide crypto provider. rustls panics when it has to pick
-/// a default and more than one provider is linked; voice-ua links only ring, and installs
-/// it explicitly anyway. Idempotent: a second call (or another provider installed first)
-/// is left as it is.
-pub fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: some provider is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
+pub use crate::net::install_crypto_provider;
 
 /// webpki roots plus the extra CA file, ring only.
 pub(super) fn tls_config(extra_ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, AgentError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra_ca_file {
-        let shown = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| provider_error(format!("cannot read extra CA file {shown}: {e}")))?;
-        let mut added = 0;
-        for cert in certs {
-            let cert = cert.map_err(|e| provider_error(format!("extra CA file {shown} is not PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| provider_error(format!("extra CA file {shown}: bad certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(provider_error(format!("extra CA file {shown} holds no CERTIFICATE block")));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| provider_error(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
+    net::tls_config(PROVIDER, extra_ca_file)
 }
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Open the WebSocket with `Authorization: Token <key>`. Errors are one line for the log.
 async fn connect(config: &DeepgramConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
-    let uri = check_url(&config.url)?;
-    let host = uri.host().unwrap_or_default().to_owned();
-    let mut request = config
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| provider_error(format!("agent URL {} is not usable: {e}", config.url)))?;
+    check_url(&config.url)?;
     let auth = HeaderValue::from_str(&format!("Token {}", config.api_key.trim()))
         .map_err(|_| provider_error("the Deepgram API key holds characters a header cannot carry"))?;
-    request.headers_mut().insert("Authorization", auth);
-    let connector =
-        if uri.scheme_str() == Some("wss") { Connector::Rustls(Arc::clone(tls)) } else { Connector::Plain };
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Err(_) => Err(provider_error(format!(
-            "no answer from Deepgram at {host} within {} s: check the network and firewall",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
-        Ok(Ok((ws, _response))) => Ok(ws),
-        Ok(Err(e)) => Err(connect_error(&host, e)),
-    }
-}
-
-fn connect_error(host: &str, error: tungstenite::Error) -> AgentError {
-    use tungstenite::Error as E;
-    let detail = match error {
-        E::Http(response) => {
-            let status = response.status();
-            // Whatever answered (Deepgram, a proxy's error page): one short line.
-            let dg_error = response
-                .headers()
-                .get("dg-error")
-                .and_then(|v| v.to_str().ok())
-                .map(http::error_excerpt)
-                .or_else(|| {
-                    response.body().as_ref().map(|b| http::error_excerpt(&String::from_utf8_lossy(b)))
-                })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                format!("Deepgram rejected the API key (HTTP {}: {dg_error}): check the key", status.as_u16())
-            } else {
-                format!("Deepgram refused the WebSocket (HTTP {}: {dg_error})", status.as_u16())
-            }
-        }
-        E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("cannot connect to Deepgram at {host}: connection refused")
-        }
-        // tokio-rustls reports handshake failures as io errors wrapping the rustls error.
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => tls_failure(host, &e),
-        E::Io(e) => format!("cannot connect to Deepgram at {host}: {e}"),
-        E::Tls(e) => tls_failure(host, &e),
-        other => format!("WebSocket to Deepgram at {host} failed: {other}"),
+    let peer = net::Peer {
+        name: "Deepgram",
+        error_header: Some("dg-error"),
+        credential: "API key",
+        auth_fix: "check the key",
     };
-    provider_error(detail)
-}
-
-fn tls_failure(host: &str, error: &dyn fmt::Display) -> String {
-    format!("TLS with Deepgram at {host} failed ({error}): check the system clock, any TLS-inspecting proxy, or extra_ca_file")
+    let headers = [(AUTHORIZATION, auth)];
+    net::connect(&config.url, &headers, tls, CONNECT_TIMEOUT, net::MAX_MESSAGE_BYTES, peer)
+        .await
+        .map_err(|e| provider_error(e.detail))
 }
 
 /// The session task: connect, then shuttle frames between the call, the socket and the

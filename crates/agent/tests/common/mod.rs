@@ -5,7 +5,9 @@
 
 use std::f64::consts::TAU;
 
-use voice_ua_agent::AudioFormat;
+use std::time::Duration;
+
+use voice_ua_agent::{AgentEvent, AgentSession, AudioFormat, AudioFrame, CallInput};
 
 /// Linear samples → bytes in `format`.
 pub fn encode(format: AudioFormat, pcm: &[i16]) -> Vec<u8> {
@@ -116,4 +118,37 @@ pub fn goertzel(samples: &[i16], hz: f64, rate: f64) -> f64 {
 /// The three call formats the echo agent must handle.
 pub fn formats() -> [AudioFormat; 3] {
     [AudioFormat::Ulaw8k, AudioFormat::Alaw8k, AudioFormat::Linear16 { rate_hz: 16000 }]
+}
+
+/// The call's side of a session for the provider tests: `frame(n)` every 10 ms, each
+/// mark answered as played at once, until `done` says so or the session ends (panics
+/// after `limit`).
+pub async fn drive(
+    session: &mut AgentSession,
+    frame: impl Fn(usize) -> AudioFrame,
+    limit: Duration,
+    mut done: impl FnMut(&[AgentEvent]) -> bool,
+) -> Vec<AgentEvent> {
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + limit;
+    let mut n = 0;
+    while tokio::time::Instant::now() < until {
+        let _ = session.send_audio(frame(n));
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while let Some(event) = session.try_event() {
+            if let AgentEvent::Mark(id) = event {
+                let _ = session.send_playback(CallInput::MarkPlayed { id, cleared: false });
+            }
+            let end = matches!(event, AgentEvent::Ended(_));
+            events.push(event);
+            if end {
+                return events;
+            }
+        }
+        if done(&events) {
+            return events;
+        }
+    }
+    panic!("gave up waiting; events so far: {events:?}");
 }

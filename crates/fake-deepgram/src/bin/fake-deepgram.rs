@@ -31,11 +31,10 @@
 //! Each session that ends is logged on stderr (`session ...: end=..., errors=[...]`); on
 //! SIGTERM or SIGINT a summary line follows and the process exits with status 0.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
+use voice_ua_fake_deepgram::{process, FakeConfig, FakeDeepgram, Record, Step};
 
 const USAGE: &str = "\
 usage: fake-deepgram [--key KEY] [--tls] [--greeting-ms MS] [--listen-frames N] [--reply-ms MS]
@@ -130,54 +129,16 @@ fn describe(n: usize, r: &Record) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let env_key = std::env::var("DEEPGRAM_API_KEY").ok();
-    let options = match parse_args(&args, env_key) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fake-deepgram: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fake-deepgram: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-deepgram: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(&args, std::env::var("DEEPGRAM_API_KEY").ok());
+    let threads = parsed.as_ref().map_or(1, |o| o.threads);
+    process::main("fake-deepgram", USAGE, parsed, threads, |o| Box::pin(run(o)))
 }
 
 async fn run(o: Options) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     let steps = script(&o);
     let config = FakeConfig::new(&o.key).tls(o.tls).idle_timeout(o.idle_timeout).script(steps);
     let fake = FakeDeepgram::start(config).await.map_err(|e| e.to_string())?;
-    {
-        let mut out = std::io::stdout().lock();
-        let mut lines = format!("{}\n", fake.url());
-        if let Some(ca) = fake.ca_file() {
-            lines.push_str(&format!("{}\n", ca.display()));
-        }
-        out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
-    }
+    process::announce(&fake.url(), fake.ca_file())?;
     eprintln!(
         "fake-deepgram: listening on {}; script: greeting {} ms, then {} turns of ({} client frames, \
          user turn, reply {} ms); idle timeout {} s",
@@ -189,15 +150,7 @@ async fn run(o: Options) -> Result<(), String> {
         o.idle_timeout.as_secs()
     );
     let mut reported = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = tick.tick() => reported = report(&fake, reported),
-        }
-    }
-    reported = report(&fake, reported);
+    process::until_signal(|| reported = report(&fake, reported)).await?;
     let records = fake.records();
     let failed = records.iter().filter(|r| !r.errors_sent.is_empty() || r.refused.is_some()).count();
     let timeouts =
@@ -212,11 +165,7 @@ async fn run(o: Options) -> Result<(), String> {
 
 /// Log the sessions that ended since `from`; the new count.
 fn report(fake: &FakeDeepgram, from: usize) -> usize {
-    let records = fake.records();
-    for (i, r) in records.iter().enumerate().skip(from) {
-        eprintln!("{}", describe(i + 1, r));
-    }
-    records.len().max(from)
+    process::report(&fake.records(), from, describe)
 }
 
 #[cfg(test)]
