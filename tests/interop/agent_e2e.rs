@@ -47,7 +47,7 @@ const FALLBACK: &[u8] = include_bytes!("../../conf/fallback-en.ulaw");
 
 /// Tone analysis window: 200 samples at 8 kHz, exactly 11 periods of 440 Hz
 /// (and 25 of 1 kHz), so a Goertzel filter at either has no leakage.
-const TONE_WIN_S: f64 = 0.025;
+pub(crate) const TONE_WIN_S: f64 = 0.025;
 
 /// The fake's tone is about -12 dBFS (amplitude 8000). A window holds the
 /// tone when its 440 Hz amplitude exceeds this and carries most of its
@@ -70,7 +70,7 @@ const PROMPT_THRESHOLD: f64 = 0.7;
 
 /// The fake agent (Deepgram, or a WebSocket bot) and the runtime serving it
 /// (dropped in this order: the server's task first).
-struct Agent {
+pub(crate) struct Agent {
     fake: Fake,
     rt: tokio::runtime::Runtime,
 }
@@ -78,6 +78,11 @@ struct Agent {
 enum Fake {
     Deepgram(FakeDeepgram),
     Bot(FakeBot, &'static str),
+    /// A peer in its own process (Pipecat), with voice-ua's `[agent]` section for it.
+    Process {
+        toml: String,
+        _peer: Proc,
+    },
 }
 
 impl Agent {
@@ -104,9 +109,15 @@ impl Agent {
         Agent { fake: Fake::Bot(fake, dialect), rt }
     }
 
+    /// A peer running in its own process, reached with this `[agent]` section.
+    pub(crate) fn process(peer: Proc, toml: String) -> Agent {
+        Agent { fake: Fake::Process { toml, _peer: peer }, rt: Agent::runtime() }
+    }
+
     /// voice-ua's `[agent]` section, `functions` appended (TOML tables).
     fn toml(&self, functions: &str) -> String {
         match &self.fake {
+            Fake::Process { toml, .. } => toml.clone(),
             Fake::Deepgram(fake) => {
                 let ca = fake.ca_file().expect("the wss fake has a CA file");
                 format!(
@@ -130,7 +141,7 @@ impl Agent {
     fn records(&self, n: usize, timeout: Duration) -> Vec<Record> {
         match &self.fake {
             Fake::Deepgram(fake) => self.rt.block_on(fake.wait_records(n, timeout)),
-            Fake::Bot(..) => panic!("a fake bot's records are bot_records"),
+            Fake::Bot(..) | Fake::Process { .. } => panic!("only the fake Deepgram has these records"),
         }
     }
 
@@ -138,14 +149,14 @@ impl Agent {
     fn bot_records(&self, n: usize, timeout: Duration) -> Vec<voice_ua_fake_bots::Record> {
         match &self.fake {
             Fake::Bot(bot, _) => self.rt.block_on(bot.wait_records(n, timeout)),
-            Fake::Deepgram(_) => panic!("the fake Deepgram's records are records"),
+            Fake::Deepgram(_) | Fake::Process { .. } => panic!("only a fake bot has bot_records"),
         }
     }
 }
 
 // ------------------------------------------------------------------- baresip
 
-struct Baresip {
+pub(crate) struct Baresip {
     proc: Proc,
     cons_port: u16,
     console: UdpSocket,
@@ -154,12 +165,22 @@ struct Baresip {
 
 impl Baresip {
     /// baresip registered as 1001 (and 9001 with auto-answer when
-    /// `with_9001`) at Kamailio, silence as its microphone, PCMU only.
-    fn start(run: &RunDir, baresip: &Path, block: &PortBlock, kam_port: u16, with_9001: bool) -> Baresip {
+    /// `with_9001`) at Kamailio, `mic` (8 kHz; silence when empty) as its microphone,
+    /// PCMU only.
+    fn start(
+        run: &RunDir,
+        baresip: &Path,
+        block: &PortBlock,
+        kam_port: u16,
+        with_9001: bool,
+        mic: &[i16],
+    ) -> Baresip {
         let cfg_dir = run.subdir("baresip");
         let dumps = run.subdir("dumps");
         let silence = run.file("silence.wav");
-        write_wav(&silence, &vec![0i16; 8000 * 30], 8000);
+        let mut source = mic.to_vec();
+        source.resize(source.len().max(8000 * 30), 0);
+        write_wav(&silence, &source, 8000);
         let sip_port = free_port();
         let cons_port = free_port();
         let config = baresip_config(sip_port, (block.peer(4), block.peer(15)), &silence, cons_port, &dumps);
@@ -184,18 +205,18 @@ impl Baresip {
     }
 
     /// One console command (menu syntax, one datagram each).
-    fn command(&self, text: &str) {
+    pub(crate) fn command(&self, text: &str) {
         self.console
             .send_to(format!("{text}\n").as_bytes(), ("127.0.0.1", self.cons_port))
             .expect("send to baresip console");
     }
 
-    fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         logs::read(&self.proc.stdout)
     }
 
     /// Hang up, quit, and wait for it to exit: the WAV dumps are complete.
-    fn quit(&mut self) {
+    pub(crate) fn quit(&mut self) {
         self.command("/hangup");
         std::thread::sleep(Duration::from_millis(300));
         self.command("/quit");
@@ -205,7 +226,7 @@ impl Baresip {
     }
 
     /// What baresip heard on its (first) call.
-    fn heard(&self) -> (Vec<f64>, u32, PathBuf) {
+    pub(crate) fn heard(&self) -> (Vec<f64>, u32, PathBuf) {
         let dec = find_dump(&self.dumps, "-dec.wav")
             .unwrap_or_else(|| panic!("no dump-*-dec.wav in {}\n{}", self.dumps.display(), self.diag()));
         let (samples, rate) = read_wav(&dec);
@@ -221,12 +242,12 @@ impl Baresip {
 
 /// One test's peers. Field order is drop order: processes first, the run
 /// directory (kept on failure) last.
-struct Rig {
-    baresip: Baresip,
-    ua: VoiceUa,
+pub(crate) struct Rig {
+    pub(crate) baresip: Baresip,
+    pub(crate) ua: VoiceUa,
     kam: Kamailio,
     agent: Agent,
-    started: Instant,
+    pub(crate) started: Instant,
     run: RunDir,
 }
 
@@ -245,15 +266,27 @@ impl Rig {
     /// dials 9000 and the call is established. None (after SKIP) without
     /// the tools.
     fn call(test: &str, script: Vec<Step>, functions: &str, with_9001: bool) -> Option<Rig> {
-        Rig::call_agent(test, || Agent::start(script), functions, with_9001)
+        Rig::call_agent(test, |_| Agent::start(script), functions, with_9001)
     }
 
     /// [`Rig::call`] with the fake agent `agent` makes (once the tools are there).
     fn call_agent(
         test: &str,
-        agent: impl FnOnce() -> Agent,
+        agent: impl FnOnce(&RunDir) -> Agent,
         functions: &str,
         with_9001: bool,
+    ) -> Option<Rig> {
+        Rig::call_with_mic(test, agent, functions, with_9001, &[])
+    }
+
+    /// [`Rig::call_agent`] with baresip's microphone playing `mic` (8 kHz) from the
+    /// moment it starts.
+    pub(crate) fn call_with_mic(
+        test: &str,
+        agent: impl FnOnce(&RunDir) -> Agent,
+        functions: &str,
+        with_9001: bool,
+        mic: &[i16],
     ) -> Option<Rig> {
         let tools = require_tools(test, &["kamailio", "kamcmd", "baresip"])?;
         voice_ua::binary();
@@ -261,7 +294,7 @@ impl Rig {
         let run = RunDir::new(test);
         let block = PortBlock::next();
         let kam = Kamailio::start_cfg(&run, &tools, "pbx.cfg", None);
-        let agent = agent();
+        let agent = agent(&run);
         let mut ua = calls::start_ua_env(
             &run,
             kam.port,
@@ -272,7 +305,7 @@ impl Rig {
         );
         let regs = ua.wait_registered(1, Duration::from_secs(10));
         assert!(regs.is_some(), "voice-ua did not register at Kamailio\n{}\n{}", kam.diag(), ua.diag());
-        let baresip = Baresip::start(&run, tools.get("baresip"), &block, kam.port, with_9001);
+        let baresip = Baresip::start(&run, tools.get("baresip"), &block, kam.port, with_9001, mic);
         let users: &[&str] = if with_9001 { &["1001", "9001"] } else { &["1001"] };
         let bound = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
             users.iter().all(|u| !kam.bindings(u).is_empty()).then_some(())
@@ -312,11 +345,11 @@ impl Rig {
     }
 
     /// voice-ua's events whose message contains `text`.
-    fn ua_events(&self, text: &str) -> Vec<Value> {
+    pub(crate) fn ua_events(&self, text: &str) -> Vec<Value> {
         self.ua.events().into_iter().filter(|e| logs::message(e).is_some_and(|m| m.contains(text))).collect()
     }
 
-    fn diag(&self) -> String {
+    pub(crate) fn diag(&self) -> String {
         format!(
             "run directory {}\n{}\n{}\n{}",
             self.run.path().display(),
@@ -369,7 +402,7 @@ fn ulaw_decode(code: u8) -> i16 {
 }
 
 /// Amplitude of the `freq` component of `w` (Goertzel).
-fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
+pub(crate) fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
     let k = 2.0 * (TAU * freq / rate).cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for &x in w {
@@ -385,14 +418,14 @@ fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
 /// whether the window holds the tone (440 Hz amplitude above
 /// [`TONE_MIN_AMP`] and at least 80% of the window's RMS-equivalent
 /// amplitude, i.e. a tone, not broadband noise).
-struct ToneScan {
+pub(crate) struct ToneScan {
     amp: Vec<f64>,
     amp_1k: Vec<f64>,
     tone: Vec<bool>,
 }
 
 impl ToneScan {
-    fn new(samples: &[f64], rate: u32) -> ToneScan {
+    pub(crate) fn new(samples: &[f64], rate: u32) -> ToneScan {
         let n = (f64::from(rate) * TONE_WIN_S).round() as usize;
         let (mut amp, mut amp_1k, mut tone) = (Vec::new(), Vec::new(), Vec::new());
         for w in samples.chunks_exact(n) {
@@ -406,7 +439,7 @@ impl ToneScan {
     }
 
     /// Start and end (s) of the first and last tone window.
-    fn span(&self) -> Option<(f64, f64)> {
+    pub(crate) fn span(&self) -> Option<(f64, f64)> {
         let first = self.tone.iter().position(|&t| t)?;
         let last = self.tone.iter().rposition(|&t| t)?;
         Some((first as f64 * TONE_WIN_S, (last + 1) as f64 * TONE_WIN_S))
@@ -419,7 +452,7 @@ impl ToneScan {
     }
 
     /// Share of windows in [from, to) holding the tone.
-    fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
+    pub(crate) fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
         let r = self.windows(from_s, to_s);
         if r.is_empty() {
             return 0.0;
@@ -428,7 +461,7 @@ impl ToneScan {
         self.tone[r].iter().filter(|&&t| t).count() as f64 / n as f64
     }
 
-    fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
+    pub(crate) fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
         self.amp[self.windows(from_s, to_s)].iter().copied().fold(0.0, f64::max)
     }
 
@@ -440,7 +473,7 @@ impl ToneScan {
         }
     }
 
-    fn duration_s(&self) -> f64 {
+    pub(crate) fn duration_s(&self) -> f64 {
         self.tone.len() as f64 * TONE_WIN_S
     }
 }
@@ -831,7 +864,7 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
 
 /// What baresip heard of a 1.5 s greeting tone: it is there, about 1.5 s long, and
 /// nothing like it before or after.
-fn assert_heard_greeting(rig: &Rig, name: &str) {
+pub(crate) fn assert_heard_greeting(rig: &Rig, name: &str) {
     let (heard, rate, dec) = rig.baresip.heard();
     let scan = ToneScan::new(&heard, rate);
     let (start, end) = scan
@@ -858,7 +891,7 @@ fn websocket_twilio_bot_greeting_reaches_the_caller() {
         voice_ua_fake_bots::Step::mark("greeting"),
         voice_ua_fake_bots::Step::WaitMark("greeting".into()),
     ];
-    let agent = || Agent::bot(BotConfig::twilio().script(script), "twilio");
+    let agent = |_: &RunDir| Agent::bot(BotConfig::twilio().script(script), "twilio");
     let Some(mut rig) = Rig::call_agent("websocket_twilio", agent, "", false) else {
         return;
     };
@@ -880,7 +913,7 @@ fn websocket_twilio_bot_greeting_reaches_the_caller() {
 #[test]
 fn websocket_asp_agent_greeting_reaches_the_caller() {
     let script = vec![voice_ua_fake_bots::Step::speak("Olá", 1500)];
-    let agent = || Agent::bot(BotConfig::asp().script(script), "asp");
+    let agent = |_: &RunDir| Agent::bot(BotConfig::asp().script(script), "asp");
     let Some(mut rig) = Rig::call_agent("websocket_asp", agent, "", false) else {
         return;
     };

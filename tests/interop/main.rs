@@ -6,7 +6,8 @@
 //! `agent_e2e`: baresip -> Kamailio as registrar + proxy -> voice-ua bridged
 //! to the fake Deepgram Voice Agent (greeting, tool call, barge-in,
 //! transfer, fallback on failure), and to the fake WebSocket bots (`websocket_*`:
-//! the Twilio dialect and ASP, greeting heard by baresip).
+//! the Twilio dialect and ASP, greeting heard by baresip); `pipecat_twilio`: voice-ua
+//! bridged to Pipecat, a real Twilio Media Streams peer (greeting, answer, close, clear).
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
@@ -24,6 +25,7 @@
 mod agent_e2e;
 mod calls_baresip;
 mod calls_sipp;
+mod pipecat_twilio;
 mod register_kamailio;
 mod register_sipp;
 mod selfcheck;
