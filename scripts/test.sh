@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of voice-ua: unit and property tests, in-process end-to-end tests,
-# and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp). Installs the
-# Debian packages the interop ring needs when they are missing.
+# and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp, baresip, Pipecat).
+# Installs the Debian packages and the Pipecat venv the interop ring needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing+=(ka
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip)
+# Pipecat's venv (below) needs python3 with venv and pip.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} (Debian packages for the interop tests)"
   sudo_cmd=()
@@ -18,6 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+
+# Pipecat (PyPI, pinned), the third-party Twilio-dialect peer of the interop ring, in a
+# venv under the target directory: made once (~35 s), before the tests run in parallel.
+bash tests/interop/support/pipecat-venv.sh >/dev/null
 
 # The interop tests run the real binary: build it first.
 cargo build --workspace --bins
