@@ -176,6 +176,7 @@ async fn the_callers_speech_reaches_the_agent_and_its_barge_in_cuts_the_reply() 
     assert!(status.success(), "{status:?}");
     let records = fake.wait_records(1, Duration::from_secs(3)).await;
     assert!(records[0].script_done, "the fake ran its whole script: {}", records[0].end);
+    assert_eq!(records[0].barge_ins.len(), 2, "each UserStartedSpeaking's instant is recorded");
     // Greeting (20 packets) + the reply up to the barge-in; uninterrupted, the reply
     // alone would have been 250 packets, all of them before the call ended at 7 s.
     let agent_packets = got.iter().filter(|p| p.3.iter().any(|&b| b != 0xff)).count();

@@ -125,6 +125,7 @@ async fn twilio_clear_flushes_and_the_transfer_is_carried_out_and_reported() {
     let r = &records(&bot).await[0];
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(r.marks_echoed, ["long"], "the cleared mark comes back too");
+    assert_eq!(r.barge_ins.len(), 1, "the clear's instant is recorded");
     assert_eq!(r.transfer_results.len(), 1, "{r:?}");
     assert_eq!(r.transfer_results[0]["outcome"], "completed");
     assert_eq!(r.transfer_results[0]["succeeded"], true);

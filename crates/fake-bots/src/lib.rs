@@ -202,6 +202,10 @@ pub struct Record {
     pub stopped: bool,
     /// Protocol faults the fake noticed.
     pub violations: Vec<String>,
+    /// Twilio: when the fake finished writing each `clear` (the barge-in signal), on the
+    /// process's monotonic clock: benchmarks time the cut of the bot's audio from it.
+    /// ASP has no such message (voice-ua's own VAD barges in).
+    pub barge_ins: Vec<std::time::Instant>,
     /// The script ran to its end.
     pub script_done: bool,
     /// How the connection ended.

@@ -150,12 +150,17 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin, B: Bot>(
                 bot.heard().clear();
             }
             wait = Wait::Nothing;
+            let clear = matches!(next, Step::Clear);
             let (messages, flow) = bot.step(next, record);
+            let barge_in = clear && !messages.is_empty();
             for m in messages {
                 if ws.send(m).await.is_err() {
                     record.end = "client gone while the script ran".into();
                     return;
                 }
+            }
+            if barge_in {
+                record.barge_ins.push(std::time::Instant::now());
             }
             match flow {
                 Flow::Continue => {}
