@@ -52,6 +52,19 @@ pub fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
 /// One RTP packet voice-ua sent: (sequence, timestamp, marker, payload).
 pub type Received = (u16, u32, bool, Vec<u8>);
 
+/// One RTP packet voice-ua sent and the instant the fake PBX received it.
+pub type Arrival = (Instant, Received);
+
+/// One 20 ms μ-law frame of a 440 Hz tone at about -12 dBFS: the caller's voice.
+pub fn caller_tone() -> [u8; 160] {
+    let mut tone = [0u8; 160];
+    for (k, b) in tone.iter_mut().enumerate() {
+        let x = (std::f64::consts::TAU * 440.0 * k as f64 / 8000.0).sin() * 8000.0;
+        *b = ulaw(x as i16);
+    }
+    tone
+}
+
 /// voice-ua registered with the fake PBX and in a call with the fake caller.
 pub struct Call {
     pub ua: Child,
@@ -264,22 +277,51 @@ impl Call {
     pub fn drain_rtp(&self, into: &mut Vec<Received>, wait: Duration) {
         let until = Instant::now() + wait;
         loop {
-            let mut b = [0u8; 1500];
-            if let Ok((len, from)) = self.media.recv_from(&mut b) {
-                assert_eq!(from, self.ua_rtp, "symmetric RTP: sent from the advertised port");
-                if len >= 12 {
-                    into.push((
-                        u16::from_be_bytes([b[2], b[3]]),
-                        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                        b[1] & 0x80 != 0,
-                        b[12..len].to_vec(),
-                    ));
-                }
+            if let Some(packet) = self.recv_rtp(until) {
+                into.push(packet);
             }
             if Instant::now() >= until {
                 return;
             }
         }
+    }
+
+    /// [`drain_rtp`](Self::drain_rtp), with the instant each packet arrived (taken as the
+    /// receive returns).
+    pub fn drain_rtp_timed(&self, into: &mut Vec<Arrival>, wait: Duration) {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(packet) = self.recv_rtp(until) {
+                into.push((Instant::now(), packet));
+            }
+            if Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
+    /// One RTP packet from voice-ua, if one comes within 1 to 5 ms (as near `until` as
+    /// that allows; the media socket's read timeout stays within that range).
+    fn recv_rtp(&self, until: Instant) -> Option<Received> {
+        let wait = until.saturating_duration_since(Instant::now());
+        let _ =
+            self.media.set_read_timeout(Some(wait.clamp(Duration::from_millis(1), Duration::from_millis(5))));
+        let mut b = [0u8; 1500];
+        let (len, from) = self.media.recv_from(&mut b).ok()?;
+        assert_eq!(from, self.ua_rtp, "symmetric RTP: sent from the advertised port");
+        (len >= 12).then(|| {
+            (
+                u16::from_be_bytes([b[2], b[3]]),
+                u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                b[1] & 0x80 != 0,
+                b[12..len].to_vec(),
+            )
+        })
+    }
+
+    /// Send one PCMU packet to voice-ua: sequence number `seq`, timestamp `seq` × 160.
+    pub fn send_frame(&self, seq: u16, marker: bool, payload: &[u8]) {
+        self.media.send_to(&rtp(0, seq, u32::from(seq) * 160, marker, payload), self.ua_rtp).expect("rtp");
     }
 
     /// Send `n` packets of μ-law silence at real-time pace, collecting what comes back.
@@ -291,17 +333,11 @@ impl Call {
     /// (counted from 0) carries a 440 Hz tone at about -12 dBFS when `loud(i)`, else silence.
     pub fn talk(&self, first_seq: u16, n: u32, into: &mut Vec<Received>, loud: impl Fn(u32) -> bool) {
         let start = Instant::now();
-        let mut tone = [0u8; 160];
-        for (k, b) in tone.iter_mut().enumerate() {
-            let x = (std::f64::consts::TAU * 440.0 * k as f64 / 8000.0).sin() * 8000.0;
-            *b = ulaw(x as i16);
-        }
+        let tone = caller_tone();
         for i in 0..n {
             let seq = first_seq.wrapping_add(i as u16);
             let payload = if loud(i) { &tone } else { &[0xff; 160] };
-            self.media
-                .send_to(&rtp(0, seq, u32::from(seq) * 160, i == 0, payload), self.ua_rtp)
-                .expect("rtp");
+            self.send_frame(seq, i == 0, payload);
             let due = start + Duration::from_millis(20 * (u64::from(i) + 1));
             self.drain_rtp(into, due.saturating_duration_since(Instant::now()));
         }
