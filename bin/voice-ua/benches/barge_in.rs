@@ -24,8 +24,8 @@
 //! packet after `t_signal` whose payload is all μ-law silence (0xff), and `t_last` the
 //! arrival of the packet just before it, which must carry agent audio. Reported:
 //! `t_last − t_signal` (≤ 0 when the last agent packet left before the signal) and
-//! `t_first_silent − t_signal` (within one 20 ms tick of the flush), p50 / p90 / max
-//! (nearest rank). For ASP also the number of loud caller packets sent before
+//! `t_first_silent − t_signal` (within one 20 ms tick of the flush), min / p50 / p90 /
+//! max (nearest rank). For ASP also the number of loud caller packets sent before
 //! `t_first_silent`: the VAD's onset (3 frames) plus the jitter buffer's delay and the
 //! tick.
 //!
@@ -370,19 +370,19 @@ fn cut(pbx: &Pbx, signal: Instant) -> Option<Cut> {
     })
 }
 
-/// p50, p90 and max by nearest rank.
-fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
+/// min, p50, p90 and max by nearest rank.
+fn percentiles(mut v: Vec<f64>) -> [f64; 4] {
     v.sort_by(f64::total_cmp);
     let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-    [rank(0.5), rank(0.9), rank(1.0)]
+    [v[0], rank(0.5), rank(0.9), rank(1.0)]
 }
 
 fn cell(v: Vec<f64>) -> String {
     if v.is_empty() {
         return "—".into();
     }
-    let [p50, p90, max] = percentiles(v);
-    format!("{p50:+.1} / {p90:+.1} / {max:+.1}")
+    let [min, p50, p90, max] = percentiles(v);
+    format!("{min:+.1} / {p50:+.1} / {p90:+.1} / {max:+.1}")
 }
 
 fn main() {
@@ -409,7 +409,7 @@ fn main() {
         }
         rows.push((provider, cuts));
     }
-    println!("| provider | barge-in (t_signal) | barge-ins | t_last − t_signal, ms p50 / p90 / max | t_first_silent − t_signal, ms p50 / p90 / max |");
+    println!("| provider | barge-in (t_signal) | barge-ins | t_last − t_signal, ms min / p50 / p90 / max | t_first_silent − t_signal, ms min / p50 / p90 / max |");
     println!("|---|---|---|---|---|");
     for (provider, cuts) in &rows {
         println!(
@@ -425,9 +425,9 @@ fn main() {
         if *provider != Provider::Asp || cuts.is_empty() {
             continue;
         }
-        let [p50, p90, max] = percentiles(cuts.iter().map(|c| c.loud_frames as f64).collect());
+        let [min, p50, p90, max] = percentiles(cuts.iter().map(|c| c.loud_frames as f64).collect());
         println!(
-            "\nasp: loud caller packets (20 ms) sent before the first silent packet: p50 {p50} / p90 {p90} / max {max} \
+            "\nasp: loud caller packets (20 ms) sent before the first silent packet: min {min} / p50 {p50} / p90 {p90} / max {max} \
              (the VAD's onset is 3 frames; the rest is the jitter buffer and the tick)"
         );
     }
