@@ -9,8 +9,8 @@
 //! the barge-in:
 //!
 //! - **deepgram**: the fake Deepgram writes `UserStartedSpeaking`; **twilio**: the fake
-//!   bot writes `clear`. The signal's instant is when the fake's write returned (its
-//!   record's `barge_ins`). One call; the pause before barge-in `i` is 1 s + i/K × 20 ms,
+//!   bot writes `clear`. The signal's instant is taken as the fake starts writing it (its
+//!   record's `barge_ins`), so the write itself counts in the delay. One call; the pause before barge-in `i` is 1 s + i/K × 20 ms,
 //!   so the signals fall evenly across voice-ua's 20 ms tick. After 600 ms of quiet the
 //!   next reply comes.
 //! - **asp**: ASP has no barge-in message; voice-ua's own VAD hears the caller. Once the
@@ -299,8 +299,8 @@ fn asp(rt: &Runtime, k: usize) -> Calls {
 // ─── OpenAI Realtime: to add once `voice-ua-fake-openai` is in the workspace ───────────
 // 1. bin/voice-ua/Cargo.toml, [dev-dependencies]: voice-ua-fake-openai = { workspace = true }
 // 2. crates/fake-openai: its `Record` gets `pub barge_ins: Vec<std::time::Instant>` (doc as
-//    in the fake Deepgram's), pushed in `speech_started` right after
-//    `self.send(&started)` returns true (the `input_audio_buffer.speech_started` write).
+//    in the fake Deepgram's), pushed in `speech_started` just before
+//    `self.send(&started)` (the `input_audio_buffer.speech_started` write).
 // 3. `Provider::OpenAi` (name "openai", signal "fake writes
 //    `input_audio_buffer.speech_started`"), in `Provider::ALL`, and this function in
 //    `main`'s match:

@@ -202,7 +202,7 @@ pub struct Record {
     pub stopped: bool,
     /// Protocol faults the fake noticed.
     pub violations: Vec<String>,
-    /// Twilio: when the fake finished writing each `clear` (the barge-in signal), on the
+    /// Twilio: when the fake began writing each `clear` (the barge-in signal), on the
     /// process's monotonic clock: benchmarks time the cut of the bot's audio from it.
     /// ASP has no such message (voice-ua's own VAD barges in).
     pub barge_ins: Vec<std::time::Instant>,

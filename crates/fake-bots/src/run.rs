@@ -152,15 +152,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin, B: Bot>(
             wait = Wait::Nothing;
             let clear = matches!(next, Step::Clear);
             let (messages, flow) = bot.step(next, record);
-            let barge_in = clear && !messages.is_empty();
+            if clear && !messages.is_empty() {
+                record.barge_ins.push(std::time::Instant::now());
+            }
             for m in messages {
                 if ws.send(m).await.is_err() {
                     record.end = "client gone while the script ran".into();
                     return;
                 }
-            }
-            if barge_in {
-                record.barge_ins.push(std::time::Instant::now());
             }
             match flow {
                 Flow::Continue => {}

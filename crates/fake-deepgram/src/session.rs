@@ -65,11 +65,10 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn send(&mut self, message: &ServerMessage) -> bool {
-        let sent = self.ws.send(Message::text(message.to_json())).await.is_ok();
-        if sent && matches!(message, ServerMessage::UserStartedSpeaking) {
+        if matches!(message, ServerMessage::UserStartedSpeaking) {
             self.record.barge_ins.push(std::time::Instant::now());
         }
-        sent
+        self.ws.send(Message::text(message.to_json())).await.is_ok()
     }
 
     /// Send an Error and close normally.
