@@ -7,17 +7,20 @@
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
+//! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade and its
+//!   errors); `renewal` keeps the history and the timer of a session renewed before its cap.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
 pub mod provider;
+mod renewal;
 pub mod tools;
+pub mod ws;
 
 pub use deepgram::{
-    check_key, install_crypto_provider, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec,
-    ToolKind,
+    check_key, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec, ToolKind,
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
 
@@ -26,3 +29,4 @@ pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
+pub use ws::install_crypto_provider;

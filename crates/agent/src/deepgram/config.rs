@@ -1,19 +1,15 @@
 //! The Deepgram agent's configuration: [`DeepgramConfig`] (endpoint, key, extra CA file)
 //! with its defaults, the [`AgentConfig`] every call gets (its client-side functions are
-//! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them,
-//! the key masked in `Debug`, and the URL check (`wss://`, or `ws://` to loopback only).
+//! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them, and the key
+//! masked in `Debug` (the URL rule is [`crate::ws`]'s).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use tokio_tungstenite::tungstenite::http::Uri;
-
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
-use super::provider_error;
 use crate::provider::AudioFormat;
 use crate::tools::FunctionSpec;
-use crate::AgentError;
+use crate::ws::mask;
 
 /// Deepgram's Voice Agent endpoint.
 pub const DEFAULT_URL: &str = "wss://agent.deepgram.com/v1/agent/converse";
@@ -39,20 +35,6 @@ impl fmt::Debug for DeepgramConfig {
             .field("extra_ca_file", &self.extra_ca_file)
             .field("settings", &self.settings)
             .finish()
-    }
-}
-
-/// `"****"` plus the last four characters when the key is long enough to spare them.
-fn mask(key: &str) -> String {
-    if key.is_empty() {
-        return "(empty)".into();
-    }
-    let n = key.chars().count();
-    if n >= 16 {
-        let tail: String = key.chars().skip(n - 4).collect();
-        format!("****{tail}")
-    } else {
-        "****".into()
     }
 }
 
@@ -153,24 +135,4 @@ impl Default for AgentConfig {
             experimental: false,
         }
     }
-}
-
-/// `wss://` anywhere, `ws://` only to a loopback host.
-pub(super) fn check_url(url: &str) -> Result<Uri, AgentError> {
-    let uri: Uri =
-        url.parse().map_err(|e| provider_error(format!("agent URL {url:?} is not a URL ({e})")))?;
-    let host = uri.host().unwrap_or_default();
-    match uri.scheme_str() {
-        Some("wss") => Ok(uri),
-        Some("ws") if is_loopback(host) => Ok(uri),
-        Some("ws") => Err(provider_error(format!(
-            "agent URL {url} is plain ws:// to a non-loopback host: use wss:// (the API key would travel in clear text)"
-        ))),
-        _ => Err(provider_error(format!("agent URL {url} must start with wss://"))),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -1,140 +1,29 @@
-//! The Deepgram connection, the async shell around [`DeepgramSession`]: TLS (rustls with
-//! the ring provider, webpki roots plus the extra CA file), the WebSocket handshake and its
-//! errors as one log line each, the per-call task that moves frames between the call, the
-//! socket and the state machine (renewing the session past Deepgram's cap), and
-//! [`check_key`].
+//! The Deepgram connection, the async shell around [`DeepgramSession`]: the WebSocket
+//! (TLS, the handshake and its errors are [`crate::ws`]'s, shared with the other
+//! providers), the per-call task that moves frames between the call, the socket and the
+//! state machine (renewing the session past Deepgram's cap), and [`check_key`].
 
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message;
 
-use super::audio_out::AudioOut;
-use super::config::{check_url, DeepgramConfig};
+use super::config::DeepgramConfig;
 use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
-use super::{http, provider_error};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
 use crate::tools::{start_tool, transfer_result, PendingTransfer, ToolResult};
+use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Ws};
 use crate::AgentError;
 
-/// How long the TCP + TLS + WebSocket handshake may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Install ring as rustls' process-wide crypto provider. rustls panics when it has to pick
-/// a default and more than one provider is linked; voice-ua links only ring, and installs
-/// it explicitly anyway. Idempotent: a second call (or another provider installed first)
-/// is left as it is.
-pub fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: some provider is installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
-/// webpki roots plus the extra CA file, ring only.
-pub(super) fn tls_config(extra_ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, AgentError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra_ca_file {
-        let shown = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| provider_error(format!("cannot read extra CA file {shown}: {e}")))?;
-        let mut added = 0;
-        for cert in certs {
-            let cert = cert.map_err(|e| provider_error(format!("extra CA file {shown} is not PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| provider_error(format!("extra CA file {shown}: bad certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(provider_error(format!("extra CA file {shown} holds no CERTIFICATE block")));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| provider_error(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The Deepgram end of a connection, for its errors.
+const ENDPOINT: Endpoint = Endpoint { provider: PROVIDER, label: "Deepgram", error_header: Some("dg-error") };
 
 /// Open the WebSocket with `Authorization: Token <key>`. Errors are one line for the log.
 async fn connect(config: &DeepgramConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
-    let uri = check_url(&config.url)?;
-    let host = uri.host().unwrap_or_default().to_owned();
-    let mut request = config
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| provider_error(format!("agent URL {} is not usable: {e}", config.url)))?;
-    let auth = HeaderValue::from_str(&format!("Token {}", config.api_key.trim()))
-        .map_err(|_| provider_error("the Deepgram API key holds characters a header cannot carry"))?;
-    request.headers_mut().insert("Authorization", auth);
-    let connector =
-        if uri.scheme_str() == Some("wss") { Connector::Rustls(Arc::clone(tls)) } else { Connector::Plain };
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Err(_) => Err(provider_error(format!(
-            "no answer from Deepgram at {host} within {} s: check the network and firewall",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
-        Ok(Ok((ws, _response))) => Ok(ws),
-        Ok(Err(e)) => Err(connect_error(&host, e)),
-    }
-}
-
-fn connect_error(host: &str, error: tungstenite::Error) -> AgentError {
-    use tungstenite::Error as E;
-    let detail = match error {
-        E::Http(response) => {
-            let status = response.status();
-            // Whatever answered (Deepgram, a proxy's error page): one short line.
-            let dg_error = response
-                .headers()
-                .get("dg-error")
-                .and_then(|v| v.to_str().ok())
-                .map(http::error_excerpt)
-                .or_else(|| {
-                    response.body().as_ref().map(|b| http::error_excerpt(&String::from_utf8_lossy(b)))
-                })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                format!("Deepgram rejected the API key (HTTP {}: {dg_error}): check the key", status.as_u16())
-            } else {
-                format!("Deepgram refused the WebSocket (HTTP {}: {dg_error})", status.as_u16())
-            }
-        }
-        E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("cannot connect to Deepgram at {host}: connection refused")
-        }
-        // tokio-rustls reports handshake failures as io errors wrapping the rustls error.
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => tls_failure(host, &e),
-        E::Io(e) => format!("cannot connect to Deepgram at {host}: {e}"),
-        E::Tls(e) => tls_failure(host, &e),
-        other => format!("WebSocket to Deepgram at {host} failed: {other}"),
-    };
-    provider_error(detail)
-}
-
-fn tls_failure(host: &str, error: &dyn fmt::Display) -> String {
-    format!("TLS with Deepgram at {host} failed ({error}): check the system clock, any TLS-inspecting proxy, or extra_ca_file")
+    let auth = format!("Token {}", config.api_key.trim());
+    ws::connect(ENDPOINT, &config.url, &auth, tls, None).await
 }
 
 /// The session task: connect, then shuttle frames between the call, the socket and the
@@ -312,23 +201,12 @@ fn log_drops(session: &DeepgramSession, io: &AgentIo) {
     tracing::debug!(sent, dropped_early, skipped, "Deepgram session audio counts");
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// `voice-ua check --agent`: connect, get `Welcome`, send `Settings` (for a PCMU call),
 /// wait for `SettingsApplied`, close. Returns Deepgram's `request_id`.
 pub async fn check_key(config: &DeepgramConfig) -> Result<String, AgentError> {
     install_crypto_provider();
-    check_url(&config.url)?;
-    let tls = Arc::new(tls_config(config.extra_ca_file.as_ref())?);
+    ws::check_url(PROVIDER, &config.url)?;
+    let tls = Arc::new(ws::tls_config(PROVIDER, config.extra_ca_file.as_ref())?);
     let format = AudioFormat::Ulaw8k;
     let (mut ws, session) = open_streaming(config, &tls, format, config.settings_message(format)).await?;
     let id = session.request_id().unwrap_or_default().to_owned();

@@ -19,7 +19,7 @@
 //!   only logged: after a barge-in it may never come, so no state waits for it.
 //! - `Error` → `Ended(Failed)` with the code and description on one line.
 //! - Before the 2 h cap, [`Output::Renew`] at a quiet moment (or forced), the conversation
-//!   carried over; the history and the timer are the `renewal` submodule's.
+//!   carried over; the history and the timer are [`crate::renewal`]'s.
 //!
 //! **Turn latency.** `AgentStartedSpeaking`'s figures go to the call as
 //! [`AgentEvent::ReplyStarted`]; the call measures the turn itself, from the caller's end
@@ -32,12 +32,12 @@ mod renewal;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-use self::renewal::{History, Moment, RenewalTimer};
 pub use self::renewal::{
     HISTORY_MAX_CHARS, HISTORY_MAX_LINES, RENEW_AFTER, RENEW_FORCE_AFTER, RENEW_QUIET, RENEW_RETRY,
 };
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
+use crate::renewal::{History, Moment, RenewalTimer};
 use crate::{AgentError, ProviderCode};
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
@@ -150,8 +150,8 @@ impl DeepgramSession {
             cancelled_tools: HashSet::new(),
             audio_frames_sent: 0,
             audio_frames_dropped: 0,
-            history: History::carried(settings.agent.context.as_ref()),
-            renewal: RenewalTimer::default(),
+            history: renewal::carried(settings.agent.context.as_ref()),
+            renewal: RenewalTimer::new(renewal::POLICY),
             settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
@@ -169,7 +169,7 @@ impl DeepgramSession {
     /// hand it this one with [`DeepgramSession::continue_from`].
     pub fn renewal_settings(&mut self, mut base: Settings) -> Settings {
         base.agent.greeting = None;
-        base.agent.context = Some(self.history.context());
+        base.agent.context = Some(renewal::context(&mut self.history));
         base
     }
 
@@ -178,7 +178,7 @@ impl DeepgramSession {
     /// those settings were taken, while this one was being opened, so that its history
     /// (and the next renewal's context) is the whole conversation.
     pub fn continue_from(&mut self, previous: &DeepgramSession) {
-        for (role, text) in previous.history.since_context() {
+        for (role, text) in previous.history.since_mark() {
             self.history.remember(role, text);
         }
     }
