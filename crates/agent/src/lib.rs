@@ -6,6 +6,7 @@
 //! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
+//! - [`openai`] bridges a call to the OpenAI Realtime API ([`OpenAiProvider`]).
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
 //! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade and its
 //!   errors); `renewal` keeps the history and the timer of a session renewed before its cap.
@@ -14,6 +15,7 @@
 pub mod deepgram;
 pub mod echo;
 pub mod error;
+pub mod openai;
 pub mod provider;
 mod renewal;
 pub mod tools;
@@ -23,6 +25,7 @@ pub use deepgram::{
     check_key, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec, ToolKind,
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
+pub use openai::{OpenAiConfig, OpenAiProvider};
 
 pub use error::{AgentError, ProviderCode};
 pub use provider::{

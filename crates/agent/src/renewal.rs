@@ -121,6 +121,11 @@ impl RenewalTimer {
         self.due = Some(now + self.policy.retry);
     }
 
+    /// A renewal has been asked for and not resolved yet.
+    pub(crate) fn asked(&self) -> bool {
+        self.asked
+    }
+
     /// `Some` when the renewal is to be asked for now (and it is then taken as asked for,
     /// until [`RenewalTimer::failed`]). `busy`: a tool runs or the caller speaks. When
     /// it is due but not quiet, the next check moves to when the agent's audio will be

@@ -18,6 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use crate::tools::http;
 use crate::AgentError;
 
@@ -218,6 +221,17 @@ pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// A renewal task's result, once; pending while there is none (for a `select!` arm).
+pub(crate) async fn join_renewal<T>(
+    provider: &str,
+    task: &mut Option<tokio::task::JoinHandle<Result<T, AgentError>>>,
+) -> Result<T, AgentError> {
+    let Some(t) = task.as_mut() else { return std::future::pending().await };
+    let r = t.await;
+    *task = None;
+    r.map_err(|e| provider_error(provider, format!("renewal task: {e}")))?
+}
+
 /// The shells' clock: tokio's, so paused-time tests drive the sans-IO sessions too.
 pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -250,4 +264,53 @@ impl AudioOut {
         write(&mut self.buf);
         self.buf.split().freeze()
     }
+}
+
+/// A provider's text frame that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    Json(String),
+    /// JSON without a string `type`.
+    #[error("JSON message without a \"type\"")]
+    NoType,
+    /// A known type with fields that do not fit.
+    #[error("{type_name} message does not match its schema: {detail}")]
+    Schema {
+        /// The `type`.
+        type_name: String,
+        /// serde's complaint.
+        detail: String,
+    },
+}
+
+/// A JSON message tagged by its `type`: one of the `known` types, parsed, or another.
+pub(crate) enum Tagged<T> {
+    /// A known type.
+    Known(T),
+    /// A type the caller does not model; never an error.
+    Unknown {
+        /// The `type` value.
+        type_name: String,
+        /// The whole message.
+        raw: Value,
+    },
+}
+
+/// Parse a message whose `type` names its shape; types not in `known` come back as
+/// [`Tagged::Unknown`]. Nothing here panics.
+pub(crate) fn parse_tagged<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<Tagged<T>, ParseError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+    let type_name = match value.get("type").and_then(Value::as_str) {
+        Some(t) => t.to_owned(),
+        None => return Err(ParseError::NoType),
+    };
+    if !known.contains(&type_name.as_str()) {
+        return Ok(Tagged::Unknown { type_name, raw: value });
+    }
+    serde_json::from_value(value)
+        .map(Tagged::Known)
+        .map_err(|e| ParseError::Schema { type_name, detail: e.to_string() })
 }

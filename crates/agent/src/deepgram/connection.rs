@@ -13,7 +13,7 @@ use super::config::DeepgramConfig;
 use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
-use crate::tools::{start_tool, transfer_result, PendingTransfer, ToolResult};
+use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
 use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Ws};
 use crate::AgentError;
 
@@ -103,24 +103,20 @@ pub(super) async fn run(
                 Some(CallInput::Digit(digit)) => {
                     tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
                 }
-                Some(CallInput::TransferResult(outcome)) => match transfer.take() {
-                    Some(t) => {
-                        tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
-                        let content = transfer_result(&t.target, outcome);
-                        session.handle_tool_result(now(), t.id, t.name, content);
+                Some(CallInput::TransferResult(outcome)) => {
+                    if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
+                        session.handle_tool_result(now(), id, name, content);
                     }
-                    None => tracing::debug!(%outcome, "a transfer result nobody waits for"),
-                },
+                }
                 // Deepgram plays no marks and truncates nothing: its barge-in is its own.
                 Some(CallInput::MarkPlayed { .. } | CallInput::PlaybackFlushed { .. }) => {}
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
             Some((id, name, content)) = tool_rx.recv() => {
-                let ok = !content.starts_with("error:");
-                let _ = io.send(AgentEvent::ToolFinished { name: name.clone(), ok }).await;
+                tool_finished(&io, &name, &content).await;
                 session.handle_tool_result(now(), id, name, content);
             }
-            opened = join_renewal(&mut renewal) => match opened {
+            opened = ws::join_renewal(PROVIDER, &mut renewal) => match opened {
                 Ok((new_ws, mut new_session)) => {
                     // Lines said while it was being opened stay in the history too.
                     new_session.continue_from(&session);
@@ -179,20 +175,6 @@ fn on_frame(
         Some(Err(e)) => session.handle_closed(now(), &e.to_string()),
         None => session.handle_closed(now(), "connection dropped"),
     }
-}
-
-/// The renewal task's result, once; pending while there is none.
-async fn join_renewal(
-    task: &mut Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>>,
-) -> Result<(Ws, DeepgramSession), AgentError> {
-    let Some(t) = task.as_mut() else { return std::future::pending().await };
-    let r = t.await;
-    *task = None;
-    r.map_err(|e| AgentError::Provider {
-        provider: PROVIDER.into(),
-        detail: format!("renewal task: {e}"),
-        code: None,
-    })?
 }
 
 fn log_drops(session: &DeepgramSession, io: &AgentIo) {
