@@ -22,7 +22,8 @@
 //!
 //! This file holds the running server ([`FakeDeepgram`]) and its [`Record`]s; `config`
 //! holds [`FakeConfig`], `script` the [`Step`]s and [`tone`], `session` one connection
-//! (upgrade, protocol checks, script run), `tls` the wss:// certificates.
+//! (upgrade, protocol checks, script run). The listener and the wss:// certificates are
+//! `voice-ua-fake-server`'s, shared with the fake OpenAI server.
 //!
 //! ```ignore
 //! let fake = FakeDeepgram::start(FakeConfig::new("test-key").tls(true).script(vec![
@@ -39,21 +40,18 @@
 mod config;
 mod script;
 mod session;
-mod tls;
 
 pub use config::FakeConfig;
 pub use script::{tone, Step};
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use voice_ua_agent::deepgram::messages::{FunctionCallResponse, Settings};
+pub use voice_ua_fake_server::FakeError;
+use voice_ua_fake_server::FakeServer;
 
 /// The path Deepgram serves the agent on.
 pub const AGENT_PATH: &str = "/v1/agent/converse";
@@ -89,100 +87,59 @@ pub struct Record {
     pub end: String,
 }
 
-/// A running fake. Dropping it stops the server.
-#[derive(Debug)]
-pub struct FakeDeepgram {
-    addr: SocketAddr,
-    tls: bool,
-    ca_pem: Option<String>,
-    ca_file: Option<PathBuf>,
-    records: Arc<Mutex<Vec<Record>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeDeepgram {
-    fn drop(&mut self) {
-        self.task.abort();
-        if let Some(path) = &self.ca_file {
-            let _ = std::fs::remove_file(path);
-        }
+impl voice_ua_fake_server::Record for Record {
+    fn tls_failed(error: String) -> Self {
+        Record { end: error, ..Record::default() }
     }
 }
 
-/// A fake failed to start.
-#[derive(Debug, thiserror::Error)]
-pub enum FakeError {
-    /// Bind or write.
-    #[error("fake Deepgram: {0}")]
-    Io(#[from] std::io::Error),
-    /// Certificate generation or TLS setup.
-    #[error("fake Deepgram TLS: {0}")]
-    Tls(String),
+/// A running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeDeepgram {
+    server: FakeServer<Record>,
 }
-
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 impl FakeDeepgram {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
     pub async fn start(config: FakeConfig) -> Result<FakeDeepgram, FakeError> {
-        voice_ua_agent::install_crypto_provider();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (acceptor, ca_pem, ca_file) = if config.tls {
-            let (acceptor, pem) = tls::acceptor()?;
-            let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!(
-                "voice-ua-fake-deepgram-ca-{}-{}-{n}.pem",
-                std::process::id(),
-                addr.port()
-            ));
-            std::fs::write(&path, &pem)?;
-            (Some(acceptor), Some(pem), Some(path))
-        } else {
-            (None, None, None)
-        };
-        let records = Arc::new(Mutex::new(Vec::new()));
+        let tls = config.tls;
         let config = Arc::new(config);
-        let task = tokio::spawn(session::serve(listener, acceptor, config, Arc::clone(&records)));
-        Ok(FakeDeepgram { addr, tls: ca_pem.is_some(), ca_pem, ca_file, records, task })
+        let server = FakeServer::start("fake-deepgram", tls, 0, move |conn, n| {
+            let config = Arc::clone(&config);
+            async move { session::connection(conn, &config, n).await }
+        })
+        .await?;
+        Ok(FakeDeepgram { server })
     }
 
     /// `ws://127.0.0.1:PORT/v1/agent/converse` (or `wss://`).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "wss" } else { "ws" };
-        format!("{scheme}://{}{AGENT_PATH}", self.addr)
+        format!("{}://{}{AGENT_PATH}", self.server.scheme(), self.server.addr())
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The test CA (PEM), for wss://.
     pub fn ca_pem(&self) -> Option<&str> {
-        self.ca_pem.as_deref()
+        self.server.ca_pem()
     }
 
     /// A temp file holding [`FakeDeepgram::ca_pem`] (removed on drop): pass it as
     /// `DeepgramConfig::extra_ca_file`.
     pub fn ca_file(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
+        self.server.ca_file()
     }
 
     /// Records of the connections that have ended so far.
     pub fn records(&self) -> Vec<Record> {
-        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+        self.server.records()
     }
 
     /// Wait until `n` connections have ended (or `timeout`); their records.
     pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        let until = Instant::now() + timeout;
-        loop {
-            let records = self.records();
-            if records.len() >= n || Instant::now() >= until {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.server.wait_records(n, timeout).await
     }
 }

@@ -1,0 +1,172 @@
+//! What the fake agent servers (fake Deepgram, fake OpenAI) share: [`FakeServer`], a
+//! listener on 127.0.0.1 that serves each connection on its own task over `ws://` or
+//! `wss://` (a test CA and a server certificate for `127.0.0.1`/`localhost` generated
+//! with rcgen when it starts, the CA written to a temp file for the client to trust), and
+//! keeps the [`Record`] each connection leaves when it ends. A crate of its own
+//! (`publish = false`), so the production crates neither contain nor compile it.
+
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// A byte stream to a client: plain TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A client's connection, as a fake's handler gets it.
+pub type Conn = Box<dyn Stream>;
+
+/// What one connection left when it ended.
+pub trait Record: Clone + Send + 'static {
+    /// The record of a client whose TLS handshake failed.
+    fn tls_failed(error: String) -> Self;
+}
+
+/// A fake failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// Bind or write.
+    #[error("fake agent server: {0}")]
+    Io(#[from] std::io::Error),
+    /// Certificate generation or TLS setup.
+    #[error("fake agent server TLS: {0}")]
+    Tls(String),
+}
+
+/// Serves one connection (its number, from 1) to its end.
+type Handler<R> = Arc<dyn Fn(Conn, u32) -> Pin<Box<dyn Future<Output = R> + Send>> + Send + Sync>;
+
+/// A running fake. Dropping it stops the server and removes the CA file.
+pub struct FakeServer<R> {
+    addr: SocketAddr,
+    ca_pem: Option<String>,
+    ca_file: Option<PathBuf>,
+    records: Arc<Mutex<Vec<R>>>,
+    task: JoinHandle<()>,
+}
+
+impl<R> std::fmt::Debug for FakeServer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeServer").field("addr", &self.addr).field("ca_file", &self.ca_file).finish()
+    }
+}
+
+impl<R> Drop for FakeServer<R> {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(path) = &self.ca_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+impl<R: Record> FakeServer<R> {
+    /// Bind 127.0.0.1 (`port` 0: a free one) and serve every connection with `handler`
+    /// until dropped; `name` names the test CA and its file (`fake-openai`).
+    pub async fn start<F, Fut>(name: &str, tls: bool, port: u16, handler: F) -> Result<Self, FakeError>
+    where
+        F: Fn(Conn, u32) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+    {
+        voice_ua_agent::install_crypto_provider();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let (acceptor, ca_pem, ca_file) = if tls {
+            let (acceptor, pem) = tls::acceptor(name)?;
+            let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "voice-ua-{name}-ca-{}-{}-{n}.pem",
+                std::process::id(),
+                addr.port()
+            ));
+            std::fs::write(&path, &pem)?;
+            (Some(acceptor), Some(pem), Some(path))
+        } else {
+            (None, None, None)
+        };
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler<R> = Arc::new(move |conn, n| Box::pin(handler(conn, n)));
+        let task = tokio::spawn(serve(listener, acceptor, handler, Arc::clone(&records)));
+        Ok(FakeServer { addr, ca_pem, ca_file, records, task })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws` or `wss`.
+    pub fn scheme(&self) -> &'static str {
+        if self.ca_pem.is_some() {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+
+    /// The test CA (PEM), for wss://.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A temp file holding [`FakeServer::ca_pem`] (removed on drop): the client's extra
+    /// CA file.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// Records of the connections that have ended so far.
+    pub fn records(&self) -> Vec<R> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Wait until `n` connections have ended (or `timeout`); their records.
+    pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<R> {
+        let until = Instant::now() + timeout;
+        loop {
+            let records = self.records();
+            if records.len() >= n || Instant::now() >= until {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn serve<R: Record>(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handler: Handler<R>,
+    records: Arc<Mutex<Vec<R>>>,
+) {
+    let mut n = 0u32;
+    while let Ok((tcp, _)) = listener.accept().await {
+        n += 1;
+        let (acceptor, handler, records) = (acceptor.clone(), Arc::clone(&handler), Arc::clone(&records));
+        tokio::spawn(async move {
+            let record = match acceptor {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(tls) => handler(Box::new(tls), n).await,
+                    Err(e) => R::tls_failed(format!("TLS handshake failed: {e}")),
+                },
+                None => handler(Box::new(tcp), n).await,
+            };
+            if let Ok(mut all) = records.lock() {
+                all.push(record);
+            }
+        });
+    }
+}
