@@ -21,7 +21,7 @@
 //! [`Step`] script and records what each connection sent ([`Record`]).
 //!
 //! This file holds the running server ([`FakeDeepgram`]) and its [`Record`]s; `config`
-//! holds [`FakeConfig`], `script` the [`Step`]s and [`tone`], `session` one connection
+//! holds [`FakeConfig`], `script` the [`Step`]s, `session` one connection
 //! (upgrade, protocol checks, script run). The listener and the wss:// certificates are
 //! `voice-ua-fake-server`'s, shared with the fake OpenAI server.
 //!
@@ -42,7 +42,8 @@ mod script;
 mod session;
 
 pub use config::FakeConfig;
-pub use script::{tone, Step};
+pub use script::Step;
+pub use voice_ua_fake_server::tone;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! listener on 127.0.0.1 that serves each connection on its own task over `ws://` or
 //! `wss://` (a test CA and a server certificate for `127.0.0.1`/`localhost` generated
 //! with rcgen when it starts, the CA written to a temp file for the client to trust), and
-//! keeps the [`Record`] each connection leaves when it ends. A crate of its own
+//! keeps the [`Record`] each connection leaves when it ends; and the [`tone`] they speak
+//! with. A crate of its own
 //! (`publish = false`), so the production crates neither contain nor compile it.
 
 mod tls;
@@ -19,6 +20,24 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use voice_ua_agent::AudioFormat;
+
+/// `ms` of a 440 Hz tone at about -12 dBFS in `format`: what the fakes speak with.
+pub fn tone(format: AudioFormat, ms: u32) -> Vec<u8> {
+    tone_hz(format, ms, 440.0)
+}
+
+/// `ms` of a tone at `hz` (about -12 dBFS) in `format`, from phase 0.
+pub fn tone_hz(format: AudioFormat, ms: u32, hz: f64) -> Vec<u8> {
+    let rate = f64::from(format.sample_rate());
+    let samples = (u64::from(format.sample_rate()) * u64::from(ms) / 1000) as usize;
+    let mut out = Vec::with_capacity(samples * format.bytes_per_sample());
+    for i in 0..samples {
+        let x = (std::f64::consts::TAU * hz * i as f64 / rate).sin() * 8000.0;
+        format.push_sample(&mut out, x as i16);
+    }
+    out
+}
 
 /// A byte stream to a client: plain TCP, or TLS over it.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -169,4 +188,55 @@ async fn serve<R: Record>(
             }
         });
     }
+}
+
+/// For the fakes' binaries: a tokio runtime with `threads` workers.
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the tokio runtime: {e}"))
+}
+
+/// For the fakes' binaries: print `url` (and the CA file, for wss://) on stdout, one line
+/// each; log each connection that ends on stderr (`describe(n, record)`) until SIGTERM or
+/// SIGINT; then every record.
+pub async fn serve_until_signal<R>(
+    url: &str,
+    ca_file: Option<&Path>,
+    records: impl Fn() -> Vec<R>,
+    describe: impl Fn(usize, &R) -> String,
+) -> Result<Vec<R>, String> {
+    use std::io::Write;
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let mut lines = format!("{url}\n");
+        if let Some(ca) = ca_file {
+            lines.push_str(&format!("{}\n", ca.display()));
+        }
+        out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
+    }
+    let report = |from: usize| {
+        let all = records();
+        for (i, r) in all.iter().enumerate().skip(from) {
+            eprintln!("{}", describe(i + 1, r));
+        }
+        all.len().max(from)
+    };
+    let mut reported = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => reported = report(reported),
+        }
+    }
+    report(reported);
+    Ok(records())
 }

@@ -1,7 +1,10 @@
-//! Signal helpers shared by the integration tests: synthetic audio in any call format,
-//! a deterministic noise source and a Goertzel filter.
+//! Helpers shared by the integration tests: synthetic audio in any call format, a
+//! deterministic noise source and a Goertzel filter; HTTP servers for the tools
+//! ([`http`]).
 
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::f64::consts::TAU;
 

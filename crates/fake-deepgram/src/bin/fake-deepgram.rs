@@ -31,7 +31,6 @@
 //! Each session that ends is logged on stderr (`session ...: end=..., errors=[...]`); on
 //! SIGTERM or SIGINT a summary line follows and the process exits with status 0.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -142,14 +141,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads)
-        .enable_all()
-        .build()
-    {
+    let runtime = match voice_ua_fake_server::runtime(options.threads) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("fake-deepgram: cannot start the tokio runtime: {e}");
+            eprintln!("fake-deepgram: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -163,21 +158,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(o: Options) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     let steps = script(&o);
     let config = FakeConfig::new(&o.key).tls(o.tls).idle_timeout(o.idle_timeout).script(steps);
     let fake = FakeDeepgram::start(config).await.map_err(|e| e.to_string())?;
-    {
-        let mut out = std::io::stdout().lock();
-        let mut lines = format!("{}\n", fake.url());
-        if let Some(ca) = fake.ca_file() {
-            lines.push_str(&format!("{}\n", ca.display()));
-        }
-        out.write_all(lines.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
-    }
     eprintln!(
         "fake-deepgram: listening on {}; script: greeting {} ms, then {} turns of ({} client frames, \
          user turn, reply {} ms); idle timeout {} s",
@@ -188,35 +171,18 @@ async fn run(o: Options) -> Result<(), String> {
         o.reply_ms,
         o.idle_timeout.as_secs()
     );
-    let mut reported = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = tick.tick() => reported = report(&fake, reported),
-        }
-    }
-    reported = report(&fake, reported);
-    let records = fake.records();
+    let records =
+        voice_ua_fake_server::serve_until_signal(&fake.url(), fake.ca_file(), || fake.records(), describe)
+            .await?;
     let failed = records.iter().filter(|r| !r.errors_sent.is_empty() || r.refused.is_some()).count();
     let timeouts =
         records.iter().filter(|r| r.errors_sent.iter().any(|c| c == "CLIENT_MESSAGE_TIMEOUT")).count();
     eprintln!(
-        "fake-deepgram: stopping; {reported} sessions ended ({failed} with an error or refused, \
-         {timeouts} idle timeouts)"
+        "fake-deepgram: stopping; {} sessions ended ({failed} with an error or refused, {timeouts} idle timeouts)",
+        records.len()
     );
     drop(fake); // removes the CA file
     Ok(())
-}
-
-/// Log the sessions that ended since `from`; the new count.
-fn report(fake: &FakeDeepgram, from: usize) -> usize {
-    let records = fake.records();
-    for (i, r) in records.iter().enumerate().skip(from) {
-        eprintln!("{}", describe(i + 1, r));
-    }
-    records.len().max(from)
 }
 
 #[cfg(test)]
