@@ -10,26 +10,23 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use voice_ua_agent::{
-    check_key, AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts,
-    DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
+    check_key, AgentEvent, AgentProvider, AudioFormat, AudioFrame, Builtin, CallFacts, DeepgramConfig,
+    DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
 };
 use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
 
 mod common;
 use common::http::{counting_server, http_once};
+use common::session::{audio_bytes, drive, finish, LIMIT};
+
+fn failure(events: &[AgentEvent]) -> String {
+    common::session::failure(events).to_string()
+}
 
 const KEY: &str = "test-key-0123456789";
-const LIMIT: Duration = Duration::from_secs(10);
 
 fn facts(format: AudioFormat) -> CallFacts {
-    CallFacts {
-        call_id: "dg-test@pbx".into(),
-        caller_display: None,
-        caller_uri: "sip:2001@127.0.0.1".into(),
-        callee: "9000".into(),
-        extension: "9000".into(),
-        format,
-    }
+    common::session::facts("dg-test@pbx", format)
 }
 
 fn config_for(fake: &FakeDeepgram) -> DeepgramConfig {
@@ -38,58 +35,6 @@ fn config_for(fake: &FakeDeepgram) -> DeepgramConfig {
     config.extra_ca_file = fake.ca_file().map(Into::into);
     config.settings.greeting = Some("Hello".into());
     config
-}
-
-/// A loud frame (speech-like) in `format`.
-fn loud(format: AudioFormat) -> AudioFrame {
-    let bytes = tone(format, 20);
-    AudioFrame::new(&bytes).expect("frame")
-}
-
-/// Feed caller frames every 10 ms and collect events until `done` says so, the session
-/// ends, or the limit passes.
-async fn drive(
-    session: &mut AgentSession,
-    format: AudioFormat,
-    mut done: impl FnMut(&[AgentEvent]) -> bool,
-) -> Vec<AgentEvent> {
-    let mut events = Vec::new();
-    let until = tokio::time::Instant::now() + LIMIT;
-    while tokio::time::Instant::now() < until {
-        let _ = session.send_audio(loud(format));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        while let Some(event) = session.try_event() {
-            let end = matches!(event, AgentEvent::Ended(_));
-            events.push(event);
-            if end {
-                return events;
-            }
-        }
-        if done(&events) {
-            return events;
-        }
-    }
-    panic!("gave up waiting; events so far: {events:?}");
-}
-
-fn audio_bytes(events: &[AgentEvent]) -> usize {
-    events.iter().map(|e| if let AgentEvent::Audio(f) = e { f.len() } else { 0 }).sum()
-}
-
-async fn finish(session: &mut AgentSession) -> Vec<AgentEvent> {
-    session.end_call();
-    let mut rest = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(LIMIT, session.event()).await {
-        rest.push(event);
-    }
-    rest
-}
-
-fn failure(events: &[AgentEvent]) -> String {
-    match events.last() {
-        Some(AgentEvent::Ended(SessionEnd::Failed(e))) => e.to_string(),
-        other => panic!("expected Ended(Failed), got {other:?} after {} events", events.len()),
-    }
 }
 
 async fn conversation(tls: bool, format: AudioFormat) {

@@ -14,26 +14,19 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use voice_ua_agent::openai::check_key;
 use voice_ua_agent::{
-    AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts, CallInput,
-    FunctionSpec, OpenAiConfig, OpenAiProvider, Role, SessionEnd, ToolKind, TransferOutcome,
+    AgentEvent, AgentProvider, AgentSession, AudioFormat, Builtin, CallFacts, FunctionSpec, OpenAiConfig,
+    OpenAiProvider, Role, SessionEnd, ToolKind, TransferOutcome,
 };
 use voice_ua_fake_openai::{tone, FakeConfig, FakeOpenAi, Record, Step, BAD_KEY_MESSAGE};
 
 mod common;
 use common::http::{counting_server, http_once};
+use common::session::{audio_bytes, drive, drive_heard, failure, finish, LIMIT};
 
 const KEY: &str = "test-openai-key-0123456789";
-const LIMIT: Duration = Duration::from_secs(10);
 
 fn facts(format: AudioFormat) -> CallFacts {
-    CallFacts {
-        call_id: "oa-test@pbx".into(),
-        caller_display: None,
-        caller_uri: "sip:2001@127.0.0.1".into(),
-        callee: "9000".into(),
-        extension: "9000".into(),
-        format,
-    }
+    common::session::facts("oa-test@pbx", format)
 }
 
 fn config_for(fake: &FakeOpenAi) -> OpenAiConfig {
@@ -45,67 +38,6 @@ fn config_for(fake: &FakeOpenAi) -> OpenAiConfig {
 
 async fn open(config: OpenAiConfig, format: AudioFormat) -> AgentSession {
     OpenAiProvider::new(config).expect("provider").open(facts(format)).await.expect("open")
-}
-
-/// A loud frame (speech-like) in `format`.
-fn loud(format: AudioFormat) -> AudioFrame {
-    AudioFrame::new(&tone(format, 20)).expect("frame")
-}
-
-/// Feed loud caller frames every 10 ms and collect events until `done` says so, the
-/// session ends, or the limit passes. A flush is answered at once, as the call does, with
-/// `heard(audio bytes received so far)` samples played.
-async fn drive(
-    session: &mut AgentSession,
-    format: AudioFormat,
-    heard: impl Fn(u64) -> u64,
-    mut done: impl FnMut(&[AgentEvent]) -> bool,
-) -> Vec<AgentEvent> {
-    let mut events = Vec::new();
-    let until = tokio::time::Instant::now() + LIMIT;
-    while tokio::time::Instant::now() < until {
-        let _ = session.send_audio(loud(format));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        while let Some(event) = session.try_event() {
-            if event == AgentEvent::FlushPlayback {
-                let played_samples = heard(audio_bytes(&events) as u64);
-                session.send_playback(CallInput::PlaybackFlushed { played_samples }).expect("report");
-            }
-            let end = matches!(event, AgentEvent::Ended(_));
-            events.push(event);
-            if end {
-                return events;
-            }
-        }
-        if done(&events) {
-            return events;
-        }
-    }
-    panic!("gave up waiting; events so far: {events:?}");
-}
-
-fn all_heard(bytes: u64) -> u64 {
-    bytes
-}
-
-fn audio_bytes(events: &[AgentEvent]) -> usize {
-    events.iter().map(|e| if let AgentEvent::Audio(f) = e { f.len() } else { 0 }).sum()
-}
-
-async fn finish(session: &mut AgentSession) -> Vec<AgentEvent> {
-    session.end_call();
-    let mut rest = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(LIMIT, session.event()).await {
-        rest.push(event);
-    }
-    rest
-}
-
-fn failure(events: &[AgentEvent]) -> voice_ua_agent::AgentError {
-    match events.last() {
-        Some(AgentEvent::Ended(SessionEnd::Failed(e))) => e.clone(),
-        other => panic!("expected Ended(Failed), got {other:?} after {} events", events.len()),
-    }
 }
 
 fn clean(r: &Record) {
@@ -127,7 +59,7 @@ async fn conversation(tls: bool, format: AudioFormat, law: &str) {
     config.greeting = Some("Hello".into());
     let mut session = open(config, format).await;
     let want = 600 * 8;
-    let events = drive(&mut session, format, all_heard, |ev| audio_bytes(ev) >= want).await;
+    let events = drive(&mut session, format, |ev| audio_bytes(ev) >= want).await;
     assert_eq!(audio_bytes(&events), want, "greeting + reply, nothing lost: {events:?}");
     let said: Vec<(Role, &str)> = events
         .iter()
@@ -190,7 +122,7 @@ async fn wss_without_the_test_ca_is_a_tls_failure() {
     let mut config = config_for(&fake);
     config.extra_ca_file = None;
     let mut session = open(config, AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |_| false).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     let line = failure(&events).to_string();
     assert!(line.starts_with("agent openai failed: TLS with OpenAI at 127.0.0.1 failed"), "{line}");
 }
@@ -207,7 +139,7 @@ async fn barge_in_truncates_the_reply_where_the_caller_stopped_hearing_it() {
     let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
     // The caller had heard 300 ms of the 2 s reply when the call flushed it.
     let events =
-        drive(&mut session, AudioFormat::Ulaw8k, |_| 300 * 8, |ev| audio_bytes(ev) >= 2200 * 8).await;
+        drive_heard(&mut session, AudioFormat::Ulaw8k, |_| 300 * 8, |ev| audio_bytes(ev) >= 2200 * 8).await;
     let flush = events.iter().position(|e| *e == AgentEvent::FlushPlayback).expect("a flush");
     assert_eq!(events.iter().filter(|e| **e == AgentEvent::FlushPlayback).count(), 1);
     assert_eq!(audio_bytes(&events[..flush]), 2000 * 8, "the long reply is all before the flush");
@@ -232,7 +164,7 @@ async fn late_deltas_of_a_cancelled_reply_never_play() {
     let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
     let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
     let events =
-        drive(&mut session, AudioFormat::Ulaw8k, |_| 100 * 8, |ev| audio_bytes(ev) >= 1200 * 8).await;
+        drive_heard(&mut session, AudioFormat::Ulaw8k, |_| 100 * 8, |ev| audio_bytes(ev) >= 1200 * 8).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut rest = events;
     while let Some(e) = session.try_event() {
@@ -265,7 +197,7 @@ async fn http_tool_result_goes_back_and_the_model_goes_on() {
         },
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| audio_bytes(ev) >= 800).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
     assert!(
         events.contains(&AgentEvent::ToolFinished { name: "opening_hours".into(), ok: true }),
         "{events:?}"
@@ -301,7 +233,7 @@ async fn tool_arguments_that_do_not_fit_never_reach_the_webhook() {
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| audio_bytes(ev) >= 800).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
     assert!(events.contains(&AgentEvent::ToolFinished { name: "weather".into(), ok: false }), "{events:?}");
     finish(&mut session).await;
     assert_eq!(count.load(Ordering::SeqCst), 0);
@@ -323,7 +255,7 @@ async fn transfer_answer(outcome: TransferOutcome) -> String {
         kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| {
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
         ev.iter().any(|e| matches!(e, AgentEvent::Transfer { .. }))
     })
     .await;
@@ -364,7 +296,7 @@ async fn builtin_hangup_ends_the_call_after_the_goodbye() {
         kind: ToolKind::Builtin(Builtin::Hangup),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| {
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
         ev.iter().any(|e| matches!(e, AgentEvent::HangUp { .. }))
     })
     .await;
@@ -382,7 +314,7 @@ async fn builtin_hangup_ends_the_call_after_the_goodbye() {
 async fn failing(script: Vec<Step>) -> (voice_ua_agent::AgentError, Vec<AgentEvent>) {
     let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
     let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |_| false).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     (failure(&events), events)
 }
 
@@ -424,7 +356,7 @@ async fn a_recoverable_error_is_survived() {
     ];
     let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
     let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| audio_bytes(ev) >= 1600).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 1600).await;
     assert!(!events.iter().any(|e| matches!(e, AgentEvent::Ended(_))));
     finish(&mut session).await;
 }
@@ -462,7 +394,7 @@ async fn bad_key_fails_with_the_401_reason_and_never_shows_the_key() {
     let mut config = config_for(&fake);
     config.api_key = "a-wrong-key".into();
     let mut session = open(config.clone(), AudioFormat::Ulaw8k).await;
-    let events = drive(&mut session, AudioFormat::Ulaw8k, all_heard, |_| false).await;
+    let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     assert_eq!(events.len(), 1, "the failure is the first event");
     let line = failure(&events).to_string();
     assert_eq!(
@@ -527,9 +459,8 @@ async fn the_call_moves_to_a_renewed_session_with_its_history() {
     config.renew_after = Duration::from_millis(500);
     let mut session = open(config, AudioFormat::Ulaw8k).await;
     // Until the first connection has been closed by the renewal, then a little more.
-    let mut events =
-        drive(&mut session, AudioFormat::Ulaw8k, all_heard, |_| !fake.records().is_empty()).await;
-    events.extend(drive(&mut session, AudioFormat::Ulaw8k, all_heard, |ev| ev.len() > 40).await);
+    let mut events = drive(&mut session, AudioFormat::Ulaw8k, |_| !fake.records().is_empty()).await;
+    events.extend(drive(&mut session, AudioFormat::Ulaw8k, |ev| ev.len() > 40).await);
     events.extend(finish(&mut session).await);
     assert!(
         !events.iter().any(|e| matches!(e, AgentEvent::Ended(SessionEnd::Failed(_)))),

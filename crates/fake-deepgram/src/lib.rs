@@ -45,14 +45,11 @@ pub use config::FakeConfig;
 pub use script::Step;
 pub use voice_ua_fake_server::tone;
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use voice_ua_agent::deepgram::messages::{FunctionCallResponse, Settings};
 pub use voice_ua_fake_server::FakeError;
-use voice_ua_fake_server::FakeServer;
+pub use voice_ua_fake_server::FakeServer;
 
 /// The path Deepgram serves the agent on.
 pub const AGENT_PATH: &str = "/v1/agent/converse";
@@ -94,10 +91,20 @@ impl voice_ua_fake_server::Record for Record {
     }
 }
 
-/// A running fake. Dropping it stops the server.
+/// A running fake. Dropping it stops the server. Its address, test CA (`ca_file()`:
+/// pass it as `DeepgramConfig::extra_ca_file`) and the records of its connections
+/// (`records()`, `wait_records()`) are its [`FakeServer`]'s.
 #[derive(Debug)]
 pub struct FakeDeepgram {
     server: FakeServer<Record>,
+}
+
+impl std::ops::Deref for FakeDeepgram {
+    type Target = FakeServer<Record>;
+
+    fn deref(&self) -> &FakeServer<Record> {
+        &self.server
+    }
 }
 
 impl FakeDeepgram {
@@ -116,31 +123,5 @@ impl FakeDeepgram {
     /// `ws://127.0.0.1:PORT/v1/agent/converse` (or `wss://`).
     pub fn url(&self) -> String {
         format!("{}://{}{AGENT_PATH}", self.server.scheme(), self.server.addr())
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The test CA (PEM), for wss://.
-    pub fn ca_pem(&self) -> Option<&str> {
-        self.server.ca_pem()
-    }
-
-    /// A temp file holding [`FakeDeepgram::ca_pem`] (removed on drop): pass it as
-    /// `DeepgramConfig::extra_ca_file`.
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.server.ca_file()
-    }
-
-    /// Records of the connections that have ended so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.server.records()
-    }
-
-    /// Wait until `n` connections have ended (or `timeout`); their records.
-    pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        self.server.wait_records(n, timeout).await
     }
 }

@@ -46,13 +46,10 @@ pub use config::FakeConfig;
 pub use script::Step;
 pub use voice_ua_fake_server::{tone, tone_hz, FakeError};
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use voice_ua_agent::openai::messages::{Item, ResponseParams, SessionConfig};
-use voice_ua_fake_server::FakeServer;
+pub use voice_ua_fake_server::FakeServer;
 
 /// The path OpenAI serves the Realtime API on.
 pub const REALTIME_PATH: &str = "/v1/realtime";
@@ -138,10 +135,20 @@ impl voice_ua_fake_server::Record for Record {
     }
 }
 
-/// A running fake. Dropping it stops the server.
+/// A running fake. Dropping it stops the server. Its address, test CA (`ca_file()`:
+/// pass it as `OpenAiConfig::extra_ca_file`) and the records of its connections
+/// (`records()`, `wait_records()`) are its [`FakeServer`]'s.
 #[derive(Debug)]
 pub struct FakeOpenAi {
     server: FakeServer<Record>,
+}
+
+impl std::ops::Deref for FakeOpenAi {
+    type Target = FakeServer<Record>;
+
+    fn deref(&self) -> &FakeServer<Record> {
+        &self.server
+    }
 }
 
 impl FakeOpenAi {
@@ -161,31 +168,5 @@ impl FakeOpenAi {
     /// `?model=`.
     pub fn url(&self) -> String {
         format!("{}://{}{REALTIME_PATH}", self.server.scheme(), self.server.addr())
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The test CA (PEM), for wss://.
-    pub fn ca_pem(&self) -> Option<&str> {
-        self.server.ca_pem()
-    }
-
-    /// A temp file holding [`FakeOpenAi::ca_pem`] (removed on drop): pass it as
-    /// `OpenAiConfig::extra_ca_file`.
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.server.ca_file()
-    }
-
-    /// Records of the connections that have ended so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.server.records()
-    }
-
-    /// Wait until `n` connections have ended (or `timeout`); their records.
-    pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        self.server.wait_records(n, timeout).await
     }
 }

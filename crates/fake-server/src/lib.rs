@@ -240,3 +240,81 @@ pub async fn serve_until_signal<R>(
     report(reported);
     Ok(records())
 }
+
+/// The load a fake's binary plays in benchmarks: a greeting, then turns of (caller audio,
+/// caller turn, spoken reply), with the flags both binaries take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// The only API key accepted.
+    pub key: String,
+    /// Serve wss://.
+    pub tls: bool,
+    /// Greeting length.
+    pub greeting_ms: u32,
+    /// Caller frames (20 ms) to wait for before each turn.
+    pub listen_frames: usize,
+    /// Length of each reply.
+    pub reply_ms: u32,
+    /// Turns per session.
+    pub turns: usize,
+    /// tokio worker threads.
+    pub threads: usize,
+}
+
+/// The usage lines of the flags [`Load::parse`] reads (`KEY_ENV` stands for the key's
+/// variable).
+pub const LOAD_USAGE: &str = "  --key KEY            the only API key accepted (default: $KEY_ENV)
+  --tls                serve wss:// with a generated CA (its path is stdout's second line)
+  --greeting-ms MS     greeting length (default 2000)
+  --listen-frames N    caller audio frames to wait for before each turn (default 250 = 5 s)
+  --reply-ms MS        length of each spoken reply (default 3000)
+  --turns N            caller turns + replies per session (default 720, about an hour)
+  --threads N          tokio worker threads (default 1)";
+
+impl Load {
+    /// Parse `args`: the flags above here, any other through `other(flag, value)`
+    /// (`value()` takes the flag's value), which says whether it knew the flag. The key
+    /// defaults to `env_key`, read from `key_env`. `Err("")` asks for the usage text.
+    pub fn parse(
+        args: &[String],
+        key_env: &str,
+        env_key: Option<String>,
+        mut other: impl FnMut(&str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
+    ) -> Result<Load, String> {
+        let mut load = Load {
+            key: env_key.unwrap_or_default(),
+            tls: false,
+            greeting_ms: 2000,
+            listen_frames: 250,
+            reply_ms: 3000,
+            turns: 720,
+            threads: 1,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--tls" => load.tls = true,
+                "-h" | "--help" => return Err(String::new()),
+                "--key" => load.key = value()?,
+                "--greeting-ms" => load.greeting_ms = number(flag, &value()?)?,
+                "--listen-frames" => load.listen_frames = number(flag, &value()?)?,
+                "--reply-ms" => load.reply_ms = number(flag, &value()?)?,
+                "--turns" => load.turns = number(flag, &value()?)?,
+                "--threads" => load.threads = number::<usize>(flag, &value()?)?.max(1),
+                _ if other(flag, &mut value)? => {}
+                _ => return Err(format!("unknown argument {flag:?}")),
+            }
+        }
+        load.key = load.key.trim().to_owned();
+        if load.key.is_empty() {
+            return Err(format!("no key: pass --key KEY or set {key_env}"));
+        }
+        Ok(load)
+    }
+}
+
+/// `value` of `flag` as a whole number of type `T`.
+pub fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number in range"))
+}

@@ -30,96 +30,58 @@
 use std::process::ExitCode;
 
 use voice_ua_fake_openai::{FakeConfig, FakeOpenAi, Record, Step};
+use voice_ua_fake_server::{number, Load, LOAD_USAGE};
 
 const USAGE: &str = "\
 usage: fake-openai [--key KEY] [--tls] [--port PORT] [--greeting-ms MS] [--listen-frames N]
                    [--reply-ms MS] [--turns N] [--echo] [--delta-ms MS] [--threads N]
 
-  --key KEY            the only API key accepted (default: $OPENAI_API_KEY)
-  --tls                serve wss:// with a generated CA (its path is stdout's second line)
-  --port PORT          listen on this port (default: a free one)
-  --greeting-ms MS     greeting length, played when voice-ua asks for it (default 2000; 0: none)
-  --listen-frames N    caller frames to wait for before each turn (default 250 = 5 s)
-  --reply-ms MS        length of each spoken reply (default 3000)
-  --turns N            caller turns + replies per session (default 720, about an hour)
+";
+
+const OWN_USAGE: &str = "  --port PORT          listen on this port (default: a free one)
   --echo               instead of the turns, answer each caller utterance with itself
   --delta-ms MS        audio per response.output_audio.delta (default 100)
-  --threads N          tokio worker threads (default 1)
 
+The greeting plays when voice-ua asks for it (configure a greeting); --greeting-ms 0: none.
 Prints its URL on stdout's first line; runs until SIGTERM or SIGINT.";
 
 #[derive(Debug)]
 struct Options {
-    key: String,
-    tls: bool,
+    load: Load,
     port: u16,
-    greeting_ms: u32,
-    listen_frames: usize,
-    reply_ms: u32,
-    turns: usize,
     echo: bool,
     delta_ms: u32,
-    threads: usize,
 }
 
 fn parse_args(args: &[String], env_key: Option<String>) -> Result<Options, String> {
-    let mut o = Options {
-        key: env_key.unwrap_or_default(),
-        tls: false,
-        port: 0,
-        greeting_ms: 2000,
-        listen_frames: 250,
-        reply_ms: 3000,
-        turns: 720,
-        echo: false,
-        delta_ms: 100,
-        threads: 1,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--tls" => o.tls = true,
-            "--echo" => o.echo = true,
-            "-h" | "--help" => return Err(String::new()),
-            _ => {
-                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-                let number = || -> Result<u32, String> {
-                    value.parse::<u32>().map_err(|_| format!("{flag}: {value:?} is not a whole number"))
-                };
-                match flag.as_str() {
-                    "--key" => o.key = value.clone(),
-                    "--port" => {
-                        o.port =
-                            u16::try_from(number()?).map_err(|_| format!("--port {value} is out of range"))?
-                    }
-                    "--greeting-ms" => o.greeting_ms = number()?,
-                    "--listen-frames" => o.listen_frames = number()? as usize,
-                    "--reply-ms" => o.reply_ms = number()?,
-                    "--turns" => o.turns = number()? as usize,
-                    "--delta-ms" => o.delta_ms = number()?.max(1),
-                    "--threads" => o.threads = (number()? as usize).max(1),
-                    other => return Err(format!("unknown argument {other:?}")),
-                }
-            }
+    let (mut port, mut echo, mut delta_ms) = (0, false, 100);
+    let load = Load::parse(args, "OPENAI_API_KEY", env_key, |flag, value| {
+        match flag {
+            "--echo" => echo = true,
+            "--port" => port = number(flag, &value()?)?,
+            "--delta-ms" => delta_ms = number::<u32>(flag, &value()?)?.max(1),
+            _ => return Ok(false),
         }
-    }
-    if o.key.trim().is_empty() {
-        return Err("no key: pass --key KEY or set OPENAI_API_KEY".into());
-    }
-    o.key = o.key.trim().to_string();
-    Ok(o)
+        Ok(true)
+    })?;
+    Ok(Options { load, port, echo, delta_ms })
+}
+
+fn usage() -> String {
+    format!("{USAGE}{}\n{OWN_USAGE}", LOAD_USAGE.replace("KEY_ENV", "OPENAI_API_KEY"))
 }
 
 /// The greeting when asked for, then `turns` × (listen, caller turn, reply), unless echo.
 fn script(o: &Options) -> Vec<Step> {
-    let mut steps = Vec::new();
-    if o.greeting_ms > 0 {
+    let (load, mut steps) = (&o.load, Vec::new());
+    if load.greeting_ms > 0 {
         steps.push(Step::AwaitResponseCreate);
-        steps.push(Step::speak("Hello, this is the benchmark agent. How can I help?", o.greeting_ms));
+        steps.push(Step::speak("Hello, this is the benchmark agent. How can I help?", load.greeting_ms));
     }
     if o.echo {
         return steps;
     }
+    let o = load;
     for turn in 1..=o.turns {
         steps.push(Step::WaitAudio { frames: o.listen_frames, min_dbfs: None });
         steps.push(Step::user_says(&format!("caller turn {turn}")));
@@ -147,15 +109,15 @@ fn main() -> ExitCode {
     let options = match parse_args(&args, std::env::var("OPENAI_API_KEY").ok()) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("fake-openai: {e}\n{USAGE}");
+            eprintln!("fake-openai: {e}\n{}", usage());
             return ExitCode::from(2);
         }
     };
-    let result = voice_ua_fake_server::runtime(options.threads).and_then(|rt| rt.block_on(run(options)));
+    let result = voice_ua_fake_server::runtime(options.load.threads).and_then(|rt| rt.block_on(run(options)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -166,21 +128,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(o: Options) -> Result<(), String> {
-    let config =
-        FakeConfig::new(&o.key).tls(o.tls).port(o.port).echo(o.echo).delta_ms(o.delta_ms).script(script(&o));
+    let load = &o.load;
+    let config = FakeConfig::new(&load.key)
+        .tls(load.tls)
+        .port(o.port)
+        .echo(o.echo)
+        .delta_ms(o.delta_ms)
+        .script(script(&o));
     let fake = FakeOpenAi::start(config).await.map_err(|e| e.to_string())?;
     let replies = if o.echo {
         "echo replies".to_owned()
     } else {
         format!(
             "{} turns of ({} caller frames, caller turn, reply {} ms)",
-            o.turns, o.listen_frames, o.reply_ms
+            load.turns, load.listen_frames, load.reply_ms
         )
     };
     eprintln!(
         "fake-openai: listening on {}; greeting {} ms when asked, then {replies}",
         fake.url(),
-        o.greeting_ms
+        load.greeting_ms
     );
     let records =
         voice_ua_fake_server::serve_until_signal(&fake.url(), fake.ca_file(), || fake.records(), describe)
@@ -202,7 +169,7 @@ mod tests {
     #[test]
     fn key_from_flag_or_env_and_script_shape() {
         let o = parse_args(&args(&["--turns", "2", "--reply-ms", "500"]), Some(" k ".into())).expect("valid");
-        assert_eq!(o.key, "k");
+        assert_eq!(o.load.key, "k");
         let steps = script(&o);
         assert_eq!(steps.len(), 8);
         assert!(matches!(steps[0], Step::AwaitResponseCreate));
@@ -211,7 +178,7 @@ mod tests {
         let o =
             parse_args(&args(&["--key", "flag", "--tls", "--echo", "--port", "8765"]), Some("env".into()))
                 .expect("valid");
-        assert_eq!((o.key.as_str(), o.tls, o.echo, o.port), ("flag", true, true, 8765));
+        assert_eq!((o.load.key.as_str(), o.load.tls, o.echo, o.port), ("flag", true, true, 8765));
         assert_eq!(script(&o).len(), 2, "echo: only the greeting is scripted");
         let o = parse_args(&args(&["--greeting-ms", "0", "--echo"]), Some("k".into())).expect("valid");
         assert!(script(&o).is_empty());
