@@ -161,9 +161,20 @@ pub enum TurnDetection {
     },
 }
 
+/// `server_vad`'s default threshold (OpenAI's).
+pub const VAD_THRESHOLD: f64 = 0.5;
+/// `server_vad`'s default audio kept before the detected start, ms (OpenAI's).
+pub const VAD_PREFIX_PADDING_MS: u32 = 300;
+/// `server_vad`'s default silence that ends a turn, ms (OpenAI's).
+pub const VAD_SILENCE_DURATION_MS: u32 = 500;
+
 impl Default for TurnDetection {
     fn default() -> Self {
-        TurnDetection::ServerVad { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 }
+        TurnDetection::ServerVad {
+            threshold: VAD_THRESHOLD,
+            prefix_padding_ms: VAD_PREFIX_PADDING_MS,
+            silence_duration_ms: VAD_SILENCE_DURATION_MS,
+        }
     }
 }
 

@@ -27,7 +27,8 @@ use std::sync::Arc;
 pub use self::config::{
     Eagerness, NoiseReduction, OpenAiConfig, Prices, ToolChoice, Transcription, TurnDetection,
     DEFAULT_APPEND_FRAMES, DEFAULT_MODEL, DEFAULT_RENEW_AFTER, DEFAULT_TRANSCRIPTION_MODEL, DEFAULT_URL,
-    DEFAULT_VOICE, MAX_APPEND_FRAMES, RENEW_HARD_LIMIT,
+    DEFAULT_VOICE, MAX_APPEND_FRAMES, RENEW_HARD_LIMIT, VAD_PREFIX_PADDING_MS, VAD_SILENCE_DURATION_MS,
+    VAD_THRESHOLD,
 };
 pub use self::connection::check_key;
 use self::messages::AudioFormatSpec;
