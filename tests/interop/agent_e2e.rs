@@ -46,16 +46,16 @@ const FALLBACK: &[u8] = include_bytes!("../../conf/fallback-en.ulaw");
 
 /// Tone analysis window: 200 samples at 8 kHz, exactly 11 periods of 440 Hz
 /// (and 25 of 1 kHz), so a Goertzel filter at either has no leakage.
-const TONE_WIN_S: f64 = 0.025;
+pub(crate) const TONE_WIN_S: f64 = 0.025;
 
 /// The fake's tone is about -12 dBFS (amplitude 8000). A window holds the
 /// tone when its 440 Hz amplitude exceeds this and carries most of its
 /// energy (see [`ToneScan`]).
-const TONE_MIN_AMP: f64 = 2000.0;
+pub(crate) const TONE_MIN_AMP: f64 = 2000.0;
 
 /// What "no tone" means in a control window: 440 Hz amplitude below this
 /// (-46 dB under the tone; G.711 idle noise on silence is a few units).
-const NO_TONE_MAX_AMP: f64 = 40.0;
+pub(crate) const NO_TONE_MAX_AMP: f64 = 40.0;
 
 /// Envelope correlation the fallback prompt must reach in what baresip
 /// heard. The prompt's μ-law bytes travel untouched (voice-ua -> RTP ->
@@ -67,45 +67,90 @@ const PROMPT_THRESHOLD: f64 = 0.7;
 
 // ---------------------------------------------------------------- fake agent
 
-/// The fake Deepgram server and the runtime serving it (dropped in this
-/// order: the server's task first).
-struct Agent {
-    fake: FakeDeepgram,
+/// A fake agent server as voice-ua meets it: its URL and test CA, the
+/// provider it stands for, and the key voice-ua reads from the environment.
+pub(crate) trait FakeAgent {
+    /// What one connection left.
+    type Record: voice_ua_fake_server::Record;
+    /// `agent.provider`.
+    const PROVIDER: &'static str;
+    /// The environment variable voice-ua takes the key from.
+    const KEY_ENV: &'static str;
+    fn url(&self) -> String;
+    fn server(&self) -> &voice_ua_fake_server::FakeServer<Self::Record>;
+}
+
+impl FakeAgent for FakeDeepgram {
+    type Record = Record;
+    const PROVIDER: &'static str = "deepgram";
+    const KEY_ENV: &'static str = "DEEPGRAM_API_KEY";
+    fn url(&self) -> String {
+        FakeDeepgram::url(self)
+    }
+    fn server(&self) -> &voice_ua_fake_server::FakeServer<Record> {
+        self
+    }
+}
+
+/// A fake agent server and the runtime serving it (dropped in this order:
+/// the server's task first).
+pub(crate) struct Agent<F> {
+    fake: F,
+    key: &'static str,
     rt: tokio::runtime::Runtime,
 }
 
-impl Agent {
-    fn start(script: Vec<Step>) -> Agent {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime for the fake agent");
+/// A runtime for a fake agent server.
+fn agent_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the fake agent")
+}
+
+impl Agent<FakeDeepgram> {
+    fn deepgram(script: Vec<Step>) -> Agent<FakeDeepgram> {
+        let rt = agent_runtime();
         let fake = rt
             .block_on(FakeDeepgram::start(FakeConfig::new(KEY).tls(true).script(script)))
             .expect("fake Deepgram starts");
-        Agent { fake, rt }
+        Agent { fake, key: KEY, rt }
+    }
+}
+
+impl<F: FakeAgent> Agent<F> {
+    /// A fake started on `rt` with the key `key`.
+    pub(crate) fn new(fake: F, key: &'static str, rt: tokio::runtime::Runtime) -> Agent<F> {
+        Agent { fake, key, rt }
     }
 
-    /// voice-ua's `[agent]` section, `functions` appended (TOML tables).
+    /// A runtime to start a fake on.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
+        agent_runtime()
+    }
+
+    /// voice-ua's `[agent]` section for this provider, `functions` appended
+    /// (TOML tables).
     fn toml(&self, functions: &str) -> String {
-        let ca = self.fake.ca_file().expect("the wss fake has a CA file");
+        let ca = self.fake.server().ca_file().expect("the wss fake has a CA file");
         format!(
-            "[agent]\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
+            "[agent]\nprovider = \"{}\"\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
+            F::PROVIDER,
             self.fake.url(),
             ca.display()
         )
     }
 
     /// Records of the first `n` finished connections (waits up to `timeout`).
-    fn records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        self.rt.block_on(self.fake.wait_records(n, timeout))
+    pub(crate) fn records(&self, n: usize, timeout: Duration) -> Vec<F::Record> {
+        self.rt.block_on(self.fake.server().wait_records(n, timeout))
     }
 }
 
 // ------------------------------------------------------------------- baresip
 
-struct Baresip {
+pub(crate) struct Baresip {
     proc: Proc,
     cons_port: u16,
     console: UdpSocket,
@@ -181,16 +226,16 @@ impl Baresip {
 
 /// One test's peers. Field order is drop order: processes first, the run
 /// directory (kept on failure) last.
-struct Rig {
-    baresip: Baresip,
-    ua: VoiceUa,
-    kam: Kamailio,
-    agent: Agent,
-    started: Instant,
+pub(crate) struct Rig<F> {
+    pub(crate) baresip: Baresip,
+    pub(crate) ua: VoiceUa,
+    pub(crate) kam: Kamailio,
+    pub(crate) agent: Agent<F>,
+    pub(crate) started: Instant,
     run: RunDir,
 }
 
-impl Rig {
+impl<F: FakeAgent> Rig<F> {
     /// Every request and reply Kamailio logged, requests first.
     fn sip_trace(&self) -> Vec<String> {
         self.kam
@@ -200,25 +245,23 @@ impl Rig {
             .collect()
     }
 
-    /// Kamailio (pbx.cfg), the fake agent with `script`, voice-ua registered
-    /// as 9000 with `functions`, baresip as 1001 (+ 9001); then baresip
-    /// dials 9000 and the call is established. None (after SKIP) without
-    /// the tools.
-    fn call(test: &str, script: Vec<Step>, functions: &str, with_9001: bool) -> Option<Rig> {
+    /// Kamailio (pbx.cfg), the fake `agent`, voice-ua registered as 9000 with
+    /// `functions`, baresip as 1001 (+ 9001); then baresip dials 9000 and the
+    /// call is established. None (after SKIP) without the tools.
+    pub(crate) fn call(test: &str, agent: Agent<F>, functions: &str, with_9001: bool) -> Option<Rig<F>> {
         let tools = require_tools(test, &["kamailio", "kamcmd", "baresip"])?;
         voice_ua::binary();
         let started = Instant::now();
         let run = RunDir::new(test);
         let block = PortBlock::next();
         let kam = Kamailio::start_cfg(&run, &tools, "pbx.cfg", None);
-        let agent = Agent::start(script);
         let mut ua = calls::start_ua_env(
             &run,
             kam.port,
             &block,
             &agent.toml(functions),
             kamailio::PASSWORD,
-            &[("DEEPGRAM_API_KEY", KEY)],
+            &[(F::KEY_ENV, agent.key)],
         );
         let regs = ua.wait_registered(1, Duration::from_secs(10));
         assert!(regs.is_some(), "voice-ua did not register at Kamailio\n{}\n{}", kam.diag(), ua.diag());
@@ -262,11 +305,11 @@ impl Rig {
     }
 
     /// voice-ua's events whose message contains `text`.
-    fn ua_events(&self, text: &str) -> Vec<Value> {
+    pub(crate) fn ua_events(&self, text: &str) -> Vec<Value> {
         self.ua.events().into_iter().filter(|e| logs::message(e).is_some_and(|m| m.contains(text))).collect()
     }
 
-    fn diag(&self) -> String {
+    pub(crate) fn diag(&self) -> String {
         format!(
             "run directory {}\n{}\n{}\n{}",
             self.run.path().display(),
@@ -277,7 +320,7 @@ impl Rig {
     }
 }
 
-fn get<'a>(kv: &'a [(String, String)], key: &str) -> &'a str {
+pub(crate) fn get<'a>(kv: &'a [(String, String)], key: &str) -> &'a str {
     kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_default()
 }
 
@@ -319,7 +362,7 @@ fn ulaw_decode(code: u8) -> i16 {
 }
 
 /// Amplitude of the `freq` component of `w` (Goertzel).
-fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
+pub(crate) fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
     let k = 2.0 * (TAU * freq / rate).cos();
     let (mut s1, mut s2) = (0.0, 0.0);
     for &x in w {
@@ -335,7 +378,7 @@ fn goertzel_amp(w: &[f64], rate: f64, freq: f64) -> f64 {
 /// whether the window holds the tone (440 Hz amplitude above
 /// [`TONE_MIN_AMP`] and at least 80% of the window's RMS-equivalent
 /// amplitude, i.e. a tone, not broadband noise).
-struct ToneScan {
+pub(crate) struct ToneScan {
     amp: Vec<f64>,
     amp_1k: Vec<f64>,
     tone: Vec<bool>,
@@ -399,15 +442,15 @@ impl ToneScan {
 
 /// One request the test's HTTP server received.
 #[derive(Debug)]
-struct HttpSeen {
-    head: String,
-    body: String,
+pub(crate) struct HttpSeen {
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request with
 /// `{"ok":true}`; what it received goes to the channel. The thread lives
 /// until the test process exits.
-fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
+pub(crate) fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
     let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the HTTP tool server");
     let port = listener.local_addr().expect("local address").port();
     let (tx, rx) = mpsc::channel();
@@ -453,12 +496,11 @@ fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
 
 // --------------------------------------------------------------------- tests
 
-#[test]
-fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
-    let script = vec![Step::speak("Hello", 1500, true)];
-    let Some(mut rig) = Rig::call("agent_greeting", script, "", false) else {
-        return;
-    };
+/// A call whose agent greets with 1.5 s of tone: baresip heard it, for about
+/// 1.5 s (Goertzel per 25 ms window), and nothing before or after; the
+/// INVITE went through the proxy. The fake's record of the call.
+pub(crate) fn greeting_heard<F: FakeAgent>(test: &str, agent: Agent<F>) -> Option<(F::Record, Rig<F>)> {
+    let mut rig = Rig::call(test, agent, "", false)?;
     std::thread::sleep(Duration::from_millis(3500));
     rig.baresip.command("/hangup");
     let ended = calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
@@ -494,41 +536,52 @@ fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
         scan.duration_s(),
         ended[0]
     );
-    eprintln!("agent_greeting: {report}");
+    eprintln!("{test}: {report}");
     assert!((1.3..=1.9).contains(&length), "the greeting is 1.5 s of tone: {report}\n{}", dec.display());
     assert!(coverage >= 0.9, "the tone is continuous: {report}");
     assert!(amp_in > 5000.0 && amp_1k_in < amp_in / 20.0, "a 440 Hz tone, not broadband: {report}");
     assert!(after_s >= 1.0, "at least 1 s of control after the greeting: {report}");
     assert!(after < NO_TONE_MAX_AMP && before < NO_TONE_MAX_AMP, "no tone outside the greeting: {report}");
-
-    let r = &records[0];
-    assert_eq!(r.authorization.as_deref(), Some(&*format!("Token {KEY}")));
-    assert!(r.script_done && r.violations.is_empty(), "{r:?}");
-    assert!(!rig.ua_events("calls are answered by the Deepgram Voice Agent").is_empty(), "{}", rig.diag());
     // the INVITE went through the proxy, which looked 9000 up
     let invites = rig.requests("INVITE");
     assert!(invites.iter().any(|r| get(r, "ru").starts_with("sip:9000@")), "{}", rig.kam.diag());
-    eprintln!("agent_greeting: {:.1} s", rig.started.elapsed().as_secs_f64());
+    let record = records.into_iter().next().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    Some((record, rig))
 }
 
 #[test]
-fn agent_tool_call_reaches_the_http_function() {
-    let (http_port, http_rx) = http_tool();
-    let functions = format!(
-        "[[agent.functions]]\nname = \"open_gate\"\ndescription = \"Open a gate\"\nkind = \"http\"\n\
-         url = \"http://127.0.0.1:{http_port}/gates/open\"\ntimeout_ms = 2000\n\
-         headers = {{ \"X-Gate-Key\" = \"gk-1\" }}\n\
-         parameters = {{ type = \"object\", properties = {{ gate = {{ type = \"string\" }} }} }}\n"
-    );
-    let script = vec![
-        Step::speak("Hello", 300, true),
-        Step::WaitAudio { frames: 10, min_dbfs: None },
-        Step::call("fc_1", "open_gate", r#"{"gate":"main"}"#),
-        Step::speak("The gate is open", 300, true),
-    ];
-    let Some(mut rig) = Rig::call("agent_tool", script, &functions, false) else {
+fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
+    let script = vec![Step::speak("Hello", 1500, true)];
+    let Some((r, rig)) = greeting_heard("agent_greeting", Agent::deepgram(script)) else {
         return;
     };
+    assert_eq!(r.authorization.as_deref(), Some(&*format!("Token {KEY}")));
+    assert!(r.script_done && r.violations.is_empty(), "{r:?}");
+    assert!(!rig.ua_events("calls are answered by the Deepgram Voice Agent").is_empty(), "{}", rig.diag());
+    eprintln!("agent_greeting: {:.1} s", rig.started.elapsed().as_secs_f64());
+}
+
+/// `[[agent.functions]]`: `open_gate`, an `http` function posting to
+/// `/gates/open` on `port` with the header `X-Gate-Key: gk-1`.
+pub(crate) fn open_gate_function(port: u16) -> String {
+    format!(
+        "[[agent.functions]]\nname = \"open_gate\"\ndescription = \"Open a gate\"\nkind = \"http\"\n\
+         url = \"http://127.0.0.1:{port}/gates/open\"\ntimeout_ms = 2000\n\
+         headers = {{ \"X-Gate-Key\" = \"gk-1\" }}\n\
+         parameters = {{ type = \"object\", properties = {{ gate = {{ type = \"string\" }} }} }}\n"
+    )
+}
+
+/// A call whose agent calls `open_gate` with `{"gate":"main"}` (the test's
+/// HTTP server on `http`): the request reached the server with its header
+/// and arguments. The fake's record of the call.
+pub(crate) fn tool_called<F: FakeAgent>(
+    test: &str,
+    agent: Agent<F>,
+    http: (u16, mpsc::Receiver<HttpSeen>),
+) -> Option<(F::Record, Rig<F>)> {
+    let (http_port, http_rx) = http;
+    let mut rig = Rig::call(test, agent, &open_gate_function(http_port), false)?;
     let seen = http_rx.recv_timeout(Duration::from_secs(10));
     // let the response reach the fake and the reply play
     std::thread::sleep(Duration::from_millis(800));
@@ -536,15 +589,28 @@ fn agent_tool_call_reaches_the_http_function() {
     calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
     rig.baresip.quit();
     let seen = seen.unwrap_or_else(|e| panic!("the HTTP function was not called: {e}\n{}", rig.diag()));
-    eprintln!("agent_tool: HTTP server got {seen:?}");
+    eprintln!("{test}: HTTP server got {seen:?}");
     assert!(seen.head.starts_with("POST /gates/open HTTP/1.1"), "{seen:?}");
     assert!(seen.head.lines().any(|l| l.eq_ignore_ascii_case("x-gate-key: gk-1")), "{seen:?}");
     let args: Value =
         serde_json::from_str(&seen.body).unwrap_or_else(|e| panic!("body not JSON: {e}: {seen:?}"));
     assert_eq!(args, serde_json::json!({"gate": "main"}), "the arguments reach the function");
-
     let records = rig.agent.records(1, Duration::from_secs(5));
-    let r = records.first().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    let record = records.into_iter().next().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    Some((record, rig))
+}
+
+#[test]
+fn agent_tool_call_reaches_the_http_function() {
+    let script = vec![
+        Step::speak("Hello", 300, true),
+        Step::WaitAudio { frames: 10, min_dbfs: None },
+        Step::call("fc_1", "open_gate", r#"{"gate":"main"}"#),
+        Step::speak("The gate is open", 300, true),
+    ];
+    let Some((r, rig)) = tool_called("agent_tool", Agent::deepgram(script), http_tool()) else {
+        return;
+    };
     eprintln!("agent_tool: function responses {:?}", r.function_responses);
     let resp = r
         .function_responses
@@ -565,7 +631,7 @@ fn agent_barge_in_flushes_queued_speech() {
         Step::user_says("stop"),
         Step::speak("ok", 300, true),
     ];
-    let Some(mut rig) = Rig::call("agent_barge_in", script, "", false) else {
+    let Some(mut rig) = Rig::call("agent_barge_in", Agent::deepgram(script), "", false) else {
         return;
     };
     std::thread::sleep(Duration::from_millis(4000));
@@ -608,7 +674,7 @@ fn agent_transfer_function_refers_the_caller_through_the_pbx() {
         Step::WaitAudio { frames: 10, min_dbfs: None },
         Step::call("fc_t", "transfer_to_guard", "{}"),
     ];
-    let Some(mut rig) = Rig::call("agent_transfer", script, functions, true) else {
+    let Some(mut rig) = Rig::call("agent_transfer", Agent::deepgram(script), functions, true) else {
         return;
     };
     let ua_port = rig.ua.bind_port;
@@ -671,7 +737,7 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
         Step::WaitAudio { frames: 25, min_dbfs: None },
         Step::error("INTERNAL_SERVER_ERROR", "the LLM is down"),
     ];
-    let Some(mut rig) = Rig::call("agent_failure", script, "", false) else {
+    let Some(mut rig) = Rig::call("agent_failure", Agent::deepgram(script), "", false) else {
         return;
     };
     let ua_port = rig.ua.bind_port;

@@ -5,7 +5,8 @@
 //! (`calls_baresip`, which also checks the echo in what it heard); and
 //! `agent_e2e`: baresip -> Kamailio as registrar + proxy -> voice-ua bridged
 //! to the fake Deepgram Voice Agent (greeting, tool call, barge-in,
-//! transfer, fallback on failure).
+//! transfer, fallback on failure), and `agent_openai`: the same with the
+//! fake OpenAI Realtime server (greeting, tool call).
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
@@ -21,6 +22,7 @@
 //! run in parallel.
 
 mod agent_e2e;
+mod agent_openai;
 mod calls_baresip;
 mod calls_sipp;
 mod register_kamailio;
