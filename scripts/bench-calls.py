@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Call benchmark for voice-ua, on 127.0.0.1 only: the performance report's one entry point.
 
-    scripts/bench-calls.py [--agent echo|deepgram|both] [--plays K] [--window S] [--rate CPS]
+    scripts/bench-calls.py [--agent echo|deepgram|openai|both|all] [--plays K] [--window S] [--rate CPS]
                            [--log FILTER] [--wait-idle S] [--keep] [--no-build] [--no-invite] [N ...]
 
-Defaults: both agents, N = 1 50 200. Builds the release binaries first (honours
-CARGO_TARGET_DIR, else target/): voice-ua, and for the Deepgram run the dev-only fake
-server, `cargo build --release -p voice-ua-fake-deepgram --bin fake-deepgram`.
+Defaults: both = echo and deepgram (all: and openai), N = 1 50 200. Builds the release
+binaries first (honours CARGO_TARGET_DIR, else target/): voice-ua, and for a fake agent's
+run its dev-only server, `cargo build --release -p voice-ua-fake-deepgram --bin
+fake-deepgram` or `-p voice-ua-fake-openai --bin fake-openai`.
 
 1. Sizes: the stripped release binary (x86_64; and the aarch64 one when
    <target>/aarch64-unknown-linux-gnu/release/voice-ua exists, see deploy/build-aarch64.sh).
@@ -23,6 +24,8 @@ server, `cargo build --release -p voice-ua-fake-deepgram --bin fake-deepgram`.
    - echo agent: voice-ua's built-in echo test answers.
    - deepgram: voice-ua bridges every call over ws:// loopback to `fake-deepgram`
      (greeting, then every 5 s a user turn and a 3 s spoken reply, for the whole call).
+   - openai: the same over ws:// loopback to `fake-openai` (the OpenAI Realtime GA
+     events: base64 audio in JSON both ways, the same greeting, turns and replies).
 
 Prints Markdown tables for docs/performance.md. Every child process runs in its own
 process group and is stopped on exit, on Ctrl-C and on SIGTERM. Needs kamailio, kamcmd
@@ -37,7 +40,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 PCAPS = os.environ.get("VOICE_UA_SIPP_PCAPS", "/usr/share/sip-tester")
 KAM_PASSWORD = "bench-9000-Secret!"
-FAKE_KEY = "bench-fake-deepgram-key-0123456789"
+FAKE_KEY = "bench-fake-agent-key-0123456789"
+# The fake agents: their binary (and package), voice-ua's provider and key variable.
+FAKES = {
+    "deepgram": ("fake-deepgram", "voice-ua-fake-deepgram", "DEEPGRAM_API_KEY"),
+    "openai": ("fake-openai", "voice-ua-fake-openai", "OPENAI_API_KEY"),
+}
 # Ports below the ephemeral range, away from the interop tests' blocks (20000-31999).
 UA_RTP_PORTS = "12000-13998"   # 1000 even ports
 SIPP_MEDIA_BASE = 16000        # [auto_media_port] = base + 4 * (call - 1)
@@ -220,17 +228,19 @@ def write_ua_config(run, max_calls, http_port, agent, ring_ms=None):
         if agent == "echo":
             f.write('provider = "echo"\n')
         else:
-            f.write(f'provider = "deepgram"\nurl = "{agent}"\ngreeting = "Hello"\n')
+            provider, url = agent
+            f.write(f'provider = "{provider}"\nurl = "{url}"\ngreeting = "Hello"\n')
     return cfg
 
 
-def ua_env(password, deepgram):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICE_UA_") and k != "DEEPGRAM_API_KEY"}
+def ua_env(password, provider=None):
+    keys = {fake[2] for fake in FAKES.values()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICE_UA_") and k not in keys}
     env.update(VOICE_UA_SIP_PASSWORD=password, HOME="/nonexistent")
     env.pop("STATE_DIRECTORY", None)
     env.pop("RUST_LOG", None)
-    if deepgram:
-        env["DEEPGRAM_API_KEY"] = FAKE_KEY
+    if provider:
+        env[FAKES[provider][2]] = FAKE_KEY
     return env
 
 
@@ -293,7 +303,7 @@ def invite_times(binary, runs=30):
     # REGISTER every 10 s); calls come from 127.0.0.1, the registrar's IP, so they pass.
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{free_port()}",
                 "--bind", f"127.0.0.1:{sip_port}", "--log", "warn"],
-               os.path.join(run, "voice-ua.log"), cwd=run, env=ua_env("bench", False))
+               os.path.join(run, "voice-ua.log"), cwd=run, env=ua_env("bench"))
     time.sleep(1.0)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -453,13 +463,16 @@ def sipp_counts(stat_file):
 
 # ----------------------------------------------------------------- fake agent
 
-class FakeDeepgram:
-    def __init__(self, binary, run):
-        self.log = os.path.join(run, "fake-deepgram.log")
+class FakeAgent:
+    def __init__(self, provider, run):
+        name = FAKES[provider][0]
+        self.provider, self.name = provider, name
+        self.log = os.path.join(run, f"{name}.log")
+        binary = os.path.join(TARGET, "release", name)
         self.proc = spawn([binary, "--key", FAKE_KEY], self.log, stdout=subprocess.PIPE)
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("ws://127.0.0.1:"):
-            raise RuntimeError(f"fake-deepgram printed {line!r}, not its ws:// URL; see {self.log}")
+            raise RuntimeError(f"{name} printed {line!r}, not its ws:// URL; see {self.log}")
         self.url = line
 
     def sessions(self):
@@ -469,7 +482,7 @@ class FakeDeepgram:
             for line in f:
                 if line.startswith("session "):
                     n += 1
-                    for code in re.findall(r'"([A-Z_]+)"', line.split("errors=", 1)[1]):
+                    for code in re.findall(r'"([A-Za-z_]+)"', line.split("errors=", 1)[1]):
                         errors[code] = errors.get(code, 0) + 1
         return n, errors
 
@@ -483,11 +496,11 @@ def concurrent(binary, kam, agent_name, fake, n, a):
     with open(os.path.join(run, "uac_pcap_proxy.xml"), "w") as f:
         f.write(scenario(a.plays))
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
-    cfg = write_ua_config(run, min(1000, n + 10), http_port, fake.url if fake else "echo")
+    cfg = write_ua_config(run, min(1000, n + 10), http_port, (fake.provider, fake.url) if fake else "echo")
     ua_log = os.path.join(run, "voice-ua.log")
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{kam.port}",
                 "--bind", f"127.0.0.1:{sip_port}", "--log-format", "json", "--log", a.log],
-               ua_log, cwd=run, env=ua_env(KAM_PASSWORD, fake is not None))
+               ua_log, cwd=run, env=ua_env(KAM_PASSWORD, fake.provider if fake else None))
     sipp = None
     r = {"n": n, "agent": agent_name}
     try:
@@ -589,7 +602,8 @@ def kib(v):
 
 
 def print_round_table(agent, rows):
-    title = "echo agent" if agent == "echo" else "bridged to the fake Deepgram (ws:// loopback)"
+    title = {"echo": "echo agent", "deepgram": "bridged to the fake Deepgram (ws:// loopback)",
+             "openai": "bridged to the fake OpenAI Realtime (ws:// loopback)"}[agent]
     print(f"\n**{title}**\n")
     print("| concurrent calls | voice-ua CPU (% of one core) | CPU per call | RSS idle → all up | RSS per call "
           "| calls completed / failed |")
@@ -600,7 +614,7 @@ def print_round_table(agent, rows):
               f"{r['ok']} / {r['failed']} (sipp exit {r['sipp_rc']}) |")
     print("\nSame window, the rest of the machine (not counted as voice-ua's):\n")
     fake_col = agent != "echo"
-    print("| calls | all up after | active in window | fake-deepgram CPU / RSS | sipp CPU | Kamailio CPU "
+    print(f"| calls | all up after | active in window | {FAKES.get(agent, ('fake agent',))[0]} CPU / RSS | sipp CPU | Kamailio CPU "
           "| other processes (% of one core), load avg | voice-ua warn / error lines | RTP in / lost / late / concealed |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -625,16 +639,23 @@ def print_round_table(agent, rows):
 def build(a):
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua"], cwd=ROOT, check=True, env=env)
-    if a.agent in ("deepgram", "both"):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua-fake-deepgram",
-                        "--bin", "fake-deepgram"], cwd=ROOT, check=True, env=env)
+    for provider in agents(a.agent):
+        if provider in FAKES:
+            name, package, _ = FAKES[provider]
+            subprocess.run(["cargo", "build", "--release", "-q", "-p", package, "--bin", name],
+                           cwd=ROOT, check=True, env=env)
+
+
+def agents(choice):
+    """The agents a --agent choice runs, in order."""
+    return {"both": ["echo", "deepgram"], "all": ["echo", "deepgram", "openai"]}.get(choice, [choice])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ns", nargs="*", type=int, default=[1, 50, 200], metavar="N", help="concurrent calls")
-    p.add_argument("--agent", choices=["echo", "deepgram", "both"], default="both")
+    p.add_argument("--agent", choices=["echo", "deepgram", "openai", "both", "all"], default="both")
     p.add_argument("--plays", type=int, default=4, help="g711a.pcap plays per call, 8 s each (default 4)")
     p.add_argument("--window", type=float, default=10, help="sampling window with all calls up, s (default 10)")
     p.add_argument("--settle", type=float, default=2, help="wait after all calls are up, s (default 2)")
@@ -662,7 +683,6 @@ def main():
     if not a.no_build:
         build(a)
     binary = os.path.join(TARGET, "release", "voice-ua")
-    fake_bin = os.path.join(TARGET, "release", "fake-deepgram")
 
     print(f"machine: {machine()}")
     print(f"voice-ua: {binary}; log filter {a.log!r}; calls: PCMA, {a.plays} × g711a.pcap "
@@ -688,10 +708,9 @@ def main():
     fake = None
     idle = []
     try:
-        agents = ["echo", "deepgram"] if a.agent == "both" else [a.agent]
-        for agent in agents:
-            if agent == "deepgram":
-                fake = FakeDeepgram(fake_bin, run)
+        for agent in agents(a.agent):
+            if agent in FAKES:
+                fake = FakeAgent(agent, run)
             rows = []
             for n in a.ns:
                 print(f"bench-calls: {agent}, {n} concurrent calls ...", file=sys.stderr, flush=True)
