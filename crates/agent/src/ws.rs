@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use serde::de::DeserializeOwned;
@@ -218,6 +218,101 @@ pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What the shared handshake loop ([`handshake`]) needs of a provider's sans-IO session.
+pub(crate) trait Handshake {
+    /// The next thing the session decided, sorted for the handshake; `None` when there is
+    /// nothing more for now.
+    fn next_step(&mut self) -> Option<Step>;
+    /// The handshake is done: the session streams.
+    fn streaming(&self) -> bool;
+    /// When [`Handshake::handle_timeout`] is next due.
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    /// Time has passed.
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    /// A frame from the socket, or its end (`open` cleared when it reads no more).
+    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>, open: &mut bool);
+    /// A write failed: the connection is closing.
+    fn on_send_error(&mut self, error: tungstenite::Error);
+}
+
+/// What a provider's sans-IO session tells its shell to do; `A` is the caller audio it
+/// sends (Deepgram: a 20 ms frame as a binary frame; OpenAI: a few frames as an append
+/// event), by value: no heap per frame.
+// Audio travels by value, like the seam's own `AgentEvent`: no heap per chunk.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output<A> {
+    /// Send this JSON as a text frame.
+    SendText(String),
+    /// Send this caller audio.
+    SendAudio(A),
+    /// Pass this event to the call.
+    Event(crate::AgentEvent),
+    /// Run this function and hand the result back to the session.
+    RunTool(crate::tools::ToolCall),
+    /// Close the WebSocket (normal close) and stop.
+    Close,
+    /// Open a fresh session to continue the call past the provider's cap and, once it is
+    /// streaming, switch the call over to it and close this one; on failure, tell the
+    /// session so.
+    Renew,
+}
+
+impl<A> Output<A> {
+    /// What this output means during a handshake.
+    pub(crate) fn handshake_step(self) -> Step {
+        match self {
+            Output::SendText(text) => Step::Send(Message::text(text)),
+            Output::Event(crate::AgentEvent::Ended(crate::SessionEnd::Failed(e))) => Step::Failed(e),
+            // No caller audio is fed during the handshake, so no SendAudio either.
+            Output::SendAudio(_) | Output::Event(_) | Output::RunTool(_) | Output::Close | Output::Renew => {
+                Step::Skip
+            }
+        }
+    }
+}
+
+/// An output of a session during its handshake.
+pub(crate) enum Step {
+    /// Send this frame.
+    Send(Message),
+    /// The handshake failed.
+    Failed(AgentError),
+    /// Nothing to do during the handshake (no caller audio flows, the call sees nothing).
+    Skip,
+}
+
+/// Run `session`'s handshake on `ws` (its opening messages already queued in it): the
+/// socket and the session once it streams, or why not.
+pub(crate) async fn handshake<S: Handshake>(mut ws: Ws, mut session: S) -> Result<(Ws, S), AgentError> {
+    use futures_util::{SinkExt, StreamExt};
+    let mut open = true;
+    loop {
+        while let Some(step) = session.next_step() {
+            match step {
+                Step::Send(message) => {
+                    if let Err(e) = ws.send(message).await {
+                        session.on_send_error(e);
+                    }
+                }
+                Step::Failed(e) => {
+                    let _ = ws.close(None).await;
+                    return Err(e);
+                }
+                Step::Skip => {}
+            }
+        }
+        if session.streaming() {
+            return Ok((ws, session));
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            frame = ws.next(), if open => session.on_frame(frame, &mut open),
+            _ = sleep_until(deadline) => session.handle_timeout(now()),
+        }
     }
 }
 

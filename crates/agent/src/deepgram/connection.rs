@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::config::DeepgramConfig;
 use super::messages::Settings;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
 use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
-use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Ws};
+use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Handshake, Step, Ws};
 use crate::AgentError;
 
 /// The Deepgram end of a connection, for its errors.
@@ -157,10 +157,7 @@ async fn send_audio(ws: &mut Ws, session: &mut DeepgramSession, out: &mut AudioO
 }
 
 /// One frame (or the end) from Deepgram's socket, into the session.
-fn on_frame(
-    session: &mut DeepgramSession,
-    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-) {
+fn on_frame(session: &mut DeepgramSession, frame: Option<Result<Message, tungstenite::Error>>) {
     match frame {
         Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
         Some(Ok(Message::Binary(bytes))) => session.handle_binary(now(), &bytes),
@@ -205,31 +202,32 @@ async fn open_streaming(
     format: AudioFormat,
     settings: Settings,
 ) -> Result<(Ws, DeepgramSession), AgentError> {
-    let mut session = DeepgramSession::new(now(), format, settings);
-    let mut ws = connect(config, tls).await?;
-    loop {
-        while let Some(output) = session.poll_output() {
-            match output {
-                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
-                Output::Event(AgentEvent::Ended(SessionEnd::Failed(e))) => {
-                    let _ = ws.close(None).await;
-                    return Err(e);
-                }
-                // No caller audio is fed during the handshake, so no SendAudio either.
-                Output::SendAudio(_)
-                | Output::Event(_)
-                | Output::RunTool(_)
-                | Output::Close
-                | Output::Renew => {}
-            }
-        }
-        if session.state() == State::Streaming {
-            return Ok((ws, session));
-        }
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            frame = ws.next() => on_frame(&mut session, frame),
-            _ = sleep_until(deadline) => session.handle_timeout(now()),
-        }
+    let session = DeepgramSession::new(now(), format, settings);
+    ws::handshake(connect(config, tls).await?, session).await
+}
+
+impl Handshake for DeepgramSession {
+    fn next_step(&mut self) -> Option<Step> {
+        self.poll_output().map(Output::handshake_step)
+    }
+
+    fn streaming(&self) -> bool {
+        self.state() == State::Streaming
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        DeepgramSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        DeepgramSession::handle_timeout(self, now);
+    }
+
+    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>, _open: &mut bool) {
+        on_frame(self, frame);
+    }
+
+    fn on_send_error(&mut self, error: tungstenite::Error) {
+        self.handle_closed(now(), &error.to_string());
     }
 }

@@ -68,27 +68,11 @@ pub enum State {
 /// A client-side function the agent asked for.
 pub use crate::tools::ToolCall;
 
-/// What the shell must do.
-// Audio events travel by value, like the seam's own `AgentEvent`: no heap per chunk.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Send this JSON as a text frame.
-    SendText(String),
-    /// Send this caller audio as a binary frame. The frame travels by value (it is `Copy`,
-    /// a fixed array): no heap per frame.
-    SendAudio(AudioFrame),
-    /// Pass this event to the call.
-    Event(AgentEvent),
-    /// Run this function and hand the result to [`DeepgramSession::handle_tool_result`].
-    RunTool(ToolCall),
-    /// Close the WebSocket (normal close) and stop.
-    Close,
-    /// Open a fresh session with [`DeepgramSession::renewal_settings`] and, once it is
-    /// streaming, switch the call over to it and close this one. On failure, call
-    /// [`DeepgramSession::renew_failed`].
-    Renew,
-}
+/// What the shell must do: a caller frame goes as a binary frame, by value (it is `Copy`,
+/// a fixed array). `Renew`: open a fresh session with
+/// [`DeepgramSession::renewal_settings`]; on failure, call
+/// [`DeepgramSession::renew_failed`].
+pub type Output = crate::ws::Output<AudioFrame>;
 
 /// One finished turn's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]

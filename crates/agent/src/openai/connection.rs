@@ -18,7 +18,7 @@ use super::messages::{append_json, append_json_len};
 use super::session::{Closed, OpenAiSession, Output, State, MAX_APPEND_BYTES, MAX_EVENT_BYTES, PROVIDER};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, CallFacts, CallInput, Role, SessionEnd};
 use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
-use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Ws};
+use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Handshake, Step, Ws};
 use crate::AgentError;
 
 /// The OpenAI end of a connection, for its errors.
@@ -251,32 +251,32 @@ async fn open_streaming(
     format: AudioFormat,
     seed: Option<Vec<(Role, String)>>,
 ) -> Result<(Ws, OpenAiSession), AgentError> {
-    let mut session = OpenAiSession::new(now(), format, config, seed)?;
-    let mut ws = connect(config, tls).await?;
-    let mut open = true;
-    loop {
-        while let Some(output) = session.poll_output() {
-            match output {
-                Output::SendText(text) => send(&mut ws, &mut session, Message::text(text)).await,
-                Output::Event(AgentEvent::Ended(SessionEnd::Failed(e))) => {
-                    let _ = ws.close(None).await;
-                    return Err(e);
-                }
-                // No caller audio is fed during the handshake, so no SendAudio either.
-                Output::SendAudio(_)
-                | Output::Event(_)
-                | Output::RunTool(_)
-                | Output::Close
-                | Output::Renew => {}
-            }
-        }
-        if session.state() == State::Streaming {
-            return Ok((ws, session));
-        }
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            frame = ws.next(), if open => on_frame(&mut session, frame, &mut open),
-            _ = sleep_until(deadline) => session.handle_timeout(now()),
-        }
+    let session = OpenAiSession::new(now(), format, config, seed)?;
+    ws::handshake(connect(config, tls).await?, session).await
+}
+
+impl Handshake for OpenAiSession {
+    fn next_step(&mut self) -> Option<Step> {
+        self.poll_output().map(Output::handshake_step)
+    }
+
+    fn streaming(&self) -> bool {
+        self.state() == State::Streaming
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        OpenAiSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        OpenAiSession::handle_timeout(self, now);
+    }
+
+    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>, open: &mut bool) {
+        on_frame(self, frame, open);
+    }
+
+    fn on_send_error(&mut self, error: tungstenite::Error) {
+        self.handle_closed(now(), closed(error));
     }
 }

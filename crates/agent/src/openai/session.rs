@@ -127,27 +127,12 @@ impl std::fmt::Debug for AppendBatch {
     }
 }
 
-/// What the shell must do.
-// Audio travels by value, like the seam's own `AgentEvent`: no heap per chunk.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Send this JSON as a text frame.
-    SendText(String),
-    /// Send these caller frames as one `input_audio_buffer.append`
-    /// ([`super::messages::append_json`]).
-    SendAudio(AppendBatch),
-    /// Pass this event to the call.
-    Event(AgentEvent),
-    /// Run this function and hand the result to [`OpenAiSession::handle_tool_result`].
-    RunTool(ToolCall),
-    /// Close the WebSocket (normal close) and stop.
-    Close,
-    /// Open a fresh session ([`OpenAiSession::renewal_seed`], [`OpenAiSession::new`]) and,
-    /// once it is streaming, switch the call over to it ([`OpenAiSession::continue_from`])
-    /// and close this one. On failure, call [`OpenAiSession::renew_failed`].
-    Renew,
-}
+/// What the shell must do: caller frames go a few at a time as one
+/// `input_audio_buffer.append` ([`super::messages::append_json`]), by value. `Renew`:
+/// open a fresh session ([`OpenAiSession::renewal_seed`], [`OpenAiSession::new`]) and,
+/// once it streams, switch over with [`OpenAiSession::continue_from`]; on failure, call
+/// [`OpenAiSession::renew_failed`].
+pub type Output = crate::ws::Output<AppendBatch>;
 
 /// How the WebSocket ended, as the shell saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
