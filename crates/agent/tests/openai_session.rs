@@ -705,3 +705,64 @@ fn a_close_mid_call_ends_the_session_with_a_typed_code() {
     s.handle_closed(t0, Closed::Dropped);
     assert_eq!(drain(&mut s), [Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)), Output::Close]);
 }
+
+#[test]
+fn ga_events_with_nulls_and_fields_voice_ua_does_not_model_are_read() {
+    let t0 = Instant::now();
+    let mut s = OpenAiSession::new(t0, AudioFormat::Ulaw8k, &config(), None).expect("G.711");
+    drain(&mut s);
+    text(
+        &mut s,
+        t0,
+        json!({"type": "session.created", "event_id": "event_1", "session": {
+        "type": "realtime", "object": "realtime.session", "id": "sess_GA", "model": "gpt-realtime-2025-08-28",
+        "output_modalities": ["audio"], "instructions": "", "tools": [], "tool_choice": "auto",
+        "max_output_tokens": "inf", "tracing": null, "truncation": "auto", "prompt": null, "expires_at": 0,
+        "include": null, "audio": {
+            "input": {"format": {"type": "audio/pcm", "rate": 24000}, "transcription": null, "noise_reduction": null,
+                "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                    "silence_duration_ms": 200, "idle_timeout_ms": null, "create_response": true, "interrupt_response": true}},
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin", "speed": 1.0}}}}),
+    );
+    text(
+        &mut s,
+        t0,
+        json!({"type": "session.updated", "event_id": "event_2", "session": {"type": "realtime", "id": "sess_GA",
+        "audio": {"input": {"format": {"type": "audio/pcmu"}, "new_knob": {"x": 1}}}}}),
+    );
+    assert_eq!(s.state(), State::Streaming);
+    assert_eq!(s.session_id(), Some("sess_GA"));
+    text(
+        &mut s,
+        t0,
+        json!({"type": "response.created", "event_id": "e", "response": {"object": "realtime.response",
+        "id": "resp_1", "status": "in_progress", "status_details": null, "output": [], "conversation_id": "conv_1",
+        "output_modalities": ["audio"], "max_output_tokens": "inf", "audio": {"output": {"format": {"type": "audio/pcmu"}, "voice": "marin"}},
+        "usage": null, "metadata": null}}),
+    );
+    text(
+        &mut s,
+        t0,
+        json!({"type": "response.done", "event_id": "e", "response": {"object": "realtime.response",
+        "id": "resp_1", "status": "completed", "status_details": null, "output": null, "metadata": null,
+        "usage": {"total_tokens": 10, "input_tokens": 6, "output_tokens": 4,
+            "input_token_details": {"text_tokens": 6, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": null,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}},
+            "output_token_details": {"text_tokens": 4, "audio_tokens": null}}}}),
+    );
+    text(
+        &mut s,
+        t0,
+        json!({"type": "conversation.item.input_audio_transcription.completed", "event_id": "e",
+        "item_id": "item_1", "content_index": 0, "transcript": "Hi", "logprobs": null,
+        "usage": {"type": "duration", "seconds": 1.2}}),
+    );
+    let out = drain(&mut s);
+    assert_eq!(s.counts().malformed, 0, "{out:?}");
+    let usage = events(&out).iter().find_map(|e| if let AgentEvent::Usage(u) = e { Some(*u) } else { None });
+    assert_eq!(
+        usage.map(|u| (u.input_text_tokens, u.output_text_tokens, u.cost_micro_usd)),
+        Some((6, 4, 24 + 64))
+    );
+    assert!(events(&out).iter().any(|e| matches!(e, AgentEvent::Transcript { role: Role::User, .. })));
+}

@@ -239,6 +239,7 @@ impl Fake<'_> {
             tool_choice: None,
             max_output_tokens: None,
         };
+        let created = serde_json::to_value(created).unwrap_or_default();
         if !self.send(&ServerEvent::SessionCreated { session: created }).await {
             self.record.end = "client gone before session.created".into();
             return;
@@ -416,6 +417,7 @@ impl Fake<'_> {
         }
         let mut updated = session;
         updated.id = Some(format!("sess_fake_{}", self.n));
+        let updated = serde_json::to_value(updated).unwrap_or_default();
         self.send(&ServerEvent::SessionUpdated { session: updated }).await
     }
 

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use serde::Deserializer;
+
 use crate::provider::AudioFormat;
 pub use crate::ws::ParseError;
 use crate::ws::{parse_tagged, Tagged};
@@ -235,7 +237,7 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// A message's parts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "or_default", skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<ContentPart>,
     /// A function call's (and its output's) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -465,10 +467,10 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CachedTokenDetails {
     /// Cached text tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub text_tokens: u64,
     /// Cached audio tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub audio_tokens: u64,
 }
 
@@ -476,13 +478,13 @@ pub struct CachedTokenDetails {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct InputTokenDetails {
     /// Text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub text_tokens: u64,
     /// Audio.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub audio_tokens: u64,
     /// Served from the cache (a subset of the two above).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub cached_tokens: u64,
     /// The cached ones split by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -493,10 +495,10 @@ pub struct InputTokenDetails {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct OutputTokenDetails {
     /// Text (the transcript, function arguments).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub text_tokens: u64,
     /// Audio.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub audio_tokens: u64,
 }
 
@@ -504,13 +506,13 @@ pub struct OutputTokenDetails {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct UsageInfo {
     /// All input tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub input_tokens: u64,
     /// All output tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub output_tokens: u64,
     /// Both.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_default")]
     pub total_tokens: u64,
     /// Input by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -547,7 +549,7 @@ pub struct ResponseInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// The items it produced.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "or_default", skip_serializing_if = "Vec::is_empty")]
     pub output: Vec<Item>,
     /// What it is billed for (in `response.done`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -562,40 +564,42 @@ pub enum ServerEvent {
     /// The first event of a connection.
     #[serde(rename = "session.created")]
     SessionCreated {
-        /// The effective configuration, with its id.
-        session: SessionConfig,
+        /// The effective configuration, with its id (`session.id`). Kept as JSON: voice-ua
+        /// reads only the id, and a field OpenAI adds or reshapes must never make the
+        /// handshake fail ([`SessionConfig`] reads it).
+        session: Value,
     },
     /// A `session.update` applied.
     #[serde(rename = "session.updated")]
     SessionUpdated {
-        /// The effective configuration.
-        session: SessionConfig,
+        /// The effective configuration, as JSON (see `session.created`).
+        session: Value,
     },
     /// Server VAD heard the caller start: barge-in.
     #[serde(rename = "input_audio_buffer.speech_started")]
     SpeechStarted {
         /// Where in the session's input audio.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         audio_start_ms: u64,
         /// The user item it will become.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
     },
     /// Server VAD heard the caller stop.
     #[serde(rename = "input_audio_buffer.speech_stopped")]
     SpeechStopped {
         /// Where in the session's input audio.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         audio_end_ms: u64,
         /// The user item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
     },
     /// The buffer became a user item.
     #[serde(rename = "input_audio_buffer.committed")]
     InputAudioBufferCommitted {
         /// The item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
     },
     /// An item joined the conversation.
@@ -614,20 +618,20 @@ pub enum ServerEvent {
     #[serde(rename = "conversation.item.input_audio_transcription.delta")]
     InputTranscriptionDelta {
         /// The user item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
     },
     /// What the caller said.
     #[serde(rename = "conversation.item.input_audio_transcription.completed")]
     InputTranscriptionCompleted {
         /// The user item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
         /// Which part.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         content_index: u32,
         /// The words.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         transcript: String,
         /// Billed separately: tokens or `{"type":"duration","seconds":…}`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -637,7 +641,7 @@ pub enum ServerEvent {
     #[serde(rename = "conversation.item.input_audio_transcription.failed")]
     InputTranscriptionFailed {
         /// The user item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
         /// Why.
         #[serde(default)]
@@ -649,7 +653,7 @@ pub enum ServerEvent {
         /// The assistant item.
         item_id: String,
         /// Its part.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         content_index: u32,
         /// Where it now ends.
         audio_end_ms: u64,
@@ -664,10 +668,10 @@ pub enum ServerEvent {
     #[serde(rename = "response.output_item.added")]
     OutputItemAdded {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
         /// Which item of the response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         output_index: u32,
         /// The item (a message, a function call).
         item: Item,
@@ -676,10 +680,10 @@ pub enum ServerEvent {
     #[serde(rename = "response.output_item.done")]
     OutputItemDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
         /// Which item of the response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         output_index: u32,
         /// The item.
         item: Item,
@@ -688,14 +692,14 @@ pub enum ServerEvent {
     #[serde(rename = "response.content_part.added")]
     ContentPartAdded {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// A content part is complete (ignored).
     #[serde(rename = "response.content_part.done")]
     ContentPartDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// Agent audio, base64 in the output format. voice-ua reads these with
@@ -707,10 +711,10 @@ pub enum ServerEvent {
         /// The assistant item.
         item_id: String,
         /// Which item of the response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         output_index: u32,
         /// Which part of the item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         content_index: u32,
         /// Base64.
         delta: String,
@@ -719,61 +723,61 @@ pub enum ServerEvent {
     #[serde(rename = "response.output_audio.done")]
     OutputAudioDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
         /// The assistant item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
     },
     /// A piece of the agent's transcript (ignored: the whole one follows).
     #[serde(rename = "response.output_audio_transcript.delta")]
     OutputAudioTranscriptDelta {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// What the agent said.
     #[serde(rename = "response.output_audio_transcript.done")]
     OutputAudioTranscriptDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
         /// The assistant item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
         /// The words.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         transcript: String,
     },
     /// Text output (text-only sessions; ignored).
     #[serde(rename = "response.output_text.delta")]
     OutputTextDelta {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// Text output (ignored).
     #[serde(rename = "response.output_text.done")]
     OutputTextDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// Function arguments as they stream (ignored: the whole ones follow).
     #[serde(rename = "response.function_call_arguments.delta")]
     FunctionCallArgumentsDelta {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
     },
     /// A function call, complete.
     #[serde(rename = "response.function_call_arguments.done")]
     FunctionCallArgumentsDone {
         /// The response.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         response_id: String,
         /// The function call item.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         item_id: String,
         /// Echo it in the output.
         call_id: String,
@@ -782,7 +786,7 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         /// JSON-encoded.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         arguments: String,
     },
     /// A response ended: completed, cancelled (barge-in), incomplete or failed; with
@@ -796,7 +800,7 @@ pub enum ServerEvent {
     #[serde(rename = "rate_limits.updated")]
     RateLimitsUpdated {
         /// The limits.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "or_default")]
         rate_limits: Vec<RateLimit>,
     },
     /// Something went wrong; most are recoverable.
@@ -904,4 +908,10 @@ impl<'a> AudioDelta<'a> {
         let delta: AudioDelta<'a> = serde_json::from_str(text).ok()?;
         (delta.kind == "response.output_audio.delta").then_some(delta)
     }
+}
+
+/// A value, or its default when the field is `null`: the server's `null` for an empty
+/// list or a count never fails an event.
+fn or_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }

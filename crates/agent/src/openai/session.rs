@@ -392,7 +392,7 @@ impl OpenAiSession {
     fn on_event(&mut self, now: Instant, event: ServerEvent) {
         match event {
             ServerEvent::SessionCreated { session } => {
-                let id = session.id.unwrap_or_default();
+                let id = session.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
                 tracing::info!(session = %id, "OpenAI session open");
                 self.event(AgentEvent::SessionOpened { id: id.clone() });
                 self.session_id = Some(id);
