@@ -23,6 +23,11 @@ fn text(s: &mut OpenAiSession, t: Instant, event: Value) {
     s.handle_text(t, &event.to_string());
 }
 
+/// Server VAD hears the caller start.
+fn speech_started(s: &mut OpenAiSession, t: Instant) {
+    text(s, t, json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}));
+}
+
 fn start(t0: Instant, c: &OpenAiConfig, seed: Option<Vec<(Role, String)>>) -> (OpenAiSession, Vec<Value>) {
     let mut s = OpenAiSession::new(t0, AudioFormat::Ulaw8k, c, seed).expect("G.711");
     text(&mut s, t0, json!({"type": "session.created", "session": {"type": "realtime", "id": "sess"}}));
@@ -91,11 +96,7 @@ fn a_response_in_progress_or_a_caller_speaking_delays_it_until_the_hard_limit() 
     let t0 = Instant::now();
     let (mut s, _) = start(t0, &config(), None);
     text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1"}}));
-    text(
-        &mut s,
-        t0,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"}),
-    );
+    speech_started(&mut s, t0);
     let renew = run(&mut s, t0, t0 + Duration::from_secs(3600)).expect("forced");
     assert!(
         renew >= t0 + RENEW_HARD_LIMIT && renew <= t0 + RENEW_HARD_LIMIT + RENEW_QUIET,
@@ -178,11 +179,7 @@ fn the_calls_count_of_agent_audio_carries_over_for_barge_in() {
     // 2 s of the old session's audio were sent; the new reply starts there.
     let t = t0 + Duration::from_secs(3);
     delta(t, &mut new, "b", 1000);
-    text(
-        &mut new,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"}),
-    );
+    speech_started(&mut new, t);
     let flushed: Vec<Output> = std::iter::from_fn(|| new.poll_output()).collect();
     assert!(flushed.contains(&Output::Event(AgentEvent::FlushPlayback)), "{flushed:?}");
     new.handle_playback_flushed(t, (2000 + 250) * 8);

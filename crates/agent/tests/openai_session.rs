@@ -29,6 +29,16 @@ fn text(s: &mut OpenAiSession, t: Instant, event: Value) {
     s.handle_text(t, &event.to_string());
 }
 
+/// Server VAD hears the caller start.
+fn speech_started(s: &mut OpenAiSession, t: Instant) {
+    text(s, t, json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}));
+}
+
+/// A response begins.
+fn response_created(s: &mut OpenAiSession, t: Instant, id: &str) {
+    text(s, t, json!({"type": "response.created", "response": {"id": id, "status": "in_progress"}}));
+}
+
 fn streaming_with(t0: Instant, config: &OpenAiConfig) -> OpenAiSession {
     let mut s = OpenAiSession::new(t0, AudioFormat::Ulaw8k, config, None).expect("G.711");
     text(&mut s, t0, json!({"type": "session.created", "session": {"type": "realtime", "id": "sess_1"}}));
@@ -277,12 +287,12 @@ fn transcripts_of_both_sides_reach_the_call_and_the_history() {
 /// Two replies queued at the call: a (2 s) and b (1 s), 3 s of audio at once at `t0`.
 fn two_items_queued(t0: Instant) -> OpenAiSession {
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}));
+    response_created(&mut s, t0, "r1");
     for _ in 0..10 {
         text(&mut s, t0, delta("r1", "a", &[0x55; 1600]));
     }
     text(&mut s, t0, json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r2", "status": "in_progress"}}));
+    response_created(&mut s, t0, "r2");
     for _ in 0..5 {
         text(&mut s, t0, delta("r2", "b", &[0x66; 1600]));
     }
@@ -297,16 +307,8 @@ fn barge_in_flushes_once_and_truncates_the_item_that_was_playing() {
     let mut s = two_items_queued(t0);
     // The caller speaks 700 ms in: a is playing, b is queued behind it.
     let t = t0 + Duration::from_millis(700);
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 700, "item_id": "u1"}),
-    );
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 710, "item_id": "u1"}),
-    );
+    speech_started(&mut s, t);
+    speech_started(&mut s, t);
     assert_eq!(events(&drain(&mut s)), [AgentEvent::FlushPlayback], "one flush per utterance");
     // The call had played 680 ms of a when its pacer flushed.
     s.handle_playback_flushed(t, 680 * 8);
@@ -326,11 +328,7 @@ fn a_barge_in_mid_second_item_leaves_the_first_alone() {
     let t0 = Instant::now();
     let mut s = two_items_queued(t0);
     let t = t0 + Duration::from_millis(2400);
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
+    speech_started(&mut s, t);
     assert_eq!(events(&drain(&mut s)), [AgentEvent::FlushPlayback]);
     s.handle_playback_flushed(t, 2400 * 8);
     assert_eq!(
@@ -347,20 +345,12 @@ fn speech_after_the_agent_finished_playing_flushes_and_truncates_nothing() {
     let mut s = two_items_queued(t0);
     // 3 s of audio, played by t0 + 3 s; the margin is 500 ms.
     let t = t0 + Duration::from_millis(3600);
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
+    speech_started(&mut s, t);
     assert!(drain(&mut s).is_empty(), "nothing may be playing: no flush");
     // Just within the margin: a flush; the call reports it all heard; no truncate.
     let mut s = two_items_queued(t0);
     let t = t0 + Duration::from_millis(3400);
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
+    speech_started(&mut s, t);
     assert_eq!(events(&drain(&mut s)), [AgentEvent::FlushPlayback]);
     s.handle_playback_flushed(t, 3000 * 8);
     assert!(drain(&mut s).is_empty(), "a reply heard to its end is never truncated");
@@ -373,16 +363,12 @@ fn speech_after_the_agent_finished_playing_flushes_and_truncates_nothing() {
 fn deltas_of_an_interrupted_or_cancelled_response_never_play() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}));
+    response_created(&mut s, t0, "r1");
     text(&mut s, t0, delta("r1", "a", &[0x55; 800]));
     drain(&mut s);
     // The caller speaks: server VAD cancels r1, whose deltas may still be on their way.
     let t = t0 + Duration::from_millis(50);
-    text(
-        &mut s,
-        t,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
+    speech_started(&mut s, t);
     text(&mut s, t, delta("r1", "a", &[0x55; 800]));
     text(
         &mut s,
@@ -395,13 +381,13 @@ fn deltas_of_an_interrupted_or_cancelled_response_never_play() {
     assert_eq!(events(&out), [AgentEvent::FlushPlayback], "no stale audio after the flush: {out:?}");
     assert_eq!(s.counts().stale_deltas, 2);
     // The next response plays.
-    text(&mut s, t, json!({"type": "response.created", "response": {"id": "r2", "status": "in_progress"}}));
+    response_created(&mut s, t, "r2");
     text(&mut s, t, delta("r2", "c", &[0x66; 160]));
     assert_eq!(audio_bytes(&drain(&mut s)), [0x66; 160]);
 
     // The server cancels on its own (no speech_started seen first): late deltas dropped.
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}));
+    response_created(&mut s, t0, "r1");
     text(&mut s, t0, json!({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}));
     text(&mut s, t0, delta("r1", "a", &[0x55; 800]));
     assert!(audio_bytes(&drain(&mut s)).is_empty());
@@ -426,7 +412,7 @@ fn function_call(s: &mut OpenAiSession, t: Instant, response: &str, call: &str, 
 fn function_results_go_back_and_the_model_goes_on_once_all_are_answered() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}));
+    response_created(&mut s, t0, "r1");
     function_call(&mut s, t0, "r1", "call_a", "check_visitor", r#"{"visitor_name":"Carlos Ruiz"}"#);
     function_call(&mut s, t0, "r1", "call_b", "get_recent_plates", "{}");
     let runs: Vec<(String, String, String)> = drain(&mut s)
@@ -460,7 +446,7 @@ fn function_results_go_back_and_the_model_goes_on_once_all_are_answered() {
 fn a_call_answered_before_its_response_is_done_waits_for_it() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1"}}));
+    response_created(&mut s, t0, "r1");
     function_call(&mut s, t0, "r1", "call_a", "hangup", "{}");
     drain(&mut s);
     s.handle_tool_result(t0, "call_a".into(), "hangup".into(), "ok".into());
@@ -474,19 +460,15 @@ fn calls_of_an_interrupted_response_are_not_run_nor_continued() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
     // Cancelled while its call runs: the output goes back, the caller's turn goes on.
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1"}}));
+    response_created(&mut s, t0, "r1");
     function_call(&mut s, t0, "r1", "call_a", "open_gate", "{}");
     drain(&mut s);
     text(&mut s, t0, json!({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}));
     s.handle_tool_result(t0, "call_a".into(), "open_gate".into(), "ok".into());
     assert_eq!(types(&drain(&mut s)), ["conversation.item.create"]);
     // Interrupted before the arguments were complete: not run at all.
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r2"}}));
-    text(
-        &mut s,
-        t0,
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"}),
-    );
+    response_created(&mut s, t0, "r2");
+    speech_started(&mut s, t0);
     function_call(&mut s, t0, "r2", "call_b", "open_gate", "{\"gate\":");
     assert!(!drain(&mut s).iter().any(|o| matches!(o, Output::RunTool(_))));
 }
@@ -495,7 +477,7 @@ fn calls_of_an_interrupted_response_are_not_run_nor_continued() {
 fn more_than_the_running_limit_is_refused_at_once() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
-    text(&mut s, t0, json!({"type": "response.created", "response": {"id": "r1"}}));
+    response_created(&mut s, t0, "r1");
     for i in 0..=MAX_PENDING_TOOLS {
         function_call(&mut s, t0, "r1", &format!("c{i}"), "slow", "{}");
     }
