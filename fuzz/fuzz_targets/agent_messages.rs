@@ -6,6 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "json.rs"]
+mod json;
+
+use json::close;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use voice_ua_agent::deepgram::messages::ServerMessage;
@@ -37,21 +41,5 @@ fn as_value(message: &ServerMessage) -> Value {
     match message {
         ServerMessage::Unknown { raw, .. } => raw.clone(),
         other => serde_json::to_value(other).expect("a known message serialises"),
-    }
-}
-
-/// Equal, numbers within a relative 1e-12.
-fn close(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            _ if x == y => true,
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
-            _ => false,
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
-        }
-        _ => a == b,
     }
 }

@@ -29,7 +29,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use voice_ua_fake_bots::{BotConfig, FakeBot};
 use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
 
 use crate::calls_baresip::{baresip_config, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
@@ -52,11 +51,11 @@ pub(crate) const TONE_WIN_S: f64 = 0.025;
 /// The fake's tone is about -12 dBFS (amplitude 8000). A window holds the
 /// tone when its 440 Hz amplitude exceeds this and carries most of its
 /// energy (see [`ToneScan`]).
-const TONE_MIN_AMP: f64 = 2000.0;
+pub(crate) const TONE_MIN_AMP: f64 = 2000.0;
 
 /// What "no tone" means in a control window: 440 Hz amplitude below this
 /// (-46 dB under the tone; G.711 idle noise on silence is a few units).
-const NO_TONE_MAX_AMP: f64 = 40.0;
+pub(crate) const NO_TONE_MAX_AMP: f64 = 40.0;
 
 /// Envelope correlation the fallback prompt must reach in what baresip
 /// heard. The prompt's μ-law bytes travel untouched (voice-ua -> RTP ->
@@ -68,89 +67,91 @@ const PROMPT_THRESHOLD: f64 = 0.7;
 
 // ---------------------------------------------------------------- fake agent
 
-/// The fake agent (Deepgram, or a WebSocket bot) and the runtime serving it
-/// (dropped in this order: the server's task first).
-pub(crate) struct Agent {
-    fake: Fake,
+/// A fake agent server as voice-ua meets it: its URL and test CA, the
+/// provider it stands for, and the key voice-ua reads from the environment.
+pub(crate) trait FakeAgent {
+    /// What one connection left.
+    type Record: voice_ua_fake_server::Record;
+    /// `agent.provider`.
+    const PROVIDER: &'static str;
+    /// The environment variable voice-ua takes the key from.
+    const KEY_ENV: &'static str;
+    fn url(&self) -> String;
+    /// The in-process server (its test CA, its records); `None` for a peer in its own
+    /// process.
+    fn server(&self) -> Option<&voice_ua_fake_server::FakeServer<Self::Record>>;
+    /// voice-ua's `[agent]` section for it, `functions` appended (TOML tables).
+    fn section(&self, functions: &str) -> String {
+        let ca = self.server().and_then(|s| s.ca_file()).expect("the wss fake has a CA file");
+        format!(
+            "[agent]\nprovider = \"{}\"\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
+            Self::PROVIDER,
+            self.url(),
+            ca.display()
+        )
+    }
+}
+
+impl FakeAgent for FakeDeepgram {
+    type Record = Record;
+    const PROVIDER: &'static str = "deepgram";
+    const KEY_ENV: &'static str = "DEEPGRAM_API_KEY";
+    fn url(&self) -> String {
+        FakeDeepgram::url(self)
+    }
+    fn server(&self) -> Option<&voice_ua_fake_server::FakeServer<Record>> {
+        Some(self)
+    }
+}
+
+/// A fake agent server and the runtime serving it (dropped in this order:
+/// the server's task first).
+pub(crate) struct Agent<F> {
+    fake: F,
+    key: &'static str,
     rt: tokio::runtime::Runtime,
 }
 
-enum Fake {
-    Deepgram(FakeDeepgram),
-    Bot(FakeBot, &'static str),
-    /// A peer in its own process (Pipecat), with voice-ua's `[agent]` section for it.
-    Process {
-        toml: String,
-        _peer: Proc,
-    },
+/// A runtime for a fake agent server.
+fn agent_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the fake agent")
 }
 
-impl Agent {
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime for the fake agent")
-    }
-
-    fn start(script: Vec<Step>) -> Agent {
-        let rt = Agent::runtime();
+impl Agent<FakeDeepgram> {
+    fn deepgram(script: Vec<Step>) -> Agent<FakeDeepgram> {
+        let rt = agent_runtime();
         let fake = rt
             .block_on(FakeDeepgram::start(FakeConfig::new(KEY).tls(true).script(script)))
             .expect("fake Deepgram starts");
-        Agent { fake: Fake::Deepgram(fake), rt }
+        Agent { fake, key: KEY, rt }
+    }
+}
+
+impl<F: FakeAgent> Agent<F> {
+    /// A fake started on `rt` with the key `key`.
+    pub(crate) fn new(fake: F, key: &'static str, rt: tokio::runtime::Runtime) -> Agent<F> {
+        Agent { fake, key, rt }
     }
 
-    /// A fake WebSocket bot over wss:// (`dialect`: twilio or asp).
-    fn bot(config: BotConfig, dialect: &'static str) -> Agent {
-        let rt = Agent::runtime();
-        let fake = rt.block_on(FakeBot::start(config.tls(true))).expect("fake bot starts");
-        Agent { fake: Fake::Bot(fake, dialect), rt }
+    /// A runtime to start a fake on.
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
+        agent_runtime()
     }
 
-    /// A peer running in its own process, reached with this `[agent]` section.
-    pub(crate) fn process(peer: Proc, toml: String) -> Agent {
-        Agent { fake: Fake::Process { toml, _peer: peer }, rt: Agent::runtime() }
-    }
-
-    /// voice-ua's `[agent]` section, `functions` appended (TOML tables).
+    /// voice-ua's `[agent]` section for this provider, `functions` appended
+    /// (TOML tables).
     fn toml(&self, functions: &str) -> String {
-        match &self.fake {
-            Fake::Process { toml, .. } => toml.clone(),
-            Fake::Deepgram(fake) => {
-                let ca = fake.ca_file().expect("the wss fake has a CA file");
-                format!(
-                    "[agent]\nurl = \"{}\"\nca_file = \"{}\"\ngreeting = \"Hello\"\nfallback_transfer = \"9001\"\n{functions}",
-                    fake.url(),
-                    ca.display()
-                )
-            }
-            Fake::Bot(bot, dialect) => {
-                let ca = bot.ca_file().expect("the wss fake has a CA file");
-                format!(
-                    "[agent]\nfallback_transfer = \"9001\"\n[agent.websocket]\nurl = \"{}\"\ndialect = \"{dialect}\"\nca_file = \"{}\"\n",
-                    bot.url(),
-                    ca.display()
-                )
-            }
-        }
+        self.fake.section(functions)
     }
 
     /// Records of the first `n` finished connections (waits up to `timeout`).
-    fn records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        match &self.fake {
-            Fake::Deepgram(fake) => self.rt.block_on(fake.wait_records(n, timeout)),
-            Fake::Bot(..) | Fake::Process { .. } => panic!("only the fake Deepgram has these records"),
-        }
-    }
-
-    /// The fake bot's records of the first `n` finished connections.
-    fn bot_records(&self, n: usize, timeout: Duration) -> Vec<voice_ua_fake_bots::Record> {
-        match &self.fake {
-            Fake::Bot(bot, _) => self.rt.block_on(bot.wait_records(n, timeout)),
-            Fake::Deepgram(_) | Fake::Process { .. } => panic!("only a fake bot has bot_records"),
-        }
+    pub(crate) fn records(&self, n: usize, timeout: Duration) -> Vec<F::Record> {
+        let server = self.fake.server().expect("only an in-process fake keeps records");
+        self.rt.block_on(server.wait_records(n, timeout))
     }
 }
 
@@ -165,8 +166,8 @@ pub(crate) struct Baresip {
 
 impl Baresip {
     /// baresip registered as 1001 (and 9001 with auto-answer when
-    /// `with_9001`) at Kamailio, `mic` (8 kHz; silence when empty) as its microphone,
-    /// PCMU only.
+    /// `with_9001`) at Kamailio, `mic` (8 kHz, then silence) as its microphone, PCMU
+    /// only.
     fn start(
         run: &RunDir,
         baresip: &Path,
@@ -242,16 +243,16 @@ impl Baresip {
 
 /// One test's peers. Field order is drop order: processes first, the run
 /// directory (kept on failure) last.
-pub(crate) struct Rig {
+pub(crate) struct Rig<F> {
     pub(crate) baresip: Baresip,
     pub(crate) ua: VoiceUa,
-    kam: Kamailio,
-    agent: Agent,
+    pub(crate) kam: Kamailio,
+    pub(crate) agent: Agent<F>,
     pub(crate) started: Instant,
     run: RunDir,
 }
 
-impl Rig {
+impl<F: FakeAgent> Rig<F> {
     /// Every request and reply Kamailio logged, requests first.
     fn sip_trace(&self) -> Vec<String> {
         self.kam
@@ -261,47 +262,34 @@ impl Rig {
             .collect()
     }
 
-    /// Kamailio (pbx.cfg), the fake agent with `script`, voice-ua registered
-    /// as 9000 with `functions`, baresip as 1001 (+ 9001); then baresip
-    /// dials 9000 and the call is established. None (after SKIP) without
-    /// the tools.
-    fn call(test: &str, script: Vec<Step>, functions: &str, with_9001: bool) -> Option<Rig> {
-        Rig::call_agent(test, |_| Agent::start(script), functions, with_9001)
-    }
-
-    /// [`Rig::call`] with the fake agent `agent` makes (once the tools are there).
-    fn call_agent(
-        test: &str,
-        agent: impl FnOnce(&RunDir) -> Agent,
-        functions: &str,
-        with_9001: bool,
-    ) -> Option<Rig> {
+    /// Kamailio (pbx.cfg), the fake `agent`, voice-ua registered as 9000 with
+    /// `functions`, baresip as 1001 (+ 9001); then baresip dials 9000 and the
+    /// call is established. None (after SKIP) without the tools.
+    pub(crate) fn call(test: &str, agent: Agent<F>, functions: &str, with_9001: bool) -> Option<Rig<F>> {
         Rig::call_with_mic(test, agent, functions, with_9001, &[])
     }
 
-    /// [`Rig::call_agent`] with baresip's microphone playing `mic` (8 kHz) from the
-    /// moment it starts.
+    /// [`Rig::call`] with baresip's microphone playing `mic` (8 kHz) from its start.
     pub(crate) fn call_with_mic(
         test: &str,
-        agent: impl FnOnce(&RunDir) -> Agent,
+        agent: Agent<F>,
         functions: &str,
         with_9001: bool,
         mic: &[i16],
-    ) -> Option<Rig> {
+    ) -> Option<Rig<F>> {
         let tools = require_tools(test, &["kamailio", "kamcmd", "baresip"])?;
         voice_ua::binary();
         let started = Instant::now();
         let run = RunDir::new(test);
         let block = PortBlock::next();
         let kam = Kamailio::start_cfg(&run, &tools, "pbx.cfg", None);
-        let agent = agent(&run);
         let mut ua = calls::start_ua_env(
             &run,
             kam.port,
             &block,
             &agent.toml(functions),
             kamailio::PASSWORD,
-            &[("DEEPGRAM_API_KEY", KEY)],
+            &[(F::KEY_ENV, agent.key)],
         );
         let regs = ua.wait_registered(1, Duration::from_secs(10));
         assert!(regs.is_some(), "voice-ua did not register at Kamailio\n{}\n{}", kam.diag(), ua.diag());
@@ -360,7 +348,7 @@ impl Rig {
     }
 }
 
-fn get<'a>(kv: &'a [(String, String)], key: &str) -> &'a str {
+pub(crate) fn get<'a>(kv: &'a [(String, String)], key: &str) -> &'a str {
     kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_default()
 }
 
@@ -425,7 +413,7 @@ pub(crate) struct ToneScan {
 }
 
 impl ToneScan {
-    pub(crate) fn new(samples: &[f64], rate: u32) -> ToneScan {
+    fn new(samples: &[f64], rate: u32) -> ToneScan {
         let n = (f64::from(rate) * TONE_WIN_S).round() as usize;
         let (mut amp, mut amp_1k, mut tone) = (Vec::new(), Vec::new(), Vec::new());
         for w in samples.chunks_exact(n) {
@@ -439,7 +427,7 @@ impl ToneScan {
     }
 
     /// Start and end (s) of the first and last tone window.
-    pub(crate) fn span(&self) -> Option<(f64, f64)> {
+    fn span(&self) -> Option<(f64, f64)> {
         let first = self.tone.iter().position(|&t| t)?;
         let last = self.tone.iter().rposition(|&t| t)?;
         Some((first as f64 * TONE_WIN_S, (last + 1) as f64 * TONE_WIN_S))
@@ -452,7 +440,7 @@ impl ToneScan {
     }
 
     /// Share of windows in [from, to) holding the tone.
-    pub(crate) fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
+    fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
         let r = self.windows(from_s, to_s);
         if r.is_empty() {
             return 0.0;
@@ -461,7 +449,7 @@ impl ToneScan {
         self.tone[r].iter().filter(|&&t| t).count() as f64 / n as f64
     }
 
-    pub(crate) fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
+    fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
         self.amp[self.windows(from_s, to_s)].iter().copied().fold(0.0, f64::max)
     }
 
@@ -473,7 +461,7 @@ impl ToneScan {
         }
     }
 
-    pub(crate) fn duration_s(&self) -> f64 {
+    fn duration_s(&self) -> f64 {
         self.tone.len() as f64 * TONE_WIN_S
     }
 }
@@ -482,15 +470,15 @@ impl ToneScan {
 
 /// One request the test's HTTP server received.
 #[derive(Debug)]
-struct HttpSeen {
-    head: String,
-    body: String,
+pub(crate) struct HttpSeen {
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request with
 /// `{"ok":true}`; what it received goes to the channel. The thread lives
 /// until the test process exits.
-fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
+pub(crate) fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
     let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the HTTP tool server");
     let port = listener.local_addr().expect("local address").port();
     let (tx, rx) = mpsc::channel();
@@ -536,12 +524,11 @@ fn http_tool() -> (u16, mpsc::Receiver<HttpSeen>) {
 
 // --------------------------------------------------------------------- tests
 
-#[test]
-fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
-    let script = vec![Step::speak("Hello", 1500, true)];
-    let Some(mut rig) = Rig::call("agent_greeting", script, "", false) else {
-        return;
-    };
+/// A call whose agent greets with 1.5 s of tone: baresip heard it, for about
+/// 1.5 s (Goertzel per 25 ms window), and nothing before or after; the
+/// INVITE went through the proxy. The fake's record of the call.
+pub(crate) fn greeting_heard<F: FakeAgent>(test: &str, agent: Agent<F>) -> Option<(F::Record, Rig<F>)> {
+    let mut rig = Rig::call(test, agent, "", false)?;
     std::thread::sleep(Duration::from_millis(3500));
     rig.baresip.command("/hangup");
     let ended = calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
@@ -577,41 +564,52 @@ fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
         scan.duration_s(),
         ended[0]
     );
-    eprintln!("agent_greeting: {report}");
+    eprintln!("{test}: {report}");
     assert!((1.3..=1.9).contains(&length), "the greeting is 1.5 s of tone: {report}\n{}", dec.display());
     assert!(coverage >= 0.9, "the tone is continuous: {report}");
     assert!(amp_in > 5000.0 && amp_1k_in < amp_in / 20.0, "a 440 Hz tone, not broadband: {report}");
     assert!(after_s >= 1.0, "at least 1 s of control after the greeting: {report}");
     assert!(after < NO_TONE_MAX_AMP && before < NO_TONE_MAX_AMP, "no tone outside the greeting: {report}");
-
-    let r = &records[0];
-    assert_eq!(r.authorization.as_deref(), Some(&*format!("Token {KEY}")));
-    assert!(r.script_done && r.violations.is_empty(), "{r:?}");
-    assert!(!rig.ua_events("calls are answered by the Deepgram Voice Agent").is_empty(), "{}", rig.diag());
     // the INVITE went through the proxy, which looked 9000 up
     let invites = rig.requests("INVITE");
     assert!(invites.iter().any(|r| get(r, "ru").starts_with("sip:9000@")), "{}", rig.kam.diag());
-    eprintln!("agent_greeting: {:.1} s", rig.started.elapsed().as_secs_f64());
+    let record = records.into_iter().next().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    Some((record, rig))
 }
 
 #[test]
-fn agent_tool_call_reaches_the_http_function() {
-    let (http_port, http_rx) = http_tool();
-    let functions = format!(
-        "[[agent.functions]]\nname = \"open_gate\"\ndescription = \"Open a gate\"\nkind = \"http\"\n\
-         url = \"http://127.0.0.1:{http_port}/gates/open\"\ntimeout_ms = 2000\n\
-         headers = {{ \"X-Gate-Key\" = \"gk-1\" }}\n\
-         parameters = {{ type = \"object\", properties = {{ gate = {{ type = \"string\" }} }} }}\n"
-    );
-    let script = vec![
-        Step::speak("Hello", 300, true),
-        Step::WaitAudio { frames: 10, min_dbfs: None },
-        Step::call("fc_1", "open_gate", r#"{"gate":"main"}"#),
-        Step::speak("The gate is open", 300, true),
-    ];
-    let Some(mut rig) = Rig::call("agent_tool", script, &functions, false) else {
+fn agent_greeting_tone_reaches_the_caller_through_the_pbx() {
+    let script = vec![Step::speak("Hello", 1500, true)];
+    let Some((r, rig)) = greeting_heard("agent_greeting", Agent::deepgram(script)) else {
         return;
     };
+    assert_eq!(r.authorization.as_deref(), Some(&*format!("Token {KEY}")));
+    assert!(r.script_done && r.violations.is_empty(), "{r:?}");
+    assert!(!rig.ua_events("calls are answered by the Deepgram Voice Agent").is_empty(), "{}", rig.diag());
+    eprintln!("agent_greeting: {:.1} s", rig.started.elapsed().as_secs_f64());
+}
+
+/// `[[agent.functions]]`: `open_gate`, an `http` function posting to
+/// `/gates/open` on `port` with the header `X-Gate-Key: gk-1`.
+pub(crate) fn open_gate_function(port: u16) -> String {
+    format!(
+        "[[agent.functions]]\nname = \"open_gate\"\ndescription = \"Open a gate\"\nkind = \"http\"\n\
+         url = \"http://127.0.0.1:{port}/gates/open\"\ntimeout_ms = 2000\n\
+         headers = {{ \"X-Gate-Key\" = \"gk-1\" }}\n\
+         parameters = {{ type = \"object\", properties = {{ gate = {{ type = \"string\" }} }} }}\n"
+    )
+}
+
+/// A call whose agent calls `open_gate` with `{"gate":"main"}` (the test's
+/// HTTP server on `http`): the request reached the server with its header
+/// and arguments. The fake's record of the call.
+pub(crate) fn tool_called<F: FakeAgent>(
+    test: &str,
+    agent: Agent<F>,
+    http: (u16, mpsc::Receiver<HttpSeen>),
+) -> Option<(F::Record, Rig<F>)> {
+    let (http_port, http_rx) = http;
+    let mut rig = Rig::call(test, agent, &open_gate_function(http_port), false)?;
     let seen = http_rx.recv_timeout(Duration::from_secs(10));
     // let the response reach the fake and the reply play
     std::thread::sleep(Duration::from_millis(800));
@@ -619,15 +617,28 @@ fn agent_tool_call_reaches_the_http_function() {
     calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
     rig.baresip.quit();
     let seen = seen.unwrap_or_else(|e| panic!("the HTTP function was not called: {e}\n{}", rig.diag()));
-    eprintln!("agent_tool: HTTP server got {seen:?}");
+    eprintln!("{test}: HTTP server got {seen:?}");
     assert!(seen.head.starts_with("POST /gates/open HTTP/1.1"), "{seen:?}");
     assert!(seen.head.lines().any(|l| l.eq_ignore_ascii_case("x-gate-key: gk-1")), "{seen:?}");
     let args: Value =
         serde_json::from_str(&seen.body).unwrap_or_else(|e| panic!("body not JSON: {e}: {seen:?}"));
     assert_eq!(args, serde_json::json!({"gate": "main"}), "the arguments reach the function");
-
     let records = rig.agent.records(1, Duration::from_secs(5));
-    let r = records.first().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    let record = records.into_iter().next().unwrap_or_else(|| panic!("no fake record\n{}", rig.diag()));
+    Some((record, rig))
+}
+
+#[test]
+fn agent_tool_call_reaches_the_http_function() {
+    let script = vec![
+        Step::speak("Hello", 300, true),
+        Step::WaitAudio { frames: 10, min_dbfs: None },
+        Step::call("fc_1", "open_gate", r#"{"gate":"main"}"#),
+        Step::speak("The gate is open", 300, true),
+    ];
+    let Some((r, rig)) = tool_called("agent_tool", Agent::deepgram(script), http_tool()) else {
+        return;
+    };
     eprintln!("agent_tool: function responses {:?}", r.function_responses);
     let resp = r
         .function_responses
@@ -648,7 +659,7 @@ fn agent_barge_in_flushes_queued_speech() {
         Step::user_says("stop"),
         Step::speak("ok", 300, true),
     ];
-    let Some(mut rig) = Rig::call("agent_barge_in", script, "", false) else {
+    let Some(mut rig) = Rig::call("agent_barge_in", Agent::deepgram(script), "", false) else {
         return;
     };
     std::thread::sleep(Duration::from_millis(4000));
@@ -691,7 +702,7 @@ fn agent_transfer_function_refers_the_caller_through_the_pbx() {
         Step::WaitAudio { frames: 10, min_dbfs: None },
         Step::call("fc_t", "transfer_to_guard", "{}"),
     ];
-    let Some(mut rig) = Rig::call("agent_transfer", script, functions, true) else {
+    let Some(mut rig) = Rig::call("agent_transfer", Agent::deepgram(script), functions, true) else {
         return;
     };
     let ua_port = rig.ua.bind_port;
@@ -754,7 +765,7 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
         Step::WaitAudio { frames: 25, min_dbfs: None },
         Step::error("INTERNAL_SERVER_ERROR", "the LLM is down"),
     ];
-    let Some(mut rig) = Rig::call("agent_failure", script, "", false) else {
+    let Some(mut rig) = Rig::call("agent_failure", Agent::deepgram(script), "", false) else {
         return;
     };
     let ua_port = rig.ua.bind_port;
@@ -860,72 +871,6 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
     let records = rig.agent.records(1, Duration::from_secs(5));
     assert_eq!(records[0].errors_sent, vec!["INTERNAL_SERVER_ERROR".to_string()], "{:?}", records[0]);
     eprintln!("agent_failure: {:.1} s", rig.started.elapsed().as_secs_f64());
-}
-
-/// What baresip heard of a 1.5 s greeting tone: it is there, about 1.5 s long, and
-/// nothing like it before or after.
-pub(crate) fn assert_heard_greeting(rig: &Rig, name: &str) {
-    let (heard, rate, dec) = rig.baresip.heard();
-    let scan = ToneScan::new(&heard, rate);
-    let (start, end) = scan
-        .span()
-        .unwrap_or_else(|| panic!("{name}: no 440 Hz tone heard: {}\n{}", dec.display(), rig.diag()));
-    let length = end - start;
-    let report = format!(
-        "tone {start:.2}-{end:.2} s = {length:.2} s, {:.0}% covered, max amplitude after {:.0}",
-        scan.coverage(start, end) * 100.0,
-        scan.max_amp(end + 0.1, scan.duration_s())
-    );
-    eprintln!("{name}: {report}");
-    assert!((1.3..=1.7).contains(&length), "{name}: the greeting lasts 1.5 s: {report}");
-    assert!(scan.coverage(start, end) > 0.9, "{name}: {report}");
-    assert!(scan.max_amp(end + 0.1, scan.duration_s()) < NO_TONE_MAX_AMP, "{name}: {report}");
-}
-
-/// voice-ua bridged to the fake Twilio Media Streams bot over wss://: baresip hears the
-/// bot's greeting tone through Kamailio; the bot gets its mark back and the caller's audio.
-#[test]
-fn websocket_twilio_bot_greeting_reaches_the_caller() {
-    let script = vec![
-        voice_ua_fake_bots::Step::speak("Hello", 1500),
-        voice_ua_fake_bots::Step::mark("greeting"),
-        voice_ua_fake_bots::Step::WaitMark("greeting".into()),
-    ];
-    let agent = |_: &RunDir| Agent::bot(BotConfig::twilio().script(script), "twilio");
-    let Some(mut rig) = Rig::call_agent("websocket_twilio", agent, "", false) else {
-        return;
-    };
-    std::thread::sleep(Duration::from_millis(3500));
-    rig.baresip.command("/hangup");
-    calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
-    rig.baresip.quit();
-    assert_heard_greeting(&rig, "websocket_twilio");
-    let records = rig.agent.bot_records(1, Duration::from_secs(5));
-    let r = &records[0];
-    assert!(r.violations.is_empty() && r.script_done && r.stopped, "{r:?}");
-    assert_eq!(r.marks_echoed, ["greeting"]);
-    assert!(r.audio_frames >= 100, "baresip's audio reached the bot: {}", r.audio_frames);
-    assert!(!rig.ua_events("calls are answered by the WebSocket bot").is_empty(), "{}", rig.diag());
-}
-
-/// voice-ua in place of theo-ai-voice-agent's media server, against the fake ASP agent over
-/// wss://: baresip hears the agent's greeting (PCM16 from the agent, PCMU to baresip).
-#[test]
-fn websocket_asp_agent_greeting_reaches_the_caller() {
-    let script = vec![voice_ua_fake_bots::Step::speak("Olá", 1500)];
-    let agent = |_: &RunDir| Agent::bot(BotConfig::asp().script(script), "asp");
-    let Some(mut rig) = Rig::call_agent("websocket_asp", agent, "", false) else {
-        return;
-    };
-    std::thread::sleep(Duration::from_millis(3500));
-    rig.baresip.command("/hangup");
-    calls::wait_calls_ended(&rig.ua, 1, Duration::from_secs(5));
-    rig.baresip.quit();
-    assert_heard_greeting(&rig, "websocket_asp");
-    let records = rig.agent.bot_records(1, Duration::from_secs(5));
-    let r = &records[0];
-    assert!(r.violations.is_empty() && r.script_done && r.stopped, "session.end at the hangup: {r:?}");
-    assert!(r.audio_frames >= 40, "baresip's audio reached the agent after the greeting: {}", r.audio_frames);
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! (`calls_baresip`, which also checks the echo in what it heard); and
 //! `agent_e2e`: baresip -> Kamailio as registrar + proxy -> voice-ua bridged
 //! to the fake Deepgram Voice Agent (greeting, tool call, barge-in,
-//! transfer, fallback on failure), and to the fake WebSocket bots (`websocket_*`:
-//! the Twilio dialect and ASP, greeting heard by baresip); `pipecat_twilio`: voice-ua
+//! transfer, fallback on failure), `agent_openai`: the same with the fake OpenAI
+//! Realtime server (greeting, tool call), the fake WebSocket bots (`websocket_*`: the
+//! Twilio dialect and ASP, greeting heard by baresip), and `pipecat_twilio`: voice-ua
 //! bridged to Pipecat, a real Twilio Media Streams peer (greeting, answer, close, clear).
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
@@ -23,6 +24,8 @@
 //! run in parallel.
 
 mod agent_e2e;
+mod agent_openai;
+mod bots_e2e;
 mod calls_baresip;
 mod calls_sipp;
 mod pipecat_twilio;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::agent_e2e::{goertzel_amp, Agent, Rig, TONE_WIN_S};
+use crate::agent_e2e::{goertzel_amp, Agent, FakeAgent, Rig, TONE_WIN_S};
 use crate::support::calls;
 use crate::support::process::Proc;
 use crate::support::{logs, wait_until, RunDir, EXT, REQUIRE_ENV};
@@ -51,16 +51,40 @@ fn pipecat_python(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Pipecat's bot in its own process (and run directory), and voice-ua's `[agent]`
+/// section for it.
+pub(crate) struct Pipecat {
+    _proc: Proc,
+    toml: String,
+    _run: RunDir,
+}
+
+impl FakeAgent for Pipecat {
+    type Record = voice_ua_fake_bots::Record;
+    const PROVIDER: &'static str = "websocket";
+    const KEY_ENV: &'static str = "BOT_UNUSED_KEY";
+    fn url(&self) -> String {
+        String::new()
+    }
+    fn server(&self) -> Option<&voice_ua_fake_server::FakeServer<Self::Record>> {
+        None
+    }
+    fn section(&self, _functions: &str) -> String {
+        self.toml.clone()
+    }
+}
+
 /// Pipecat's bot on a free port with `args`, voice-ua's `[agent]` section pointing at
 /// it (Twilio dialect), and the file its received events go to (one JSON per line).
-fn pipecat(python: &PathBuf, run: &RunDir, args: &[&str]) -> (Agent, PathBuf) {
+fn pipecat(python: &PathBuf, test: &str, args: &[&str]) -> (Agent<Pipecat>, PathBuf) {
+    let run = RunDir::new(&format!("{test}-pipecat"));
     let events = run.file("pipecat-events.jsonl");
     let mut cmd = Command::new(python);
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/interop/support/pipecat_bot.py"))
         .args(["--port", "0", "--log-format", "json", "--log-file"])
         .arg(&events)
         .args(args);
-    let proc = Proc::spawn("pipecat", cmd, run, true);
+    let proc = Proc::spawn("pipecat", cmd, &run, true);
     let port = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
         logs::read(&proc.stdout).lines().find_map(|l| l.strip_prefix("READY ")?.trim().parse::<u16>().ok())
     })
@@ -68,7 +92,8 @@ fn pipecat(python: &PathBuf, run: &RunDir, args: &[&str]) -> (Agent, PathBuf) {
     let toml = format!(
         "[agent]\nfallback_transfer = \"9001\"\n[agent.websocket]\nurl = \"ws://127.0.0.1:{port}/ws\"\ndialect = \"twilio\"\n"
     );
-    (Agent::process(proc, toml), events)
+    let rt = Agent::<Pipecat>::runtime();
+    (Agent::new(Pipecat { _proc: proc, toml, _run: run }, "", rt), events)
 }
 
 /// 8 kHz: silence, then an 800 Hz tone (the caller's "speech") from `from_s` for `secs`.
@@ -112,13 +137,8 @@ fn tone_span(heard: &[f64], rate: u32, hz: f64) -> Option<(f64, f64, f64)> {
 fn pipecat_twilio_bot_greets_answers_and_hangs_up() {
     const TEST: &str = "pipecat_twilio";
     let Some(python) = pipecat_python(TEST) else { return };
-    let mut events = PathBuf::new();
-    let agent = |run: &RunDir| {
-        let args = ["--greeting-hz", "440", "--greeting-ms", "1500", "--hangup-after-answers", "1"];
-        let (agent, log) = pipecat(&python, run, &args);
-        events = log;
-        agent
-    };
+    let args = ["--greeting-hz", "440", "--greeting-ms", "1500", "--hangup-after-answers", "1"];
+    let (agent, events) = pipecat(&python, TEST, &args);
     let Some(mut rig) = Rig::call_with_mic(TEST, agent, "", false, &mic_tone(3.0, 1.5)) else { return };
     // Greeting 0–1.5 s, the caller 3.0–4.5 s, the answer from about 4 s for 1 s, then
     // Pipecat closes the socket and voice-ua hangs up without baresip's help.
@@ -165,11 +185,8 @@ fn pipecat_twilio_bot_greets_answers_and_hangs_up() {
 fn pipecat_twilio_bot_barge_in_clears_playback() {
     const TEST: &str = "pipecat_barge_in";
     let Some(python) = pipecat_python(TEST) else { return };
-    let agent = |run: &RunDir| {
-        let args =
-            ["--greeting-hz", "440", "--greeting-ms", "4000", "--barge-in", "greeting", "--max-answers", "0"];
-        pipecat(&python, run, &args).0
-    };
+    let args = ["--greeting-hz", "440", "--greeting-ms", "4000", "--barge-in", "greeting", "--max-answers", "0"];
+    let agent = pipecat(&python, TEST, &args).0;
     let Some(mut rig) = Rig::call_with_mic(TEST, agent, "", false, &mic_tone(1.5, 1.5)) else { return };
     std::thread::sleep(Duration::from_millis(5000));
     rig.baresip.command("/hangup");

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
-use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider, WebSocketProvider};
+use voice_ua_agent::{AgentProvider, DeepgramProvider, EchoProvider, OpenAiProvider, WebSocketProvider};
 use voice_ua_media::JitterConfig;
 use voice_ua_sip::{RegStatus, SipUa};
 
@@ -58,7 +58,7 @@ enum Command {
 struct CheckArgs {
     #[command(flatten)]
     base: RegisterArgs,
-    /// Also connect to the agent (Deepgram) and check that the key works.
+    /// Also connect to the agent (Deepgram or OpenAI) and check that the key and settings work.
     #[arg(long)]
     agent: bool,
 }
@@ -134,15 +134,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(check) => {
             print!("{}", checked.describe());
             if check.agent {
-                let AgentChoice::Deepgram(d) = &checked.agent else {
-                    anyhow::bail!("--agent checks the Deepgram key, but the agent is not Deepgram (DEEPGRAM_API_KEY or agent.key_file)");
-                };
                 voice_ua_agent::install_crypto_provider();
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                match rt.block_on(voice_ua_agent::check_key(d)) {
-                    Ok(id) => println!(
-                        "agent check:        OK (Deepgram accepted the key and the Settings; request {id})"
+                let checked = match &checked.agent {
+                    AgentChoice::Deepgram(d) => rt.block_on(voice_ua_agent::check_key(d)).map(|id| {
+                        format!("OK (Deepgram accepted the key and the Settings; request {id})")
+                    }),
+                    AgentChoice::OpenAi(o) => rt.block_on(voice_ua_agent::openai::check_key(o)).map(|id| {
+                        format!("OK (OpenAI accepted the key and the session.update; session {id})")
+                    }),
+                    AgentChoice::Echo => anyhow::bail!(
+                        "--agent checks the agent's key, but none is configured (DEEPGRAM_API_KEY, OPENAI_API_KEY or agent.key_file)"
                     ),
+                };
+                match checked {
+                    Ok(line) => println!("agent check:        {line}"),
                     Err(e) => anyhow::bail!("agent check failed: {e}"),
                 }
             }
@@ -353,7 +359,7 @@ async fn register(
     });
     let provider: Arc<dyn AgentProvider> = match agent_choice {
         AgentChoice::Echo => {
-            tracing::info!("no Deepgram key configured: calls are answered by the echo agent (it repeats what the caller says)");
+            tracing::info!("no agent key configured: calls are answered by the echo agent (it repeats what the caller says)");
             Arc::new(EchoProvider::default())
         }
         AgentChoice::Deepgram(d) => {
@@ -364,6 +370,11 @@ async fn register(
         AgentChoice::WebSocket(w) => {
             tracing::info!(url = %w.url, dialect = %w.dialect, "calls are answered by the WebSocket bot");
             Arc::new(WebSocketProvider::new(*w)?)
+        }
+        AgentChoice::OpenAi(o) => {
+            voice_ua_agent::install_crypto_provider();
+            tracing::info!(url = %o.request_url(), voice = %o.voice, "calls are answered by the OpenAI Realtime API");
+            Arc::new(OpenAiProvider::new(*o)?)
         }
     };
     let stop_calls = tokio_util::sync::CancellationToken::new();

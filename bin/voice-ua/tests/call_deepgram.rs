@@ -12,56 +12,19 @@
 
 mod common;
 
-use common::{exact_matches, finished_record, reply, Call, Received};
+use common::agent::{fallback_and_refer, finished_record, talk_and_keep_the_record};
+use common::{exact_matches, reply, Call};
 use std::time::Duration;
 use voice_ua_agent::AudioFormat;
 use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step};
-use voice_ua_records::{CallOutcome, CallRecord};
+use voice_ua_records::CallOutcome;
 
 const KEY: &str = "test-deepgram-key-0123456789";
+const ENV: &[(&str, &str)] = &[("DEEPGRAM_API_KEY", KEY)];
 
 fn agent_config(fake: &FakeDeepgram, extra: &str) -> String {
     let ca = fake.ca_file().map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
     format!("[agent]\nurl = \"{}\"\n{ca}greeting = \"Hello\"\n{extra}", fake.url())
-}
-
-/// One call: talk `packets` packets (a tone where `loud`), hang up, stop voice-ua. Returns
-/// what the caller heard, the call's record and, when it has one, the recording's bytes
-/// (both read before voice-ua stops and its directory goes).
-async fn talk_and_keep_the_record(
-    name: &'static str,
-    config: String,
-    packets: u32,
-    loud: fn(u32) -> bool,
-) -> (Vec<Received>, (CallRecord, Option<Vec<u8>>), std::process::ExitStatus, Vec<String>) {
-    tokio::task::spawn_blocking(move || {
-        let call = Call::start(name, &config, &[("DEEPGRAM_API_KEY", KEY)]);
-        let mut got: Vec<Received> = Vec::new();
-        call.talk(0, packets, &mut got, loud);
-        call.send(&call.in_dialog("BYE", 2, "", ""));
-        let _ = call.recv(Duration::from_secs(3));
-        let record = finished_record(&call.dir.join("calls.db"));
-        let wav = record.recording.as_ref().map(|p| finished_wav(&call.dir.join(p)));
-        let (status, logs) = call.stop();
-        (got, (record, wav), status, logs)
-    })
-    .await
-    .expect("join")
-}
-
-/// The bytes of a WAV once its header counts all its data (the writer patches it last).
-fn finished_wav(path: &std::path::Path) -> Vec<u8> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Ok(b) = std::fs::read(path) {
-            let data = b.get(40..44).map(|d| u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize);
-            if b.len() > 44 && data == Some(b.len() - 44) {
-                return b;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "{path:?} never got its final header");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +35,7 @@ async fn the_caller_hears_the_agent_greeting_over_wss() {
             .expect("fake agent");
     let config = agent_config(&fake, "");
     let (got, (record, _), status, logs) =
-        talk_and_keep_the_record("dg-greeting", config, 120, |_| false).await;
+        talk_and_keep_the_record("dg-greeting", config, ENV, 120, |_| false).await;
     assert!(status.success(), "{status:?}");
     let greeting = tone(AudioFormat::Ulaw8k, 1000);
     let chunks: Vec<&[u8]> = greeting.chunks(160).collect();
@@ -102,55 +65,9 @@ async fn an_agent_error_plays_the_fallback_and_transfers_to_the_human() {
     let script =
         vec![Step::speak("Hello", 200, true), Step::error("INTERNAL_SERVER_ERROR", "the LLM is down")];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let http: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let config = agent_config(&fake, &format!("fallback_transfer = \"9001\"\n[http]\nlisten = \"{http}\"\n"));
-    let (got, refer, bye, record, metrics, status) = tokio::task::spawn_blocking(move || {
-        let mut call = Call::start("dg-fallback", &config, &[("DEEPGRAM_API_KEY", KEY)]);
-        let mut got: Vec<Received> = Vec::new();
-        // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
-        call.talk_silence(0, 420, &mut got);
-        let (refer, bye) = common::complete_transfer(&mut call, Duration::from_secs(4));
-        let record = finished_record(&call.dir.join("calls.db"));
-        // The typed agent error code and the outcome, as /metrics counts them.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let metrics = loop {
-            let text = common::http_get(http, "/metrics").map(|(_, t)| t).unwrap_or_default();
-            if common::sample(&text, "voice_ua_calls_total{outcome=\"transferred\"}") == Some(1.0)
-                || std::time::Instant::now() > deadline
-            {
-                break text;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let (status, _) = call.stop();
-        (got, refer, bye, record, metrics, status)
-    })
-    .await
-    .expect("join");
-    assert!(status.success(), "{status:?}");
-    let prompt = include_bytes!("../../../conf/fallback-en.ulaw");
-    let chunks: Vec<&[u8]> = prompt.chunks(160).filter(|c| c.len() == 160).collect();
-    let heard = exact_matches(&got, &chunks);
-    assert!(
-        heard >= chunks.len() * 9 / 10,
-        "the fallback prompt is heard: {heard} of {} packets",
-        chunks.len()
-    );
-    let refer_to = common::header(&refer, "Refer-To").expect("Refer-To");
-    assert!(refer_to.contains("sip:9001@"), "{refer_to}");
-    // NOTIFY 200 → a plain BYE, and the record says so.
-    assert_eq!(common::header(&bye, "Reason"), None, "{bye}");
-    assert_eq!((record.outcome, record.hung_up_by.as_str()), (CallOutcome::Transferred, "voice-ua"));
-    assert!(record.transfer_target.as_deref().is_some_and(|t| t.starts_with("sip:9001@")), "{record:?}");
-    let error = "voice_ua_agent_errors_total{code=\"INTERNAL_SERVER_ERROR\",kind=\"provider\"}";
-    assert_eq!(common::sample(&metrics, error), Some(1.0), "{metrics}");
-    assert_eq!(
-        common::sample(&metrics, "voice_ua_calls_total{outcome=\"transferred\"}"),
-        Some(1.0),
-        "{metrics}"
-    );
-    assert_eq!(common::sample(&metrics, "voice_ua_calls_total{outcome=\"failed\"}"), Some(0.0), "{metrics}");
+    let config = agent_config(&fake, "fallback_transfer = \"9001\"\n");
+    let call = fallback_and_refer("dg-fallback", config, &[("DEEPGRAM_API_KEY", KEY)]).await;
+    call.assert_heard_and_transferred("INTERNAL_SERVER_ERROR");
 }
 
 /// The caller talks, the agent answers after a pause with a long reply, and the caller
@@ -172,7 +89,7 @@ async fn the_callers_speech_reaches_the_agent_and_its_barge_in_cuts_the_reply() 
     // 0-1 s quiet, 1.0-1.6 s speech, then quiet, 3.0-3.4 s speech over the reply.
     let loud = |i: u32| (50..80).contains(&i) || (150..170).contains(&i);
     let config = format!("{config}[records]\nrecordings = true\n");
-    let (got, (record, wav), status, _) = talk_and_keep_the_record("dg-turn", config, 350, loud).await;
+    let (got, (record, wav), status, _) = talk_and_keep_the_record("dg-turn", config, ENV, 350, loud).await;
     assert!(status.success(), "{status:?}");
     let records = fake.wait_records(1, Duration::from_secs(3)).await;
     assert!(records[0].script_done, "the fake ran its whole script: {}", records[0].end);

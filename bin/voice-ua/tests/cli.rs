@@ -143,6 +143,26 @@ fn the_gate_concierge_example_is_a_valid_configuration() {
     }
     assert!(stdout.contains("then transfer to 9001"), "{stdout}");
     assert!(!stdout.contains("example-key-not-real"), "the key is not printed");
+    // The same file on OpenAI: one line changed.
+    let text = std::fs::read_to_string(&example).expect("example");
+    assert_eq!(text.matches("provider = \"deepgram\"\n").count(), 1);
+    let switched = dir.join("openai.toml");
+    std::fs::write(&switched, text.replace("provider = \"deepgram\"\n", "provider = \"openai\"\n"))
+        .expect("write");
+    let out = voice_ua(
+        &["check", "--config", switched.to_str().expect("utf8")],
+        &[("VOICE_UA_SIP_PASSWORD", "pw"), ("OPENAI_API_KEY", "sk-example-key-not-real")],
+        &dir,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("agent:              openai at wss://api.openai.com/v1/realtime?model=gpt-realtime"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("noise reduction far_field") && stdout.contains("check_visitor"), "{stdout}");
+    assert!(stdout.contains("then transfer to 9001"), "{stdout}");
+    assert!(!stdout.contains("sk-example-key-not-real"), "the key is not printed");
     let _ = std::fs::remove_dir_all(dir);
 }
 

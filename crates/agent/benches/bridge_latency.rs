@@ -1,260 +1,228 @@
-//! How long the Deepgram bridge holds audio, each way, and how fast a barge-in reaches
-//! the call: the production provider (`DeepgramProvider`, tokio-tungstenite, its session
-//! task and the seam's channels) against a WebSocket peer on 127.0.0.1 written here that
-//! time-stamps what it sends and receives with the same clock.
+//! How long each agent bridge holds audio, each way, and how fast a barge-in reaches the
+//! call: the production providers (`DeepgramProvider`, `OpenAiProvider`: tokio-tungstenite,
+//! their session tasks and the seam's channels) against a WebSocket peer on 127.0.0.1
+//! written here that time-stamps what it sends and receives with the same clock.
 //!
 //! - **call → agent**: `AgentSession::send_audio` of a 20 ms frame → the frame read by the
-//!   peer. The call does this once per tick right after the jitter buffer's pop.
-//! - **agent → call**: the peer writes a 20 ms binary frame → `AgentSession::event`
-//!   yields it. The call pushes it into its pacer on arrival; when it then plays is the
-//!   pacer's 20 ms schedule, not processing.
-//! - **barge-in**: the peer writes 5 s of agent audio, then `UserStartedSpeaking` →
-//!   `FlushPlayback` reaches the call (which flushes its pacer at once, so no agent
-//!   frame leaves after that).
+//!   peer (for OpenAI, out of the base64 of an `input_audio_buffer.append`; a frame that
+//!   waits for the next one of its append counts that wait). The call does this once per
+//!   tick right after the jitter buffer's pop.
+//! - **agent → call**: the peer writes a 20 ms frame (a binary frame; an
+//!   `response.output_audio.delta`) → `AgentSession::event` yields it. The call pushes
+//!   it into its pacer on arrival; when it then plays is the pacer's 20 ms schedule, not
+//!   processing.
+//! - **barge-in**: the peer writes 5 s of agent audio, then `UserStartedSpeaking` /
+//!   `input_audio_buffer.speech_started` → `FlushPlayback` reaches the call (which
+//!   flushes its pacer at once, so no agent frame leaves after that).
+//! - **OpenAI's append batching**: for 1, 2, 3 and 5 caller frames per append, the
+//!   call → agent latency and the CPU the whole process spends per second of caller
+//!   audio with 50 calls at once (utime + stime from /proc/self/stat; the peer only
+//!   drains its socket).
 //!
-//! The same three figures for the WebSocket bot bridge (`WebSocketProvider`), with peers
-//! that speak the Twilio dialect (base64 μ-law in JSON; barge-in is the bot's `clear`)
-//! and ASP (binary PCM16 behind the 12-byte header; its barge-in is voice-ua's own VAD,
-//! so it has no row here).
-//!
-//! Run: `cargo bench -p voice-ua-agent --bench bridge_latency` (prints a Markdown table).
+//! Run: `cargo bench -p voice-ua-agent --bench bridge_latency` (prints Markdown tables;
+//! `BENCH_FRAMES=N` frames per direction, default 3000 = 60 s).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
-use voice_ua_agent::websocket::asp::session_hash;
 use voice_ua_agent::{
     AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, DeepgramConfig,
-    DeepgramProvider, Dialect, WebSocketConfig, WebSocketProvider,
+    DeepgramProvider, OpenAiConfig, OpenAiProvider,
 };
-use voice_ua_media::g711::{ulaw_decode, ulaw_encode};
 
-/// Frames per one-way run (60 s); `VOICE_UA_BENCH_FRAMES` sets another count.
-fn frames() -> u32 {
-    std::env::var("VOICE_UA_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
-}
 const BARGE_INS: u32 = 100;
+/// Calls at once for the CPU figure, and how long each streams.
+const CPU_CALLS: usize = 50;
+const CPU_SECONDS: u64 = 10;
+
+fn frames() -> u32 {
+    std::env::var("BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+}
+
+/// Which bridge.
+#[derive(Clone, Copy, Debug)]
+enum Provider {
+    Deepgram,
+    /// With this many caller frames per append.
+    OpenAi(usize),
+}
 
 /// What the peer does after the handshake.
 #[derive(Clone, Copy)]
 enum Plan {
     /// Read frames; report each one's sequence number and arrival instant.
     Receive,
-    /// Send `frames()` frames 20 ms apart; report each one's send instant.
+    /// Read and drop everything (the CPU figure).
+    Drain,
+    /// Send the frames 20 ms apart; report each one's send instant.
     Send,
-    /// `BARGE_INS` times: 5 s of audio, 100 ms later `UserStartedSpeaking`; report the
-    /// instant each `UserStartedSpeaking` was written.
+    /// `BARGE_INS` times: 5 s of audio, 100 ms later the caller starts speaking; report
+    /// the instant each was written.
     BargeIn,
 }
 
-/// 20 ms of μ-law carrying `seq` in its first 8 bytes, one nibble each (0x20-0x2F: codes
-/// that survive μ-law → PCM16 → μ-law, as the ASP bridge converts them).
 fn stamp(seq: u32) -> [u8; 160] {
     let mut b = [0xffu8; 160];
-    for (i, byte) in b.iter_mut().take(8).enumerate() {
-        *byte = 0x20 + ((seq >> (4 * i)) & 0xF) as u8;
-    }
+    b[..4].copy_from_slice(&seq.to_be_bytes());
     b
 }
 
 fn seq_of(bytes: &[u8]) -> Option<u32> {
-    let head = bytes.get(..8)?;
-    head.iter().enumerate().try_fold(0u32, |acc, (i, &b)| {
-        (0x20..0x30).contains(&b).then(|| acc | (u32::from(b - 0x20) << (4 * i)))
-    })
+    Some(u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
 }
 
-fn facts() -> CallFacts {
-    CallFacts {
+fn text(s: &str) -> Message {
+    Message::text(s.to_owned())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// OpenAI's agent audio event for `bytes`.
+fn delta(bytes: &[u8]) -> Message {
+    text(&format!(
+        r#"{{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"{}"}}"#,
+        b64(bytes)
+    ))
+}
+
+/// The caller frames a client message carries: a binary frame (Deepgram) or the audio of
+/// an append (OpenAI), in 160-byte frames.
+fn caller_frames(m: &Message) -> Vec<Vec<u8>> {
+    let bytes = match m {
+        Message::Binary(b) => b.to_vec(),
+        Message::Text(t) => {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+            match v["audio"].as_str() {
+                Some(a) => base64::engine::general_purpose::STANDARD.decode(a).unwrap_or_default(),
+                None => return Vec::new(),
+            }
+        }
+        _ => return Vec::new(),
+    };
+    bytes.chunks(160).map(<[u8]>::to_vec).collect()
+}
+
+/// A minimal peer of `provider`: its handshake, then `plan`.
+async fn peer(provider: Provider, plan: Plan, marks: mpsc::UnboundedSender<(u32, Instant)>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            tcp.set_nodelay(true).expect("nodelay");
+            let marks = marks.clone();
+            tokio::spawn(async move { serve(provider, plan, tcp, marks).await });
+        }
+    });
+    addr
+}
+
+async fn serve(
+    provider: Provider,
+    plan: Plan,
+    tcp: tokio::net::TcpStream,
+    marks: mpsc::UnboundedSender<(u32, Instant)>,
+) {
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+    let (hello, wanted, ready) = match provider {
+        Provider::Deepgram => {
+            (r#"{"type":"Welcome","request_id":"bench"}"#, "\"Settings\"", r#"{"type":"SettingsApplied"}"#)
+        }
+        Provider::OpenAi(_) => (
+            r#"{"type":"session.created","session":{"type":"realtime","id":"bench"}}"#,
+            "\"session.update\"",
+            r#"{"type":"session.updated","session":{"type":"realtime"}}"#,
+        ),
+    };
+    ws.send(text(hello)).await.expect("hello");
+    while let Some(Ok(m)) = ws.next().await {
+        if matches!(&m, Message::Text(t) if t.contains(wanted)) {
+            break;
+        }
+    }
+    ws.send(text(ready)).await.expect("ready");
+    let frame = |bytes: &[u8]| match provider {
+        Provider::Deepgram => Message::binary(bytes.to_vec()),
+        Provider::OpenAi(_) => delta(bytes),
+    };
+    match plan {
+        Plan::Receive => {
+            while let Some(Ok(m)) = ws.next().await {
+                let now = Instant::now();
+                for f in caller_frames(&m) {
+                    if let Some(seq) = seq_of(&f) {
+                        let _ = marks.send((seq, now));
+                    }
+                }
+            }
+        }
+        Plan::Drain => while let Some(Ok(_)) = ws.next().await {},
+        Plan::Send => {
+            let (mut tx, mut rx) = ws.split();
+            // Keep reading so the client's audio never backs up.
+            tokio::spawn(async move { while rx.next().await.is_some() {} });
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for seq in 0..frames() {
+                tick.tick().await;
+                let m = frame(&stamp(seq));
+                let _ = marks.send((seq, Instant::now()));
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Plan::BargeIn => {
+            let (mut tx, mut rx) = ws.split();
+            tokio::spawn(async move { while rx.next().await.is_some() {} });
+            let reply = vec![0x55u8; 8000 * 5];
+            let (speech, stopped) = match provider {
+                Provider::Deepgram => (r#"{"type":"UserStartedSpeaking"}"#, None),
+                Provider::OpenAi(_) => (
+                    r#"{"type":"input_audio_buffer.speech_started","audio_start_ms":0,"item_id":"u"}"#,
+                    Some(r#"{"type":"input_audio_buffer.speech_stopped","audio_end_ms":0,"item_id":"u"}"#),
+                ),
+            };
+            for n in 0..BARGE_INS {
+                let _ = tx.send(frame(&reply)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = marks.send((n, Instant::now()));
+                let _ = tx.send(text(speech)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(stopped) = stopped {
+                    let _ = tx.send(text(stopped)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn open(provider: Provider, addr: SocketAddr) -> AgentSession {
+    let facts = CallFacts {
         call_id: "bench".into(),
         caller_display: None,
         caller_uri: "sip:2001@127.0.0.1".into(),
         callee: "sip:9000@127.0.0.1".into(),
         extension: "9000".into(),
         format: AudioFormat::Ulaw8k,
-    }
-}
-
-/// Who the bench talks to.
-#[derive(Clone, Copy)]
-enum Peer {
-    Deepgram,
-    Twilio,
-    Asp,
-}
-
-async fn open(peer: Peer, addr: SocketAddr) -> AgentSession {
-    match peer {
-        Peer::Deepgram => {
+    };
+    match provider {
+        Provider::Deepgram => {
             let mut config = DeepgramConfig::new("bench-key");
             config.url = format!("ws://{addr}/v1/agent/converse");
-            DeepgramProvider::new(config).expect("provider").open(facts()).await.expect("open")
+            DeepgramProvider::new(config).expect("provider").open(facts).await.expect("open")
         }
-        Peer::Twilio | Peer::Asp => {
-            let dialect = if matches!(peer, Peer::Twilio) { Dialect::Twilio } else { Dialect::Asp };
-            let config = WebSocketConfig::new(format!("ws://{addr}/media"), dialect);
-            WebSocketProvider::new(config).expect("provider").open(facts()).await.expect("open")
-        }
-    }
-}
-
-type Frame = Box<dyn Fn(u32) -> Message + Send>;
-type Read = Box<dyn Fn(&Message) -> Vec<u8> + Send>;
-
-/// How a peer's audio and barge-in look on the wire.
-struct Wire {
-    /// Frame `seq` (20 ms of [`stamp`]) as the peer sends it.
-    frame: Frame,
-    /// The caller's μ-law in a message the peer reads.
-    read: Read,
-    /// 5 s of agent audio in one message.
-    reply: Message,
-    /// The barge-in.
-    flush: Message,
-}
-
-/// A minimal peer of `peer`'s kind on 127.0.0.1: its handshake, then `plan`.
-async fn bot(peer: Peer, plan: Plan, marks: mpsc::UnboundedSender<(u32, Instant)>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        tcp.set_nodelay(true).expect("nodelay");
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
-        let wire = match peer {
-            Peer::Deepgram => deepgram_handshake(&mut ws).await,
-            Peer::Twilio => twilio_wire(),
-            Peer::Asp => asp_handshake(&mut ws).await,
-        };
-        play(ws, plan, marks, wire).await;
-    });
-    addr
-}
-
-/// Welcome, wait for Settings, SettingsApplied; raw μ-law binary frames.
-async fn deepgram_handshake(ws: &mut WebSocketStream<TcpStream>) -> Wire {
-    ws.send(Message::text(r#"{"type":"Welcome","request_id":"bench"}"#)).await.expect("welcome");
-    while let Some(Ok(m)) = ws.next().await {
-        if matches!(&m, Message::Text(t) if t.contains("\"Settings\"")) {
-            break;
-        }
-    }
-    ws.send(Message::text(r#"{"type":"SettingsApplied"}"#)).await.expect("applied");
-    Wire {
-        frame: Box::new(|seq| Message::binary(stamp(seq).to_vec())),
-        read: Box::new(|m| if let Message::Binary(b) = m { b.to_vec() } else { Vec::new() }),
-        reply: Message::binary(vec![0x55u8; 8000 * 5]),
-        flush: Message::text(r#"{"type":"UserStartedSpeaking"}"#),
-    }
-}
-
-/// No handshake; base64 μ-law in `media`, `clear`.
-fn twilio_wire() -> Wire {
-    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-    fn media(audio: &[u8]) -> Message {
-        Message::text(format!(r#"{{"event":"media","media":{{"payload":"{}"}}}}"#, B64.encode(audio)))
-    }
-    Wire {
-        frame: Box::new(|seq| media(&stamp(seq))),
-        read: Box::new(|m| {
-            let Message::Text(t) = m else { return Vec::new() };
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
-            v["media"]["payload"].as_str().and_then(|p| B64.decode(p).ok()).unwrap_or_default()
-        }),
-        reply: media(&vec![0x55u8; 8000 * 5]),
-        flush: Message::text(r#"{"event":"clear"}"#),
-    }
-}
-
-/// Capabilities, session.start, session.started, an empty greeting (the caller's audio
-/// flows after it); PCM16 behind the 12-byte header.
-async fn asp_handshake(ws: &mut WebSocketStream<TcpStream>) -> Wire {
-    ws.send(Message::text(r#"{"type":"protocol.capabilities","version":"1.0.0"}"#)).await.expect("caps");
-    let mut id = String::new();
-    while let Some(Ok(m)) = ws.next().await {
-        if let Message::Text(t) = m {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
-            id = v["session_id"].as_str().unwrap_or_default().to_owned();
-            break;
-        }
-    }
-    for m in [
-        format!(r#"{{"type":"session.started","session_id":"{id}","status":"accepted"}}"#),
-        format!(r#"{{"type":"response.start","session_id":"{id}","text":""}}"#),
-        format!(r#"{{"type":"response.end","session_id":"{id}"}}"#),
-    ] {
-        ws.send(Message::text(m)).await.expect("handshake");
-    }
-    let hash = session_hash(&id);
-    let frame = move |ulaw: &[u8]| -> Message {
-        let mut f = vec![0x01, 0x01];
-        f.extend_from_slice(&hash);
-        f.extend_from_slice(&[0, 0]);
-        for &c in ulaw {
-            f.extend_from_slice(&ulaw_decode(c).to_le_bytes());
-        }
-        Message::binary(f)
-    };
-    Wire {
-        frame: Box::new(move |seq| frame(&stamp(seq))),
-        read: Box::new(|m| match m {
-            Message::Binary(b) if b.len() > 12 => {
-                b[12..].chunks_exact(2).map(|s| ulaw_encode(i16::from_le_bytes([s[0], s[1]]))).collect()
-            }
-            _ => Vec::new(),
-        }),
-        reply: frame(&vec![0x55u8; 8000 * 5]),
-        // ASP's barge-in is voice-ua's own; a flush message does not exist.
-        flush: Message::text(r#"{"type":"noop"}"#),
-    }
-}
-
-/// Run `plan` on `ws` with `wire`'s messages.
-async fn play(
-    ws: WebSocketStream<TcpStream>,
-    plan: Plan,
-    marks: mpsc::UnboundedSender<(u32, Instant)>,
-    wire: Wire,
-) {
-    let (mut tx, mut rx) = ws.split();
-    match plan {
-        Plan::Receive => {
-            while let Some(Ok(m)) = rx.next().await {
-                let now = Instant::now();
-                if let Some(seq) = seq_of(&(wire.read)(&m)) {
-                    let _ = marks.send((seq, now));
-                }
-            }
-        }
-        Plan::Send => {
-            // Keep reading so the client's audio never backs up.
-            tokio::spawn(async move { while rx.next().await.is_some() {} });
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            for seq in 0..frames() {
-                tick.tick().await;
-                let frame = (wire.frame)(seq);
-                let _ = marks.send((seq, Instant::now()));
-                if tx.send(frame).await.is_err() {
-                    return;
-                }
-            }
-        }
-        Plan::BargeIn => {
-            tokio::spawn(async move { while rx.next().await.is_some() {} });
-            for n in 0..BARGE_INS {
-                let _ = tx.send(wire.reply.clone()).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let _ = marks.send((n, Instant::now()));
-                let _ = tx.send(wire.flush.clone()).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        Provider::OpenAi(append_frames) => {
+            let mut config = OpenAiConfig::new("bench-key");
+            config.url = format!("ws://{addr}/v1/realtime");
+            config.append_frames = append_frames;
+            OpenAiProvider::new(config).expect("provider").open(facts).await.expect("open")
         }
     }
 }
@@ -266,17 +234,16 @@ fn summary(mut v: Vec<Duration>) -> (f64, f64, f64, usize) {
     (at(0.5), at(0.99), at(1.0), v.len())
 }
 
-async fn call_to_agent(p: Peer) -> Vec<Duration> {
+async fn call_to_agent(provider: Provider, n: u32) -> Vec<Duration> {
     let (tx, mut marks) = mpsc::unbounded_channel();
-    let session = open(p, bot(p, Plan::Receive, tx).await).await;
-    // Let the handshake finish: frames before SettingsApplied are dropped by design.
+    let session = open(provider, peer(provider, Plan::Receive, tx).await).await;
+    // Let the handshake finish: frames before it are dropped by design.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut sent = vec![None; frames() as usize];
+    let mut sent = vec![None; n as usize];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for seq in 0..frames() {
+    for seq in 0..n {
         tick.tick().await;
-        let bytes = stamp(seq);
-        let frame = AudioFrame::new(&bytes).expect("frame");
+        let frame = AudioFrame::new(&stamp(seq)).expect("frame");
         sent[seq as usize] = Some(Instant::now());
         session.send_audio(frame).expect("send");
     }
@@ -291,23 +258,22 @@ async fn call_to_agent(p: Peer) -> Vec<Duration> {
     out
 }
 
-async fn agent_to_call(p: Peer) -> Vec<Duration> {
+async fn agent_to_call(provider: Provider) -> Vec<Duration> {
+    let n = frames();
     let (tx, mut marks) = mpsc::unbounded_channel();
-    let mut session = open(p, bot(p, Plan::Send, tx).await).await;
-    let mut got = vec![None; frames() as usize];
-    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(frames()) * 20 + 2000));
+    let mut session = open(provider, peer(provider, Plan::Send, tx).await).await;
+    let mut got = vec![None; n as usize];
+    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(n) * 20 + 2000));
     tokio::pin!(deadline);
-    let mut n = 0;
-    while n < frames() {
+    let mut count = 0;
+    while count < n {
         tokio::select! {
             ev = session.event() => match ev {
                 Some(AgentEvent::Audio(f)) => {
                     let now = Instant::now();
-                    if let Some(seq) = seq_of(f.as_bytes()) {
-                        if let Some(slot) = got.get_mut(seq as usize) {
-                            *slot = Some(now);
-                            n += 1;
-                        }
+                    if let Some(slot) = seq_of(f.as_bytes()).and_then(|seq| got.get_mut(seq as usize)) {
+                        *slot = Some(now);
+                        count += 1;
                     }
                 }
                 Some(_) => {}
@@ -325,13 +291,14 @@ async fn agent_to_call(p: Peer) -> Vec<Duration> {
     out
 }
 
-async fn barge_in(p: Peer) -> Vec<Duration> {
+async fn barge_in(provider: Provider) -> Vec<Duration> {
+    let count = BARGE_INS;
     let (tx, mut marks) = mpsc::unbounded_channel();
-    let mut session = open(p, bot(p, Plan::BargeIn, tx).await).await;
+    let mut session = open(provider, peer(provider, Plan::BargeIn, tx).await).await;
     let mut flushes = Vec::new();
-    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(BARGE_INS) * 200 + 3000));
+    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(count) * 200 + 3000));
     tokio::pin!(deadline);
-    while flushes.len() < BARGE_INS as usize {
+    while flushes.len() < count as usize {
         tokio::select! {
             ev = session.event() => match ev {
                 Some(AgentEvent::FlushPlayback) => flushes.push(Instant::now()),
@@ -350,53 +317,86 @@ async fn barge_in(p: Peer) -> Vec<Duration> {
     out
 }
 
+/// utime + stime of this process.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis: state is field 3; utime and stime
+    // are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// CPU of the whole process per second of caller audio, `CPU_CALLS` calls at once, the
+/// peer only draining.
+async fn cpu_per_call_second(provider: Provider) -> Duration {
+    let (tx, _marks) = mpsc::unbounded_channel();
+    let addr = peer(provider, Plan::Drain, tx).await;
+    let mut sessions = Vec::new();
+    for _ in 0..CPU_CALLS {
+        sessions.push(open(provider, addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
+    let start = cpu_time();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..CPU_SECONDS * 50 {
+        tick.tick().await;
+        for s in &sessions {
+            s.send_audio(frame).expect("send");
+        }
+    }
+    let used = cpu_time().saturating_sub(start);
+    drop(sessions);
+    used / (CPU_CALLS as u32 * CPU_SECONDS as u32)
+}
+
+fn row(name: &str, v: Vec<Duration>) {
+    if v.is_empty() {
+        println!("| {name} | 0 | — | — | — |");
+        return;
+    }
+    let (p50, p99, max, n) = summary(v);
+    println!("| {name} | {n} | {p50:.0} µs | {p99:.0} µs | {max:.0} µs |");
+}
+
 fn main() {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let results = rt.block_on(async {
-        vec![
-            (
-                "Deepgram: call → agent (frame handed to the session → read by the peer)",
-                call_to_agent(Peer::Deepgram).await,
-            ),
-            (
-                "Deepgram: agent → call (frame written by the peer → event at the call)",
-                agent_to_call(Peer::Deepgram).await,
-            ),
-            (
-                "Deepgram: barge-in (UserStartedSpeaking written → FlushPlayback at the call)",
-                barge_in(Peer::Deepgram).await,
-            ),
-            (
-                "Twilio bot: call → bot (frame handed to the session → media read by the bot)",
-                call_to_agent(Peer::Twilio).await,
-            ),
-            (
-                "Twilio bot: bot → call (media written by the bot → event at the call)",
-                agent_to_call(Peer::Twilio).await,
-            ),
-            (
-                "Twilio bot: barge-in (clear written → FlushPlayback at the call)",
-                barge_in(Peer::Twilio).await,
-            ),
-            (
-                "ASP agent: call → agent (frame handed to the session → binary read by the agent)",
-                call_to_agent(Peer::Asp).await,
-            ),
-            (
-                "ASP agent: agent → call (binary written by the agent → event at the call)",
-                agent_to_call(Peer::Asp).await,
-            ),
-        ]
-    });
+    let openai = Provider::OpenAi(voice_ua_agent::openai::DEFAULT_APPEND_FRAMES);
     println!("| path | samples | p50 | p99 | max |");
     println!("|---|---|---|---|---|");
-    for (name, v) in results {
-        if v.is_empty() {
-            println!("| {name} | 0 | — | — | — |");
-            continue;
+    rt.block_on(async {
+        let n = frames();
+        row("deepgram: call → agent (frame handed to the session → read by the peer)", call_to_agent(Provider::Deepgram, n).await);
+        row("deepgram: agent → call (frame written by the peer → event at the call)", agent_to_call(Provider::Deepgram).await);
+        row("deepgram: barge-in (UserStartedSpeaking written → FlushPlayback at the call)", barge_in(Provider::Deepgram).await);
+        row(
+            "openai: call → agent (frame handed to the session → read by the peer out of its append; 2 frames per append)",
+            call_to_agent(openai, n).await,
+        );
+        row("openai: agent → call (delta written by the peer → audio event at the call)", agent_to_call(openai).await);
+        row("openai: barge-in (speech_started written → FlushPlayback at the call)", barge_in(openai).await);
+    });
+    println!();
+    println!(
+        "| OpenAI frames per append | call → agent mean | p50 | p99 | CPU per second of caller audio ({CPU_CALLS} calls) |"
+    );
+    println!("|---|---|---|---|---|");
+    rt.block_on(async {
+        for k in [1, 2, 3, 5] {
+            let provider = Provider::OpenAi(k);
+            let latencies = call_to_agent(provider, 500).await;
+            let mean = latencies.iter().sum::<Duration>().as_secs_f64() * 1e6 / latencies.len().max(1) as f64;
+            let (p50, p99, _, _) = summary(latencies);
+            let cpu = cpu_per_call_second(provider).await;
+            println!(
+                "| {k} | {mean:.0} µs | {p50:.0} µs | {p99:.0} µs | {:.0} µs |",
+                cpu.as_secs_f64() * 1e6
+            );
         }
-        let (p50, p99, max, n) = summary(v);
-        println!("| {name} | {n} | {p50:.0} µs | {p99:.0} µs | {max:.0} µs |");
-    }
+        let cpu = cpu_per_call_second(Provider::Deepgram).await;
+        println!("| (Deepgram, a binary frame each) | | | | {:.0} µs |", cpu.as_secs_f64() * 1e6);
+    });
 }

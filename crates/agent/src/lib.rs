@@ -10,23 +10,29 @@
 //!   connect with a timeout, the reusable payload buffer).
 //! - [`websocket`] bridges a call to a WebSocket bot in the Twilio Media Streams or ASP
 //!   dialect ([`WebSocketProvider`]).
+//! - [`openai`] bridges a call to the OpenAI Realtime API ([`OpenAiProvider`]).
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
+//! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade and its
+//!   errors); `renewal` keeps the history and the timer of a session renewed before its cap.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
 mod net;
+pub mod openai;
 pub mod provider;
+mod renewal;
 pub mod tools;
 pub mod websocket;
+pub mod ws;
 
 pub use deepgram::{
-    check_key, install_crypto_provider, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec,
-    ToolKind,
+    check_key, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec, ToolKind,
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
 pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
+pub use openai::{OpenAiConfig, OpenAiProvider};
 
 pub use error::{AgentError, ProviderCode};
 pub use net::MAX_MESSAGE_BYTES;
@@ -34,3 +40,4 @@ pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
+pub use ws::install_crypto_provider;

@@ -1,37 +1,32 @@
 //! DeepgramProvider end to end against the fake Deepgram server on 127.0.0.1, over ws://
 //! and wss:// (a test CA passed as `extra_ca_file`), and the fake's own strictness.
 
-mod common;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use voice_ua_agent::{
-    check_key, AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, Builtin, CallFacts,
-    DeepgramConfig, DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
+    check_key, AgentEvent, AgentProvider, AudioFormat, AudioFrame, Builtin, CallFacts, DeepgramConfig,
+    DeepgramProvider, FunctionSpec, Role, SessionEnd, ToolKind, TransferOutcome,
 };
 use voice_ua_fake_deepgram::{tone, FakeConfig, FakeDeepgram, Step, BAD_KEY_TEXT};
 
+mod common;
+use common::http::{counting_server, http_once};
+use common::session::{audio_bytes, drive, finish, LIMIT};
+
+fn failure(events: &[AgentEvent]) -> String {
+    common::session::failure(events).to_string()
+}
+
 const KEY: &str = "test-key-0123456789";
-const LIMIT: Duration = Duration::from_secs(10);
 
 fn facts(format: AudioFormat) -> CallFacts {
-    CallFacts {
-        call_id: "dg-test@pbx".into(),
-        caller_display: None,
-        caller_uri: "sip:2001@127.0.0.1".into(),
-        callee: "9000".into(),
-        extension: "9000".into(),
-        format,
-    }
+    common::session::facts("dg-test@pbx", format)
 }
 
 fn config_for(fake: &FakeDeepgram) -> DeepgramConfig {
@@ -40,42 +35,6 @@ fn config_for(fake: &FakeDeepgram) -> DeepgramConfig {
     config.extra_ca_file = fake.ca_file().map(Into::into);
     config.settings.greeting = Some("Hello".into());
     config
-}
-
-/// A loud frame (speech-like) in `format`.
-fn loud(format: AudioFormat) -> AudioFrame {
-    let bytes = tone(format, 20);
-    AudioFrame::new(&bytes).expect("frame")
-}
-
-/// Feed loud caller frames every 10 ms and collect events until `done` says so, the
-/// session ends, or the limit passes.
-async fn drive(
-    session: &mut AgentSession,
-    format: AudioFormat,
-    done: impl FnMut(&[AgentEvent]) -> bool,
-) -> Vec<AgentEvent> {
-    common::drive(session, |_| loud(format), LIMIT, done).await
-}
-
-fn audio_bytes(events: &[AgentEvent]) -> usize {
-    events.iter().map(|e| if let AgentEvent::Audio(f) = e { f.len() } else { 0 }).sum()
-}
-
-async fn finish(session: &mut AgentSession) -> Vec<AgentEvent> {
-    session.end_call();
-    let mut rest = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(LIMIT, session.event()).await {
-        rest.push(event);
-    }
-    rest
-}
-
-fn failure(events: &[AgentEvent]) -> String {
-    match events.last() {
-        Some(AgentEvent::Ended(SessionEnd::Failed(e))) => e.to_string(),
-        other => panic!("expected Ended(Failed), got {other:?} after {} events", events.len()),
-    }
 }
 
 async fn conversation(tls: bool, format: AudioFormat) {
@@ -171,44 +130,6 @@ async fn barge_in_flushes_before_any_later_audio() {
     finish(&mut session).await;
 }
 
-/// A one-shot HTTP server: answers one POST with `reply`, hands back the request.
-async fn http_once(reply: &'static str) -> (String, tokio::task::JoinHandle<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/tools/lookup?src=test", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.expect("accept");
-        let mut request = Vec::new();
-        let mut buf = [0u8; 2048];
-        loop {
-            let n = tcp.read(&mut buf).await.expect("read");
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).to_string();
-            if let Some(head_end) = text.find("\r\n\r\n") {
-                let len: usize = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                    })
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if request.len() >= head_end + 4 + len {
-                    break;
-                }
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
-            reply.len()
-        );
-        tcp.write_all(response.as_bytes()).await.expect("write");
-        String::from_utf8_lossy(&request).to_string()
-    });
-    (url, task)
-}
-
 #[tokio::test]
 async fn http_tool_result_goes_back_with_the_same_id_and_name() {
     let (url, server) = http_once(r#"{"open":true,"hours":"9-17"}"#).await;
@@ -279,49 +200,6 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
     let resp = &r.function_responses[0];
     assert_eq!(resp.id.as_deref(), Some("fc_9"));
     assert!(resp.content.starts_with("error: the crm function failed"), "{}", resp.content);
-}
-
-/// An HTTP server on 127.0.0.1 answering every POST with `status` and `reply`; it counts
-/// the requests and hands their bodies back through the channel.
-async fn counting_server(
-    status: &'static str,
-    reply: String,
-) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/weather", listener.local_addr().expect("addr"));
-    let count = Arc::new(AtomicUsize::new(0));
-    let (bodies, rx) = mpsc::unbounded_channel();
-    let counter = Arc::clone(&count);
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 2048];
-            let body = loop {
-                let n = tcp.read(&mut buf).await.unwrap_or(0);
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                let Some(end) = text.find("\r\n\r\n") else {
-                    if n == 0 {
-                        break String::new();
-                    }
-                    continue;
-                };
-                let len = text
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if text.len() >= end + 4 + len || n == 0 {
-                    break text[end + 4..].to_owned();
-                }
-            };
-            let _ = bodies.send(body);
-            let response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
-            let _ = tcp.write_all(response.as_bytes()).await;
-        }
-    });
-    (url, count, rx)
 }
 
 fn weather_function(url: String) -> FunctionSpec {

@@ -1,16 +1,22 @@
 //! The per-frame paths of the agent cores allocate nothing in steady state: the echo
 //! core's speech, recording, playback, barge-in and digit read-back (on buffers reserved
-//! in `EchoCore::new`), and the Deepgram session's caller audio on its way out (by value
-//! through the output queue, then as a WebSocket payload split off one reused buffer), and
-//! both WebSocket bot dialects both ways. (A separate test binary: allocation-counter
-//! replaces the global allocator wherever it is linked.)
+//! in `EchoCore::new`), the Deepgram session's caller audio on its way out (by value
+//! through the output queue, then as a WebSocket payload split off one reused buffer),
+//! both WebSocket bot dialects both ways, and the OpenAI session's both ways (caller frames batched by value, then written as an
+//! append event into the reused buffer; agent deltas parsed borrowed, decoded into one
+//! buffer, queued as frames). (A separate test binary: allocation-counter replaces the
+//! global allocator wherever it is linked.)
 
 mod common;
 
 use common::Script;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use voice_ua_agent::deepgram::session::{DeepgramSession, Output};
+use voice_ua_agent::openai::messages::{append_json, append_json_len};
+use voice_ua_agent::openai::session::{OpenAiSession, Output as OpenAiOutput, MAX_APPEND_BYTES};
+use voice_ua_agent::OpenAiConfig;
 use voice_ua_agent::{AudioFormat, AudioFrame, DeepgramConfig, Digit, EchoConfig, EchoCore, EchoOutput};
 
 fn drive(core: &mut EchoCore, input: &[u8], digit_at: usize) -> usize {
@@ -187,4 +193,79 @@ fn the_websocket_dialects_carry_audio_both_ways_without_allocating() {
         assert!(counts.0 > 500 * 300 && counts.1 >= 20 * 13, "{format}: audio went both ways: {counts:?}");
         assert_eq!(info.count_total, 0, "{format}: {} allocations", info.count_total);
     }
+fn openai_streaming(t0: Instant) -> OpenAiSession {
+    let mut s = OpenAiSession::new(t0, AudioFormat::Ulaw8k, &OpenAiConfig::new("k"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.handle_text(t0, r#"{"type":"session.created","session":{"type":"realtime","id":"s"}}"#);
+    s.handle_text(t0, r#"{"type":"session.updated","session":{"type":"realtime"}}"#);
+    while s.poll_output().is_some() {}
+    s
+}
+
+#[test]
+fn the_openai_session_appends_caller_audio_without_allocating() {
+    use voice_ua_agent::ws::AudioOut;
+    let t0 = Instant::now();
+    let mut s = openai_streaming(t0);
+    let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
+    let mut out = AudioOut::new(append_json_len(MAX_APPEND_BYTES));
+    let drive = |s: &mut OpenAiSession, t: Instant, out: &mut AudioOut| {
+        s.handle_call_audio(t, &frame);
+        if s.poll_timeout().is_some_and(|due| due <= t) {
+            s.handle_timeout(t);
+        }
+        let mut bytes = 0;
+        while let Some(o) = s.poll_output() {
+            if let OpenAiOutput::SendAudio(batch) = o {
+                let audio = batch.as_bytes();
+                let payload = out.build(append_json_len(audio.len()), |b| append_json(audio, b));
+                bytes += payload.len();
+                drop(payload); // as tungstenite does inside send
+            }
+        }
+        bytes
+    };
+    // The first append settles the queue and the buffer.
+    let mut t = t0;
+    for _ in 0..4 {
+        t += Duration::from_millis(20);
+        drive(&mut s, t, &mut out);
+    }
+    let mut bytes = 0;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..500 {
+            t += Duration::from_millis(20);
+            bytes += drive(&mut s, t, &mut out);
+        }
+    });
+    assert_eq!(bytes, 250 * append_json_len(320), "every frame went out, two per append");
+    assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
+}
+
+#[test]
+fn the_openai_session_plays_agent_deltas_without_allocating() {
+    let t0 = Instant::now();
+    let mut s = openai_streaming(t0);
+    let b64 = base64::engine::general_purpose::STANDARD.encode([0x55u8; 800]);
+    let delta = format!(
+        r#"{{"type":"response.output_audio.delta","event_id":"event_123","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"{b64}"}}"#
+    );
+    // The first delta names the item (its id is kept) and sizes the buffers.
+    s.handle_text(t0, &delta);
+    while s.poll_output().is_some() {}
+    let mut bytes = 0;
+    let mut t = t0;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..500 {
+            t += Duration::from_millis(100);
+            s.handle_text(t, &delta);
+            while let Some(o) = s.poll_output() {
+                if let OpenAiOutput::Event(voice_ua_agent::AgentEvent::Audio(f)) = o {
+                    bytes += f.len();
+                }
+            }
+        }
+    });
+    assert_eq!(bytes, 500 * 800, "every delta reached the call");
+    assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
 }

@@ -32,15 +32,11 @@ pub mod asp;
 mod run;
 pub mod twilio;
 
-pub use voice_ua_fake_deepgram::tone;
+pub use voice_ua_fake_server::tone;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use voice_ua_fake_server::FakeServer;
 
 /// Which bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,35 +208,30 @@ pub struct Record {
     pub end: String,
 }
 
-/// A running fake. Dropping it stops the server.
-#[derive(Debug)]
-pub struct FakeBot {
-    addr: SocketAddr,
-    tls: bool,
-    ca_file: Option<PathBuf>,
-    records: Arc<Mutex<Vec<Record>>>,
-    task: JoinHandle<()>,
+impl voice_ua_fake_server::Record for Record {
+    fn tls_failed(error: String) -> Self {
+        Record { end: error, ..Record::default() }
+    }
 }
 
-impl Drop for FakeBot {
-    fn drop(&mut self) {
-        self.task.abort();
-        if let Some(path) = &self.ca_file {
-            let _ = std::fs::remove_file(path);
-        }
+/// A running fake bot: a [`FakeServer`] serving [`BotConfig`]'s script on every
+/// connection. Dropping it stops the server. Its address, test CA (`ca_file()`) and the
+/// records of its connections come from the server (`Deref`).
+#[derive(Debug)]
+pub struct FakeBot {
+    server: FakeServer<Record>,
+}
+
+impl std::ops::Deref for FakeBot {
+    type Target = FakeServer<Record>;
+
+    fn deref(&self) -> &FakeServer<Record> {
+        &self.server
     }
 }
 
 /// A fake failed to start.
-#[derive(Debug, thiserror::Error)]
-pub enum FakeBotError {
-    /// Bind or write.
-    #[error("fake bot: {0}")]
-    Io(#[from] std::io::Error),
-    /// Certificate generation.
-    #[error("fake bot TLS: {0}")]
-    Tls(String),
-}
+pub type FakeBotError = voice_ua_fake_server::FakeError;
 
 impl FakeBot {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
@@ -250,45 +241,17 @@ impl FakeBot {
 
     /// [`FakeBot::start`] on `port` (0: a free one).
     pub async fn start_on(config: BotConfig, port: u16) -> Result<FakeBot, FakeBotError> {
-        voice_ua_agent::install_crypto_provider();
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let (acceptor, ca_file) = if config.tls {
-            let (acceptor, _, path) =
-                voice_ua_fake_deepgram::tls::acceptor_with_ca_file("voice-ua-fake-bot", addr.port())
-                    .map_err(|e| FakeBotError::Tls(e.to_string()))?;
-            (Some(acceptor), Some(path))
-        } else {
-            (None, None)
-        };
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(run::serve(listener, acceptor, Arc::new(config), Arc::clone(&records)));
-        Ok(FakeBot { addr, tls: ca_file.is_some(), ca_file, records, task })
+        let tls = config.tls;
+        let config = Arc::new(config);
+        let server = FakeServer::start("fake-bot", tls, port, move |conn, _n| {
+            run::serve(conn, Arc::clone(&config))
+        })
+        .await?;
+        Ok(FakeBot { server })
     }
 
     /// `ws://127.0.0.1:PORT/media` (or `wss://`).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "wss" } else { "ws" };
-        format!("{scheme}://{}/media", self.addr)
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The test CA (PEM file) for wss://, removed on drop.
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
-    }
-
-    /// Records of the connections that have ended so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.records.lock().map(|r| r.clone()).unwrap_or_default()
-    }
-
-    /// Wait until `n` connections have ended (or `timeout`); their records.
-    pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        voice_ua_fake_deepgram::wait_for(&self.records, n, timeout).await
+        format!("{}://{}/media", self.server.scheme(), self.server.addr())
     }
 }

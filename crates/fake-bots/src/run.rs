@@ -18,28 +18,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::{asp, twilio, BotConfig, BotDialect, Record, Step};
 
-pub(crate) async fn serve(
-    listener: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    config: Arc<BotConfig>,
-    records: Arc<Mutex<Vec<Record>>>,
-) {
-    while let Ok((tcp, _)) = listener.accept().await {
-        let (acceptor, config, records) = (acceptor.clone(), Arc::clone(&config), Arc::clone(&records));
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let record = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => connection(tls, &config).await,
-                    Err(e) => Record { end: format!("TLS handshake failed: {e}"), ..Record::default() },
-                },
-                None => connection(tcp, &config).await,
-            };
-            if let Ok(mut all) = records.lock() {
-                all.push(record);
-            }
-        });
-    }
+/// Serve one connection (TLS already done) with `config`'s script: its record.
+pub(crate) async fn serve(conn: voice_ua_fake_server::Conn, config: Arc<BotConfig>) -> Record {
+    connection(conn, &config).await
 }
 
 /// What the script waits for.

@@ -21,8 +21,9 @@
 //! [`Step`] script and records what each connection sent ([`Record`]).
 //!
 //! This file holds the running server ([`FakeDeepgram`]) and its [`Record`]s; `config`
-//! holds [`FakeConfig`], `script` the [`Step`]s and [`tone`], `session` one connection
-//! (upgrade, protocol checks, script run), `tls` the wss:// certificates.
+//! holds [`FakeConfig`], `script` the [`Step`]s, `session` one connection
+//! (upgrade, protocol checks, script run). The listener and the wss:// certificates are
+//! `voice-ua-fake-server`'s, shared with the fake OpenAI server.
 //!
 //! ```ignore
 //! let fake = FakeDeepgram::start(FakeConfig::new("test-key").tls(true).script(vec![
@@ -37,23 +38,18 @@
 //! ```
 
 mod config;
-pub mod process;
 mod script;
 mod session;
-pub mod tls;
 
 pub use config::FakeConfig;
-pub use script::{tone, Step};
+pub use script::Step;
+pub use voice_ua_fake_server::tone;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use voice_ua_agent::deepgram::messages::{FunctionCallResponse, Settings};
+pub use voice_ua_fake_server::FakeError;
+pub use voice_ua_fake_server::FakeServer;
 
 /// The path Deepgram serves the agent on.
 pub const AGENT_PATH: &str = "/v1/agent/converse";
@@ -83,105 +79,49 @@ pub struct Record {
     pub errors_sent: Vec<String>,
     /// Other protocol faults the fake noticed.
     pub violations: Vec<String>,
-    /// When the fake began writing each `UserStartedSpeaking` (the barge-in signal), on
-    /// the process's monotonic clock: benchmarks time the cut of the agent's audio from it.
-    pub barge_ins: Vec<std::time::Instant>,
     /// The script ran to its end.
     pub script_done: bool,
     /// How the connection ended.
     pub end: String,
 }
 
-/// A running fake. Dropping it stops the server.
-#[derive(Debug)]
-pub struct FakeDeepgram {
-    addr: SocketAddr,
-    tls: bool,
-    ca_pem: Option<String>,
-    ca_file: Option<PathBuf>,
-    records: Arc<Mutex<Vec<Record>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeDeepgram {
-    fn drop(&mut self) {
-        self.task.abort();
-        if let Some(path) = &self.ca_file {
-            let _ = std::fs::remove_file(path);
-        }
+impl voice_ua_fake_server::Record for Record {
+    fn tls_failed(error: String) -> Self {
+        Record { end: error, ..Record::default() }
     }
 }
 
-/// A fake failed to start.
-#[derive(Debug, thiserror::Error)]
-pub enum FakeError {
-    /// Bind or write.
-    #[error("fake Deepgram: {0}")]
-    Io(#[from] std::io::Error),
-    /// Certificate generation or TLS setup.
-    #[error("fake Deepgram TLS: {0}")]
-    Tls(String),
+/// A running fake. Dropping it stops the server. Its address, test CA (`ca_file()`:
+/// pass it as `DeepgramConfig::extra_ca_file`) and the records of its connections
+/// (`records()`, `wait_records()`) are its [`FakeServer`]'s.
+#[derive(Debug)]
+pub struct FakeDeepgram {
+    server: FakeServer<Record>,
+}
+
+impl std::ops::Deref for FakeDeepgram {
+    type Target = FakeServer<Record>;
+
+    fn deref(&self) -> &FakeServer<Record> {
+        &self.server
+    }
 }
 
 impl FakeDeepgram {
     /// Bind 127.0.0.1 on a free port and serve until dropped.
     pub async fn start(config: FakeConfig) -> Result<FakeDeepgram, FakeError> {
-        voice_ua_agent::install_crypto_provider();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (acceptor, ca_pem, ca_file) = if config.tls {
-            let (acceptor, pem, path) = tls::acceptor_with_ca_file("voice-ua-fake-deepgram", addr.port())?;
-            (Some(acceptor), Some(pem), Some(path))
-        } else {
-            (None, None, None)
-        };
-        let records = Arc::new(Mutex::new(Vec::new()));
+        let tls = config.tls;
         let config = Arc::new(config);
-        let task = tokio::spawn(session::serve(listener, acceptor, config, Arc::clone(&records)));
-        Ok(FakeDeepgram { addr, tls: ca_pem.is_some(), ca_pem, ca_file, records, task })
+        let server = FakeServer::start("fake-deepgram", tls, 0, move |conn, n| {
+            let config = Arc::clone(&config);
+            async move { session::connection(conn, &config, n).await }
+        })
+        .await?;
+        Ok(FakeDeepgram { server })
     }
 
     /// `ws://127.0.0.1:PORT/v1/agent/converse` (or `wss://`).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "wss" } else { "ws" };
-        format!("{scheme}://{}{AGENT_PATH}", self.addr)
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The test CA (PEM), for wss://.
-    pub fn ca_pem(&self) -> Option<&str> {
-        self.ca_pem.as_deref()
-    }
-
-    /// A temp file holding [`FakeDeepgram::ca_pem`] (removed on drop): pass it as
-    /// `DeepgramConfig::extra_ca_file`.
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
-    }
-
-    /// Records of the connections that have ended so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.records.lock().map(|r| r.clone()).unwrap_or_default()
-    }
-
-    /// Wait until `n` connections have ended (or `timeout`); their records.
-    pub async fn wait_records(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        wait_for(&self.records, n, timeout).await
-    }
-}
-
-/// Wait until `records` holds `n` entries (or `timeout`); a copy of them.
-pub async fn wait_for<T: Clone>(records: &Mutex<Vec<T>>, n: usize, timeout: Duration) -> Vec<T> {
-    let until = Instant::now() + timeout;
-    loop {
-        let now = records.lock().map(|r| r.clone()).unwrap_or_default();
-        if now.len() >= n || Instant::now() >= until {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        format!("{}://{}{AGENT_PATH}", self.server.scheme(), self.server.addr())
     }
 }

@@ -1,10 +1,9 @@
-//! The fake's script: the [`Step`]s each session plays after `SettingsApplied`, and the
-//! tone it speaks with.
+//! The fake's script: the [`Step`]s each session plays after `SettingsApplied` (the tone
+//! it speaks with is `voice-ua-fake-server`'s).
 
 use std::time::Duration;
 
 use voice_ua_agent::deepgram::messages::ServerMessage;
-use voice_ua_agent::AudioFormat;
 
 /// One scripted action, run after `SettingsApplied`, in order.
 #[derive(Debug, Clone)]
@@ -76,16 +75,4 @@ impl Step {
     pub fn error(code: &str, description: &str) -> Self {
         Step::Error { code: code.into(), description: description.into() }
     }
-}
-
-/// `ms` of a 440 Hz tone at about -12 dBFS in `format`.
-pub fn tone(format: AudioFormat, ms: u32) -> Vec<u8> {
-    let rate = format.sample_rate() as f64;
-    let samples = (format.sample_rate() as u64 * u64::from(ms) / 1000) as usize;
-    let mut out = Vec::with_capacity(samples * format.bytes_per_sample());
-    for i in 0..samples {
-        let x = (std::f64::consts::TAU * 440.0 * i as f64 / rate).sin() * 8000.0;
-        format.push_sample(&mut out, x as i16);
-    }
-    out
 }

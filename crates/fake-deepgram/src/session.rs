@@ -1,12 +1,10 @@
 //! One fake session: the WebSocket upgrade with its key check, the strict protocol
 //! checks, the script run, and the [`Record`] of what the client sent.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -19,31 +17,6 @@ use voice_ua_agent::echo::level_dbfs;
 use voice_ua_agent::AudioFormat;
 
 use crate::{tone, FakeConfig, Record, Step, AGENT_PATH, BAD_KEY_TEXT};
-
-pub(crate) async fn serve(
-    listener: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    config: Arc<FakeConfig>,
-    records: Arc<Mutex<Vec<Record>>>,
-) {
-    let mut n = 0u32;
-    while let Ok((tcp, _)) = listener.accept().await {
-        n += 1;
-        let (acceptor, config, records) = (acceptor.clone(), Arc::clone(&config), Arc::clone(&records));
-        tokio::spawn(async move {
-            let record = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => connection(tls, &config, n).await,
-                    Err(e) => Record { end: format!("TLS handshake failed: {e}"), ..Record::default() },
-                },
-                None => connection(tcp, &config, n).await,
-            };
-            if let Ok(mut all) = records.lock() {
-                all.push(record);
-            }
-        });
-    }
-}
 
 /// What the script is waiting for.
 #[derive(Debug)]
@@ -92,7 +65,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: &FakeConfig, n: u32) -> Record {
+pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: &FakeConfig,
+    n: u32,
+) -> Record {
     let mut auth = None;
     let mut refused = None;
     let expected = format!("Token {}", config.api_key);

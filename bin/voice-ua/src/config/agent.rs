@@ -1,21 +1,25 @@
-//! The `[agent]` section: which agent answers calls (Deepgram, or the echo test when no
-//! key is configured), its Settings (models, prompt, greeting, functions), and what the
-//! caller hears when the agent fails (a short prompt, then a transfer to a human or a
-//! polite hang-up). The Deepgram key comes from `DEEPGRAM_API_KEY` or `agent.key_file`,
-//! never from argv, and is never printed.
+//! The `[agent]` section: which agent answers calls (Deepgram, OpenAI Realtime, or the
+//! echo test when no key is configured), what every provider shares (prompt, greeting,
+//! functions, url, CA file, key file), Deepgram's own models, and what the caller hears
+//! when the agent fails (a short prompt, then a transfer to a human or a polite hang-up).
+//! OpenAI's own knobs are `[agent.openai]` ([`super::openai`]), so switching providers is
+//! the one line `provider = "openai"`. The key comes from `DEEPGRAM_API_KEY` /
+//! `OPENAI_API_KEY` or `agent.key_file`, never from argv, and is never printed.
 
 use super::error::{invalid, ConfigError};
+use super::openai::{self, OpenAiSection, Shared, OPENAI_HOST};
 use super::read::{read_bounded, read_text_bounded, MAX_SECRET_FILE};
 use super::websocket::{self, WebSocketSection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, ToolKind, WebSocketConfig};
+use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind, WebSocketConfig};
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
+pub use super::openai::KEY_ENV as OPENAI_KEY_ENV;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     pub provider: Option<String>,
@@ -34,11 +38,13 @@ pub struct AgentSection {
     pub fallback_transfer: Option<String>,
     #[serde(default)]
     pub functions: Vec<FunctionSection>,
+    /// `[agent.openai]`: used when `provider = "openai"`.
+    pub openai: Option<OpenAiSection>,
     /// `[agent.websocket]`: a WebSocket bot.
     pub websocket: Option<WebSocketSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSection {
     pub name: String,
@@ -57,19 +63,28 @@ pub struct FunctionSection {
 pub enum AgentChoice {
     Echo,
     Deepgram(Box<DeepgramConfig>),
+    OpenAi(Box<OpenAiConfig>),
     WebSocket(Box<WebSocketConfig>),
 }
 
 impl AgentChoice {
-    /// The agent's name in call records and logs: `echo`, `deepgram`, `websocket-twilio`,
-    /// `websocket-asp`.
+    /// The agent's name in logs and call records: `echo`, `deepgram`, `openai`,
+    /// `websocket-twilio`, `websocket-asp`.
     pub fn name(&self) -> String {
         match self {
             AgentChoice::Echo => "echo".into(),
             AgentChoice::Deepgram(_) => "deepgram".into(),
+            AgentChoice::OpenAi(_) => "openai".into(),
             AgentChoice::WebSocket(w) => format!("websocket-{}", w.dialect),
         }
     }
+}
+
+/// The API keys from the environment, when set (`DEEPGRAM_API_KEY`, `OPENAI_API_KEY`).
+#[derive(Debug, Default, Clone)]
+pub struct EnvKeys {
+    pub deepgram: Option<String>,
+    pub openai: Option<String>,
 }
 
 /// What the caller hears, and where they go, when the agent fails (the call core's type).
@@ -84,30 +99,32 @@ const MAX_PROMPT_FILE: u64 = 1024 * 1024;
 /// The fallback prompt shipped with voice-ua (μ-law, 8 kHz, spoken with espeak-ng).
 const BUILTIN_FALLBACK: &[u8] = include_bytes!("../../../../conf/fallback-en.ulaw");
 
-/// Resolve `[agent]` into the agent to use. `env_key` is `DEEPGRAM_API_KEY`, if set.
-pub fn choose(a: &AgentSection, env_key: Option<String>) -> Result<(AgentChoice, Fallback), ConfigError> {
-    choose_with_env(a, env_key, &|name| std::env::var(name).ok())
+/// Resolve `[agent]` into the agent to use, with the keys from the environment.
+pub fn choose(a: &AgentSection, env: EnvKeys) -> Result<(AgentChoice, Fallback), ConfigError> {
+    choose_with_env(a, env, &|name| std::env::var(name).ok())
 }
 
-/// [`choose`], with the environment (for `[agent.websocket]` header secrets) given.
+/// [`choose`], with the environment `[agent.websocket]` header secrets are read from.
 pub fn choose_with_env(
     a: &AgentSection,
-    env_key: Option<String>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: EnvKeys,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AgentChoice, Fallback), ConfigError> {
-    let key = match (env_key.filter(|k| !k.trim().is_empty()), &a.key_file) {
-        (Some(k), _) => Some(k.trim().to_string()),
-        (None, Some(path)) => Some(
+    let file_key = match &a.key_file {
+        Some(path) => Some(
             read_text_bounded(path, MAX_SECRET_FILE)
                 .map_err(|source| ConfigError::SecretFile {
-                    what: "Deepgram key",
+                    what: "agent API key",
                     path: path.clone(),
                     source,
                 })?
                 .trim()
                 .to_string(),
         ),
-        (None, None) => None,
+        None => None,
+    };
+    let key = |env: Option<String>| {
+        env.filter(|k| !k.trim().is_empty()).map(|k| k.trim().to_string()).or(file_key.clone())
     };
     let fallback = Fallback {
         ulaw: match &a.fallback_audio {
@@ -118,34 +135,57 @@ pub fn choose_with_env(
         },
         transfer: a.fallback_transfer.clone().filter(|t| !t.is_empty()),
     };
-    // The Deepgram settings are checked even when the echo agent is chosen, so
-    // `voice-ua check` finds their mistakes before a key is added.
-    let deepgram = deepgram_config(a, key.clone().unwrap_or_default())?;
-    let default = match (&a.websocket, &key) {
+    let deepgram_key = key(env.deepgram);
+    let default = match (&a.websocket, &deepgram_key) {
         (Some(_), _) => "websocket",
         (None, Some(_)) => "deepgram",
         (None, None) => "echo",
     };
     let provider = a.provider.as_deref().unwrap_or(default);
+    if a.openai.is_some() && provider != "openai" {
+        // Checked all the same, so `voice-ua check` finds their mistakes before the switch.
+        let others = Shared { url: None, ..shared(a)? };
+        openai::config(others, a.openai.as_ref().unwrap_or(&OpenAiSection::default()), String::new())?;
+    }
+    // The Deepgram settings are checked even when another agent is chosen, so
+    // `voice-ua check` finds their mistakes before a key is added.
+    let deepgram = deepgram_config(a, deepgram_key.clone().unwrap_or_default())?;
     let choice = match provider {
         "echo" => AgentChoice::Echo,
-        "websocket" => {
-            let section = a.websocket.as_ref().ok_or(ConfigError::Missing {
-                what: "[agent.websocket] table",
-                fix: "add [agent.websocket] with url and dialect (or choose another agent.provider)",
-            })?;
-            AgentChoice::WebSocket(Box::new(websocket::config(section, env)?))
-        }
         "deepgram" => {
-            if key.as_deref().is_none_or(str::is_empty) {
+            if deepgram_key.as_deref().is_none_or(str::is_empty) {
                 return Err(ConfigError::Missing {
                     what: "Deepgram API key",
                     fix: "set DEEPGRAM_API_KEY or agent.key_file (or agent.provider = \"echo\")",
                 });
             }
+            if a.url.as_deref().is_some_and(|u| u.contains(OPENAI_HOST)) {
+                return Err(invalid(
+                    "agent.url",
+                    a.url.as_deref().unwrap_or_default(),
+                    "this is OpenAI's endpoint but agent.provider is \"deepgram\": remove agent.url (each provider has its own default) or point it at a Deepgram Voice Agent endpoint",
+                ));
+            }
             AgentChoice::Deepgram(Box::new(deepgram))
         }
-        other => return Err(invalid("agent.provider", other, "use deepgram, websocket or echo")),
+        "openai" => {
+            let Some(openai_key) = key(env.openai).filter(|k| !k.is_empty()) else {
+                return Err(ConfigError::Missing {
+                    what: "OpenAI API key",
+                    fix: "set OPENAI_API_KEY or agent.key_file (or agent.provider = \"echo\")",
+                });
+            };
+            let section = a.openai.as_ref().map_or_else(OpenAiSection::default, |s| s.clone());
+            AgentChoice::OpenAi(Box::new(openai::config(shared(a)?, &section, openai_key)?))
+        }
+        "websocket" => {
+            let section = a.websocket.as_ref().ok_or(ConfigError::Missing {
+                what: "[agent.websocket] table",
+                fix: "add [agent.websocket] with url and dialect (or choose another agent.provider)",
+            })?;
+            AgentChoice::WebSocket(Box::new(websocket::config(section, lookup)?))
+        }
+        other => return Err(invalid("agent.provider", other, "use deepgram, openai, websocket or echo")),
     };
     Ok((choice, fallback))
 }
@@ -164,6 +204,7 @@ pub fn describe(choice: &AgentChoice) -> String {
             d.settings.speak_model,
             d.settings.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
+        AgentChoice::OpenAi(o) => openai::describe(o),
         AgentChoice::WebSocket(w) => websocket::describe(w),
     }
 }
@@ -177,13 +218,13 @@ pub fn describe_fallback(fallback: &Fallback) -> String {
     )
 }
 
-fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, ConfigError> {
-    let mut cfg = DeepgramConfig::new(key);
+/// The `[agent]` keys every provider uses, checked: url, CA file, prompt, greeting,
+/// functions.
+fn shared(a: &AgentSection) -> Result<Shared<'_>, ConfigError> {
     if let Some(url) = &a.url {
         if !(url.starts_with("wss://") || url.starts_with("ws://")) {
             return Err(invalid("agent.url", url, "expected wss://host/path"));
         }
-        cfg.url = url.clone();
     }
     if let Some(ca) = &a.ca_file {
         if !ca.is_file() {
@@ -193,9 +234,7 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
                 "no such file (a PEM CA certificate)",
             ));
         }
-        cfg.extra_ca_file = Some(ca.clone());
     }
-    let d = AgentConfig::default();
     let prompt = match (&a.prompt, &a.prompt_file) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -204,23 +243,37 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
                 "set agent.prompt or agent.prompt_file, not both",
             ))
         }
-        (Some(p), None) => p.clone(),
-        (None, Some(path)) => read_text("agent.prompt_file", path)?,
-        (None, None) => d.prompt.clone(),
+        (Some(p), None) => Some(p.clone()),
+        (None, Some(path)) => Some(read_text("agent.prompt_file", path)?),
+        (None, None) => None,
     };
-    let mut functions = Vec::new();
-    for f in &a.functions {
-        functions.push(function(f)?);
+    let functions = a.functions.iter().map(function).collect::<Result<Vec<_>, _>>()?;
+    Ok(Shared {
+        url: a.url.as_deref(),
+        ca_file: a.ca_file.clone(),
+        prompt,
+        greeting: a.greeting.clone().filter(|g| !g.is_empty()),
+        functions,
+    })
+}
+
+fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, ConfigError> {
+    let mut cfg = DeepgramConfig::new(key);
+    let shared = shared(a)?;
+    if let Some(url) = shared.url {
+        cfg.url = url.to_owned();
     }
+    cfg.extra_ca_file = shared.ca_file;
+    let d = AgentConfig::default();
     cfg.settings = AgentConfig {
         language: a.language.clone().unwrap_or(d.language),
         listen_model: a.listen_model.clone().unwrap_or(d.listen_model),
         think_provider: a.think_provider.clone().unwrap_or(d.think_provider),
         think_model: a.think_model.clone().unwrap_or(d.think_model),
-        prompt,
+        prompt: shared.prompt.unwrap_or(d.prompt),
         speak_model: a.speak_model.clone().unwrap_or(d.speak_model),
-        greeting: a.greeting.clone().filter(|g| !g.is_empty()),
-        functions,
+        greeting: shared.greeting,
+        functions: shared.functions,
         experimental: d.experimental,
     };
     Ok(cfg)
@@ -281,16 +334,20 @@ mod tests {
         toml::from_str(text).expect("parses")
     }
 
+    fn dg(key: String) -> EnvKeys {
+        EnvKeys { deepgram: Some(key), openai: None }
+    }
+
     #[test]
     fn no_key_means_echo_and_a_key_means_deepgram() {
-        let (c, fb) = choose(&AgentSection::default(), None).expect("ok");
+        let (c, fb) = choose(&AgentSection::default(), EnvKeys::default()).expect("ok");
         assert!(matches!(c, AgentChoice::Echo));
         assert!(fb.ulaw.len() > 8000, "the shipped fallback prompt is at least a second long");
-        let (c, _) = choose(&AgentSection::default(), Some("k".repeat(40))).expect("ok");
+        let (c, _) = choose(&AgentSection::default(), dg("k".repeat(40))).expect("ok");
         let AgentChoice::Deepgram(d) = c else { panic!("deepgram expected") };
         assert_eq!(d.url, "wss://agent.deepgram.com/v1/agent/converse");
         assert!(!format!("{d:?}").contains(&"k".repeat(40)), "the key is never printed");
-        let e = choose(&section("provider = \"deepgram\""), None).expect_err("no key");
+        let e = choose(&section("provider = \"deepgram\""), EnvKeys::default()).expect_err("no key");
         assert!(e.to_string().contains("DEEPGRAM_API_KEY"), "{e}");
     }
 
@@ -318,7 +375,7 @@ mod tests {
             target = "9001"
             "#,
         );
-        let (c, fb) = choose(&a, Some("key".into())).expect("ok");
+        let (c, fb) = choose(&a, dg("key".into())).expect("ok");
         assert_eq!(fb.transfer.as_deref(), Some("9001"));
         let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
         assert_eq!(d.settings.language, "es");
@@ -338,7 +395,8 @@ mod tests {
         let a = section(
             "fallback_transfer = \"9001\"\n[websocket]\nurl = \"ws://127.0.0.1:8765/media\"\ndialect = \"asp\"\n",
         );
-        let (c, fb) = choose_with_env(&a, Some("dg-key".into()), &|_| None).expect("ok");
+        let keys = EnvKeys { deepgram: Some("dg-key".into()), openai: None };
+        let (c, fb) = choose_with_env(&a, keys, &|_| None).expect("ok");
         assert_eq!(c.name(), "websocket-asp", "the table wins over a Deepgram key");
         assert_eq!(fb.transfer.as_deref(), Some("9001"), "the shared fallback keys apply");
         assert!(
@@ -347,13 +405,13 @@ mod tests {
             describe(&c)
         );
         let a = section("provider = \"echo\"\n[websocket]\nurl = \"wss://b/x\"\ndialect = \"twilio\"\n");
-        assert_eq!(choose_with_env(&a, None, &|_| None).expect("ok").0.name(), "echo");
+        assert_eq!(choose_with_env(&a, EnvKeys::default(), &|_| None).expect("ok").0.name(), "echo");
     }
 
     #[test]
     fn mistakes_are_one_line() {
         for (text, expect) in [
-            ("provider = \"gpt\"", "agent.provider = \"gpt\""),
+            ("provider = \"gpt\"", "use deepgram, openai, websocket or echo"),
             ("provider = \"websocket\"", "[agent.websocket]"),
             ("[websocket]\ndialect = \"asp\"", "agent.websocket.url"),
             ("url = \"https://x\"", "agent.url"),
@@ -367,7 +425,7 @@ mod tests {
             ("prompt = \"a\"\nprompt_file = \"/etc/hostname\"", "not both"),
             ("key_file = \"/nonexistent/key\"", "/nonexistent/key"),
         ] {
-            let e = choose(&section(text), None).expect_err(text);
+            let e = choose(&section(text), EnvKeys::default()).expect_err(text);
             let line = e.to_string();
             assert!(line.contains(expect), "{text}: {line}");
             assert!(!line.contains('\n'));

@@ -11,6 +11,7 @@ mod calls;
 mod error;
 mod http;
 mod log;
+mod openai;
 #[cfg(test)]
 mod props;
 mod read;
@@ -141,7 +142,11 @@ pub fn check(
     let calls = calls(file)?;
     let http = http(file)?;
     let records = records(file)?;
-    let (agent, fallback) = agent::choose(&file.agent, std::env::var(agent::KEY_ENV).ok())?;
+    let keys = agent::EnvKeys {
+        deepgram: std::env::var(agent::KEY_ENV).ok(),
+        openai: std::env::var(agent::OPENAI_KEY_ENV).ok(),
+    };
+    let (agent, fallback) = agent::choose(&file.agent, keys)?;
     let log_format = log::format(&file.log, log_format)?;
     let log_directives = log::directives(log_filter.or(file.log.filter.clone()));
     let log_filter = log::filter(&log_directives)?;
@@ -233,6 +238,22 @@ mod tests {
             "recordings",
             "recordings_dir",
             "recordings_retention_days",
+            "model",
+            "voice",
+            "transcription_model",
+            "noise_reduction",
+            "turn_detection",
+            "vad_threshold",
+            "prefix_padding_ms",
+            "silence_duration_ms",
+            "eagerness",
+            "tool_choice",
+            "renew_after_minutes",
+            "audio_in",
+            "cached_in",
+            "audio_out",
+            "text_in",
+            "text_out",
         ] {
             assert!(text.contains(&format!("{key} =")), "example config documents {key}");
         }
@@ -265,7 +286,7 @@ mod tests {
     fn check_prints_every_section_in_order() {
         let text = include_str!("../../../../conf/voice-ua.example.toml");
         let file = parse(text).expect("example parses");
-        let (agent, fallback) = agent::choose(&file.agent, None).expect("echo");
+        let (agent, fallback) = agent::choose(&file.agent, agent::EnvKeys::default()).expect("echo");
         let log_directives = "info,rsipstack=warn".to_string();
         let checked = Checked {
             source: Some("conf/voice-ua.example.toml".into()),

@@ -220,8 +220,12 @@ fn every_check(text: &str) -> Vec<String> {
         calls(&file).err(),
         http(&file).err(),
         records::settings_with(&file.records, None, false).err(),
-        agent::choose(&file.agent, None).err(),
-        agent::choose(&file.agent, Some("key".into())).err(),
+        agent::choose(&file.agent, agent::EnvKeys::default()).err(),
+        agent::choose(
+            &file.agent,
+            agent::EnvKeys { deepgram: Some("key".into()), openai: Some("key".into()) },
+        )
+        .err(),
     ]
     .into_iter()
     .flatten()

@@ -3,6 +3,8 @@
 //! plus small helpers to read SIP and build RTP by hand. Loopback only.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -135,6 +137,7 @@ impl Call {
         .env("VOICE_UA_SIP_PASSWORD", "pw")
         .env("RUST_LOG", "info")
         .env_remove("DEEPGRAM_API_KEY")
+        .env_remove("OPENAI_API_KEY")
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

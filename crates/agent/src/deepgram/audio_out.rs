@@ -1,4 +1,4 @@
 //! The caller's audio on its way into a WebSocket binary message without an allocation
-//! per frame: [`AudioOut`], shared by every provider (it lives in `crate::net`).
+//! per frame: [`AudioOut`], shared by every provider, lives in [`crate::ws`].
 
-pub use crate::net::AudioOut;
+pub use crate::ws::AudioOut;

@@ -1,17 +1,15 @@
 //! The Deepgram agent's configuration: [`DeepgramConfig`] (endpoint, key, extra CA file)
 //! with its defaults, the [`AgentConfig`] every call gets (its client-side functions are
-//! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them,
-//! the key masked in `Debug`, and the URL check (`wss://`, or `ws://` to loopback only).
+//! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them, and the key
+//! masked in `Debug` (the URL rule is [`crate::ws`]'s).
 
 use std::fmt;
 use std::path::PathBuf;
 
-use tokio_tungstenite::tungstenite::http::Uri;
-
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
 use crate::provider::AudioFormat;
 use crate::tools::FunctionSpec;
-use crate::AgentError;
+use crate::ws::mask;
 
 /// Deepgram's Voice Agent endpoint.
 pub const DEFAULT_URL: &str = "wss://agent.deepgram.com/v1/agent/converse";
@@ -37,20 +35,6 @@ impl fmt::Debug for DeepgramConfig {
             .field("extra_ca_file", &self.extra_ca_file)
             .field("settings", &self.settings)
             .finish()
-    }
-}
-
-/// `"****"` plus the last four characters when the key is long enough to spare them.
-fn mask(key: &str) -> String {
-    if key.is_empty() {
-        return "(empty)".into();
-    }
-    let n = key.chars().count();
-    if n >= 16 {
-        let tail: String = key.chars().skip(n - 4).collect();
-        format!("****{tail}")
-    } else {
-        "****".into()
     }
 }
 
@@ -151,9 +135,4 @@ impl Default for AgentConfig {
             experimental: false,
         }
     }
-}
-
-/// `wss://` anywhere, `ws://` only to a loopback host.
-pub(super) fn check_url(url: &str) -> Result<Uri, AgentError> {
-    crate::net::check_url(super::session::PROVIDER, url)
 }

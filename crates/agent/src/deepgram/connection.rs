@@ -1,53 +1,29 @@
-//! The Deepgram connection, the async shell around [`DeepgramSession`]: TLS (rustls with
-//! the ring provider, webpki roots plus the extra CA file), the WebSocket handshake and its
-//! errors as one log line each, the per-call task that moves frames between the call, the
-//! socket and the state machine (renewing the session past Deepgram's cap), and
-//! [`check_key`].
+//! The Deepgram connection, the async shell around [`DeepgramSession`]: the WebSocket
+//! (TLS, the handshake and its errors are [`crate::ws`]'s, shared with the other
+//! providers), the per-call task that moves frames between the call, the socket and the
+//! state machine (renewing the session past Deepgram's cap), and [`check_key`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::config::{check_url, DeepgramConfig};
+use super::config::DeepgramConfig;
 use super::messages::Settings;
-use super::provider_error;
 use super::session::{DeepgramSession, Output, State, PROVIDER};
-use crate::net::{self, AudioOut, Ws};
 use crate::provider::{AgentEvent, AgentIo, AudioFormat, AudioFrame, CallFacts, CallInput, SessionEnd};
-use crate::tools::{start_tool, transfer_result, PendingTransfer, ToolResult};
+use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
+use crate::ws::{self, install_crypto_provider, now, sleep_until, AudioOut, Endpoint, Handshake, Step, Ws};
 use crate::AgentError;
 
-/// How long the TCP + TLS + WebSocket handshake may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub use crate::net::install_crypto_provider;
-
-/// webpki roots plus the extra CA file, ring only.
-pub(super) fn tls_config(extra_ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, AgentError> {
-    net::tls_config(PROVIDER, extra_ca_file)
-}
+/// The Deepgram end of a connection, for its errors.
+const ENDPOINT: Endpoint = Endpoint { provider: PROVIDER, label: "Deepgram", error_header: Some("dg-error") };
 
 /// Open the WebSocket with `Authorization: Token <key>`. Errors are one line for the log.
 async fn connect(config: &DeepgramConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
-    check_url(&config.url)?;
-    let auth = HeaderValue::from_str(&format!("Token {}", config.api_key.trim()))
-        .map_err(|_| provider_error("the Deepgram API key holds characters a header cannot carry"))?;
-    let peer = net::Peer {
-        name: "Deepgram",
-        error_header: Some("dg-error"),
-        credential: "API key",
-        auth_fix: "check the key",
-    };
-    let headers = [(AUTHORIZATION, auth)];
-    net::connect(&config.url, &headers, tls, CONNECT_TIMEOUT, net::MAX_MESSAGE_BYTES, peer)
-        .await
-        .map_err(|e| provider_error(e.detail))
+    let auth = format!("Token {}", config.api_key.trim());
+    ws::connect(ENDPOINT, &config.url, &auth, tls, None).await
 }
 
 /// The session task: connect, then shuttle frames between the call, the socket and the
@@ -127,24 +103,20 @@ pub(super) async fn run(
                 Some(CallInput::Digit(digit)) => {
                     tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
                 }
-                Some(CallInput::TransferResult(outcome)) => match transfer.take() {
-                    Some(t) => {
-                        tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
-                        let content = transfer_result(&t.target, outcome);
-                        session.handle_tool_result(now(), t.id, t.name, content);
+                Some(CallInput::TransferResult(outcome)) => {
+                    if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
+                        session.handle_tool_result(now(), id, name, content);
                     }
-                    None => tracing::debug!(%outcome, "a transfer result nobody waits for"),
-                },
+                }
                 // Deepgram plays no marks and truncates nothing: its barge-in is its own.
                 Some(CallInput::MarkPlayed { .. } | CallInput::PlaybackFlushed { .. }) => {}
                 Some(CallInput::CallEnded) | None => session.call_ended(),
             },
             Some((id, name, content)) = tool_rx.recv() => {
-                let ok = !content.starts_with("error:");
-                let _ = io.send(AgentEvent::ToolFinished { name: name.clone(), ok }).await;
+                tool_finished(&io, &name, &content).await;
                 session.handle_tool_result(now(), id, name, content);
             }
-            opened = join_renewal(&mut renewal) => match opened {
+            opened = ws::join_renewal(PROVIDER, &mut renewal) => match opened {
                 Ok((new_ws, mut new_session)) => {
                     // Lines said while it was being opened stay in the history too.
                     new_session.continue_from(&session);
@@ -185,10 +157,7 @@ async fn send_audio(ws: &mut Ws, session: &mut DeepgramSession, out: &mut AudioO
 }
 
 /// One frame (or the end) from Deepgram's socket, into the session.
-fn on_frame(
-    session: &mut DeepgramSession,
-    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-) {
+fn on_frame(session: &mut DeepgramSession, frame: Option<Result<Message, tungstenite::Error>>) {
     match frame {
         Some(Ok(Message::Text(text))) => session.handle_text(now(), text.as_str()),
         Some(Ok(Message::Binary(bytes))) => session.handle_binary(now(), &bytes),
@@ -205,43 +174,18 @@ fn on_frame(
     }
 }
 
-/// The renewal task's result, once; pending while there is none.
-async fn join_renewal(
-    task: &mut Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>>,
-) -> Result<(Ws, DeepgramSession), AgentError> {
-    let Some(t) = task.as_mut() else { return std::future::pending().await };
-    let r = t.await;
-    *task = None;
-    r.map_err(|e| AgentError::Provider {
-        provider: PROVIDER.into(),
-        detail: format!("renewal task: {e}"),
-        code: None,
-    })?
-}
-
 fn log_drops(session: &DeepgramSession, io: &AgentIo) {
     let (sent, dropped_early) = session.audio_counts();
     let skipped = io.stats().input_frames_dropped();
     tracing::debug!(sent, dropped_early, skipped, "Deepgram session audio counts");
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// `voice-ua check --agent`: connect, get `Welcome`, send `Settings` (for a PCMU call),
 /// wait for `SettingsApplied`, close. Returns Deepgram's `request_id`.
 pub async fn check_key(config: &DeepgramConfig) -> Result<String, AgentError> {
     install_crypto_provider();
-    check_url(&config.url)?;
-    let tls = Arc::new(tls_config(config.extra_ca_file.as_ref())?);
+    ws::check_url(PROVIDER, &config.url)?;
+    let tls = Arc::new(ws::tls_config(PROVIDER, config.extra_ca_file.as_ref())?);
     let format = AudioFormat::Ulaw8k;
     let (mut ws, session) = open_streaming(config, &tls, format, config.settings_message(format)).await?;
     let id = session.request_id().unwrap_or_default().to_owned();
@@ -258,31 +202,32 @@ async fn open_streaming(
     format: AudioFormat,
     settings: Settings,
 ) -> Result<(Ws, DeepgramSession), AgentError> {
-    let mut session = DeepgramSession::new(now(), format, settings);
-    let mut ws = connect(config, tls).await?;
-    loop {
-        while let Some(output) = session.poll_output() {
-            match output {
-                Output::SendText(text) => send_text(&mut ws, &mut session, text).await,
-                Output::Event(AgentEvent::Ended(SessionEnd::Failed(e))) => {
-                    let _ = ws.close(None).await;
-                    return Err(e);
-                }
-                // No caller audio is fed during the handshake, so no SendAudio either.
-                Output::SendAudio(_)
-                | Output::Event(_)
-                | Output::RunTool(_)
-                | Output::Close
-                | Output::Renew => {}
-            }
-        }
-        if session.state() == State::Streaming {
-            return Ok((ws, session));
-        }
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            frame = ws.next() => on_frame(&mut session, frame),
-            _ = sleep_until(deadline) => session.handle_timeout(now()),
-        }
+    let session = DeepgramSession::new(now(), format, settings);
+    ws::handshake(connect(config, tls).await?, session).await
+}
+
+impl Handshake for DeepgramSession {
+    fn next_step(&mut self) -> Option<Step> {
+        self.poll_output().map(Output::handshake_step)
+    }
+
+    fn streaming(&self) -> bool {
+        self.state() == State::Streaming
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        DeepgramSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        DeepgramSession::handle_timeout(self, now);
+    }
+
+    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>, _open: &mut bool) {
+        on_frame(self, frame);
+    }
+
+    fn on_send_error(&mut self, error: tungstenite::Error) {
+        self.handle_closed(now(), &error.to_string());
     }
 }

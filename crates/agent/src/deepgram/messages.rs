@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::provider::AudioFormat;
+pub use crate::ws::ParseError;
+use crate::ws::{parse_tagged, Tagged};
 
 /// Audio encodings the bridge uses (Deepgram accepts more; anything else parses as
 /// [`Encoding::Other`]).
@@ -441,38 +443,13 @@ const KNOWN_SERVER_TYPES: &[&str] = &[
     "Error",
 ];
 
-/// A server text frame that could not be understood.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParseError {
-    /// Not JSON at all.
-    #[error("not JSON: {0}")]
-    Json(String),
-    /// JSON without a string `type`.
-    #[error("JSON message without a \"type\"")]
-    NoType,
-    /// A known type with fields that do not fit.
-    #[error("{type_name} message does not match its schema: {detail}")]
-    Schema {
-        /// The `type`.
-        type_name: String,
-        /// serde's complaint.
-        detail: String,
-    },
-}
-
 impl ServerMessage {
     /// Parse one text frame. Unknown types are `Ok(Unknown)`; nothing here panics.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
-        let type_name = match value.get("type").and_then(Value::as_str) {
-            Some(t) => t.to_owned(),
-            None => return Err(ParseError::NoType),
-        };
-        if !KNOWN_SERVER_TYPES.contains(&type_name.as_str()) {
-            return Ok(ServerMessage::Unknown { type_name, raw: value });
-        }
-        serde_json::from_value(value).map_err(|e| ParseError::Schema { type_name, detail: e.to_string() })
+        Ok(match parse_tagged(text, KNOWN_SERVER_TYPES)? {
+            Tagged::Known(message) => message,
+            Tagged::Unknown { type_name, raw } => ServerMessage::Unknown { type_name, raw },
+        })
     }
 
     /// The JSON text of this message (what the fake server sends). `Unknown` sends its raw value.

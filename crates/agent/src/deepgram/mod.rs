@@ -28,11 +28,13 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use self::config::{AgentConfig, DeepgramConfig, DEFAULT_URL};
-pub use self::connection::{check_key, install_crypto_provider, CONNECT_TIMEOUT};
+pub use self::connection::check_key;
 use self::session::PROVIDER;
 use crate::provider::{AgentProvider, AgentSession, CallFacts};
 pub use crate::tools::{Builtin, FunctionSpec, ToolKind};
 pub use crate::tools::{MAX_DTMF_DIGITS, MAX_HANGUP_REASON};
+// Shared with the other providers since OpenAI's; their old paths stay.
+pub use crate::ws::{install_crypto_provider, CONNECT_TIMEOUT};
 use crate::AgentError;
 
 /// The Deepgram Voice Agent as an [`AgentProvider`].
@@ -48,21 +50,18 @@ impl fmt::Debug for DeepgramProvider {
     }
 }
 
-fn provider_error(detail: impl Into<String>) -> AgentError {
-    AgentError::Provider { provider: PROVIDER.into(), detail: detail.into(), code: None }
-}
-
 impl DeepgramProvider {
     /// Check the URL and load the extra CA file. Installs the ring crypto provider.
     pub fn new(config: DeepgramConfig) -> Result<Self, AgentError> {
-        install_crypto_provider();
-        config::check_url(&config.url)?;
+        crate::ws::install_crypto_provider();
+        crate::ws::check_url(PROVIDER, &config.url)?;
         if config.api_key.trim().is_empty() {
-            return Err(provider_error(
+            return Err(crate::ws::provider_error(
+                PROVIDER,
                 "no Deepgram API key configured: set one (agent.api_key or its environment variable)",
             ));
         }
-        let tls = Arc::new(connection::tls_config(config.extra_ca_file.as_ref())?);
+        let tls = Arc::new(crate::ws::tls_config(PROVIDER, config.extra_ca_file.as_ref())?);
         Ok(DeepgramProvider { config: Arc::new(config), tls })
     }
 

@@ -19,7 +19,7 @@
 //!   only logged: after a barge-in it may never come, so no state waits for it.
 //! - `Error` → `Ended(Failed)` with the code and description on one line.
 //! - Before the 2 h cap, [`Output::Renew`] at a quiet moment (or forced), the conversation
-//!   carried over; the history and the timer are the `renewal` submodule's.
+//!   carried over; the history and the timer are [`crate::renewal`]'s.
 //!
 //! **Turn latency.** `AgentStartedSpeaking`'s figures go to the call as
 //! [`AgentEvent::ReplyStarted`]; the call measures the turn itself, from the caller's end
@@ -32,12 +32,12 @@ mod renewal;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
-use self::renewal::{History, Moment, RenewalTimer};
 pub use self::renewal::{
     HISTORY_MAX_CHARS, HISTORY_MAX_LINES, RENEW_AFTER, RENEW_FORCE_AFTER, RENEW_QUIET, RENEW_RETRY,
 };
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
+use crate::renewal::{History, Moment, RenewalTimer};
 use crate::{AgentError, ProviderCode};
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
@@ -68,27 +68,11 @@ pub enum State {
 /// A client-side function the agent asked for.
 pub use crate::tools::ToolCall;
 
-/// What the shell must do.
-// Audio events travel by value, like the seam's own `AgentEvent`: no heap per chunk.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Send this JSON as a text frame.
-    SendText(String),
-    /// Send this caller audio as a binary frame. The frame travels by value (it is `Copy`,
-    /// a fixed array): no heap per frame.
-    SendAudio(AudioFrame),
-    /// Pass this event to the call.
-    Event(AgentEvent),
-    /// Run this function and hand the result to [`DeepgramSession::handle_tool_result`].
-    RunTool(ToolCall),
-    /// Close the WebSocket (normal close) and stop.
-    Close,
-    /// Open a fresh session with [`DeepgramSession::renewal_settings`] and, once it is
-    /// streaming, switch the call over to it and close this one. On failure, call
-    /// [`DeepgramSession::renew_failed`].
-    Renew,
-}
+/// What the shell must do: a caller frame goes as a binary frame, by value (it is `Copy`,
+/// a fixed array). `Renew`: open a fresh session with
+/// [`DeepgramSession::renewal_settings`]; on failure, call
+/// [`DeepgramSession::renew_failed`].
+pub type Output = crate::ws::Output<AudioFrame>;
 
 /// One finished turn's figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,8 +134,8 @@ impl DeepgramSession {
             cancelled_tools: HashSet::new(),
             audio_frames_sent: 0,
             audio_frames_dropped: 0,
-            history: History::carried(settings.agent.context.as_ref()),
-            renewal: RenewalTimer::default(),
+            history: renewal::carried(settings.agent.context.as_ref()),
+            renewal: RenewalTimer::new(renewal::POLICY),
             settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
@@ -169,7 +153,7 @@ impl DeepgramSession {
     /// hand it this one with [`DeepgramSession::continue_from`].
     pub fn renewal_settings(&mut self, mut base: Settings) -> Settings {
         base.agent.greeting = None;
-        base.agent.context = Some(self.history.context());
+        base.agent.context = Some(renewal::context(&mut self.history));
         base
     }
 
@@ -178,7 +162,7 @@ impl DeepgramSession {
     /// those settings were taken, while this one was being opened, so that its history
     /// (and the next renewal's context) is the whole conversation.
     pub fn continue_from(&mut self, previous: &DeepgramSession) {
-        for (role, text) in previous.history.since_context() {
+        for (role, text) in previous.history.since_mark() {
             self.history.remember(role, text);
         }
     }

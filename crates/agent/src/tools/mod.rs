@@ -11,7 +11,10 @@ mod run;
 
 use std::time::Duration;
 
-pub use run::{start_tool, transfer_result, PendingTransfer, ToolResult, MAX_DTMF_DIGITS, MAX_HANGUP_REASON};
+pub use run::{
+    start_tool, tool_finished, transfer_answer, transfer_result, PendingTransfer, ToolResult,
+    MAX_DTMF_DIGITS, MAX_HANGUP_REASON,
+};
 
 /// A function the agent asked for, as its provider reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,6 +101,28 @@ pub fn transfer_result(target: &str, outcome: crate::TransferOutcome) -> String 
     }
 }
 
+/// The call's outcome for the transfer the agent asked for, as the answer to its function
+/// call: `(id, name, content)`, or `None` when no transfer waits for one.
+pub fn transfer_answer(
+    transfer: &mut Option<PendingTransfer>,
+    outcome: crate::TransferOutcome,
+) -> Option<ToolResult> {
+    let Some(t) = transfer.take() else {
+        tracing::debug!(%outcome, "a transfer result nobody waits for");
+        return None;
+    };
+    tracing::info!(target = %t.target, %outcome, "transfer result for the agent");
+    let content = transfer_result(&t.target, outcome);
+    Some((t.id, t.name, content))
+}
+
+/// Tell the call an HTTP tool finished (for its metrics and record): it worked unless its
+/// answer is an `error: …`.
+pub async fn tool_finished(io: &AgentIo, name: &str, content: &str) {
+    let ok = !content.starts_with("error:");
+    let _ = io.send(AgentEvent::ToolFinished { name: name.to_owned(), ok }).await;
+}
+
 /// The longest hang-up reason kept from the LLM.
 pub const MAX_HANGUP_REASON: usize = 120;
 /// The most DTMF keys one `send_dtmf` call may press.

@@ -1,7 +1,11 @@
-//! Signal helpers shared by the integration tests: synthetic audio in any call format,
-//! a deterministic noise source and a Goertzel filter.
+//! Helpers shared by the integration tests: synthetic audio in any call format, a
+//! deterministic noise source and a Goertzel filter; HTTP servers for the tools
+//! ([`http`]); a provider's session driven as a call drives it ([`session`]).
 
 #![allow(dead_code)]
+
+pub mod http;
+pub mod session;
 
 use std::f64::consts::TAU;
 

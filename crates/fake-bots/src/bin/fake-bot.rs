@@ -16,7 +16,6 @@
 use std::process::ExitCode;
 
 use voice_ua_fake_bots::{BotConfig, BotDialect, FakeBot, Record, Step};
-use voice_ua_fake_deepgram::process;
 
 const USAGE: &str = "\
 usage: fake-bot --dialect twilio|asp [--port N] [--tls] [--greeting-ms MS] [--listen-frames N]
@@ -124,23 +123,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = parse_args(&args);
     let threads = parsed.as_ref().map_or(1, |o| o.threads);
-    process::main("fake-bot", USAGE, parsed, threads, |o| Box::pin(run(o)))
+    voice_ua_fake_server::run_main("fake-bot", USAGE, parsed, threads, |o| Box::pin(run(o)))
 }
 
 async fn run(o: Options) -> Result<(), String> {
     let config = BotConfig::new(o.dialect).tls(o.tls).script(script(&o));
     let bot = FakeBot::start_on(config, o.port).await.map_err(|e| e.to_string())?;
-    process::announce(&bot.url(), bot.ca_file())?;
     eprintln!("fake-bot: {:?} bot listening on {}", o.dialect, bot.url());
-    let mut reported = 0;
-    process::until_signal(|| reported = report(&bot, reported)).await?;
-    eprintln!("fake-bot: stopping; {reported} sessions ended");
+    let records =
+        voice_ua_fake_server::serve_until_signal(&bot.url(), bot.ca_file(), || bot.records(), describe).await?;
+    eprintln!("fake-bot: stopping; {} sessions ended", records.len());
     Ok(())
-}
-
-/// Log the sessions that ended since `from`; the new count.
-fn report(bot: &FakeBot, from: usize) -> usize {
-    process::report(&bot.records(), from, describe)
 }
 
 #[cfg(test)]

@@ -34,79 +34,43 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use voice_ua_fake_deepgram::{process, FakeConfig, FakeDeepgram, Record, Step};
+use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
+use voice_ua_fake_server::{number, Load, LOAD_USAGE};
+
+const ENDING: &str = "Prints its URL on stdout's first line; runs until SIGTERM or SIGINT.";
+
+fn usage_lines() -> String {
+    LOAD_USAGE.replace("KEY_ENV", "DEEPGRAM_API_KEY")
+}
 
 const USAGE: &str = "\
 usage: fake-deepgram [--key KEY] [--tls] [--greeting-ms MS] [--listen-frames N] [--reply-ms MS]
                      [--turns N] [--idle-timeout SECS] [--threads N]
+";
 
-  --key KEY            the only API key accepted (default: $DEEPGRAM_API_KEY)
-  --tls                serve wss:// with a generated CA (its path is stdout's second line)
-  --greeting-ms MS     greeting length (default 2000)
-  --listen-frames N    client audio frames to wait for before each user turn (default 250 = 5 s)
-  --reply-ms MS        length of each spoken reply (default 3000)
-  --turns N            user turns + replies per session (default 720, about an hour)
-  --idle-timeout SECS  close a session the client leaves silent this long (default 60)
-  --threads N          tokio worker threads (default 1)
-
-Prints its URL on stdout's first line; runs until SIGTERM or SIGINT.";
+const IDLE_USAGE: &str =
+    "  --idle-timeout SECS  close a session the client leaves silent this long (default 60)";
 
 #[derive(Debug)]
 struct Options {
-    key: String,
-    tls: bool,
-    greeting_ms: u32,
-    listen_frames: usize,
-    reply_ms: u32,
-    turns: usize,
+    load: Load,
     idle_timeout: Duration,
-    threads: usize,
 }
 
 fn parse_args(args: &[String], env_key: Option<String>) -> Result<Options, String> {
-    let mut o = Options {
-        key: env_key.unwrap_or_default(),
-        tls: false,
-        greeting_ms: 2000,
-        listen_frames: 250,
-        reply_ms: 3000,
-        turns: 720,
-        idle_timeout: Duration::from_secs(60),
-        threads: 1,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--tls" {
-            o.tls = true;
-            continue;
+    let mut idle_timeout = Duration::from_secs(60);
+    let load = Load::parse(args, "DEEPGRAM_API_KEY", env_key, |flag, value| {
+        if flag != "--idle-timeout" {
+            return Ok(false);
         }
-        if flag == "-h" || flag == "--help" {
-            return Err(String::new());
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |what: &str| -> Result<u64, String> {
-            value.parse::<u64>().map_err(|_| format!("{what}: {value:?} is not a whole number"))
-        };
-        match flag.as_str() {
-            "--key" => o.key = value.clone(),
-            "--greeting-ms" => o.greeting_ms = u32::try_from(number(flag)?).map_err(|e| e.to_string())?,
-            "--listen-frames" => o.listen_frames = number(flag)? as usize,
-            "--reply-ms" => o.reply_ms = u32::try_from(number(flag)?).map_err(|e| e.to_string())?,
-            "--turns" => o.turns = number(flag)? as usize,
-            "--idle-timeout" => o.idle_timeout = Duration::from_secs(number(flag)?.max(1)),
-            "--threads" => o.threads = (number(flag)? as usize).max(1),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if o.key.trim().is_empty() {
-        return Err("no key: pass --key KEY or set DEEPGRAM_API_KEY".into());
-    }
-    o.key = o.key.trim().to_string();
-    Ok(o)
+        idle_timeout = Duration::from_secs(number::<u64>(flag, &value()?)?.max(1));
+        Ok(true)
+    })?;
+    Ok(Options { load, idle_timeout })
 }
 
 /// Greeting, then `turns` × (listen, user turn, reply).
-fn script(o: &Options) -> Vec<Step> {
+fn script(o: &Load) -> Vec<Step> {
     let mut steps = Vec::with_capacity(1 + 3 * o.turns);
     steps.push(Step::speak("Hello, this is the benchmark agent. How can I help?", o.greeting_ms, true));
     for turn in 1..=o.turns {
@@ -129,16 +93,39 @@ fn describe(n: usize, r: &Record) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let parsed = parse_args(&args, std::env::var("DEEPGRAM_API_KEY").ok());
-    let threads = parsed.as_ref().map_or(1, |o| o.threads);
-    process::main("fake-deepgram", USAGE, parsed, threads, |o| Box::pin(run(o)))
+    let env_key = std::env::var("DEEPGRAM_API_KEY").ok();
+    let options = match parse_args(&args, env_key) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}\n{}\n{IDLE_USAGE}\n\n{ENDING}", usage_lines());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("fake-deepgram: {e}\n{USAGE}\n{}\n{IDLE_USAGE}", usage_lines());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match voice_ua_fake_server::runtime(options.load.threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fake-deepgram: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-deepgram: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn run(o: Options) -> Result<(), String> {
-    let steps = script(&o);
-    let config = FakeConfig::new(&o.key).tls(o.tls).idle_timeout(o.idle_timeout).script(steps);
+async fn run(options: Options) -> Result<(), String> {
+    let o = &options.load;
+    let steps = script(o);
+    let config = FakeConfig::new(&o.key).tls(o.tls).idle_timeout(options.idle_timeout).script(steps);
     let fake = FakeDeepgram::start(config).await.map_err(|e| e.to_string())?;
-    process::announce(&fake.url(), fake.ca_file())?;
     eprintln!(
         "fake-deepgram: listening on {}; script: greeting {} ms, then {} turns of ({} client frames, \
          user turn, reply {} ms); idle timeout {} s",
@@ -147,25 +134,20 @@ async fn run(o: Options) -> Result<(), String> {
         o.turns,
         o.listen_frames,
         o.reply_ms,
-        o.idle_timeout.as_secs()
+        options.idle_timeout.as_secs()
     );
-    let mut reported = 0;
-    process::until_signal(|| reported = report(&fake, reported)).await?;
-    let records = fake.records();
+    let records =
+        voice_ua_fake_server::serve_until_signal(&fake.url(), fake.ca_file(), || fake.records(), describe)
+            .await?;
     let failed = records.iter().filter(|r| !r.errors_sent.is_empty() || r.refused.is_some()).count();
     let timeouts =
         records.iter().filter(|r| r.errors_sent.iter().any(|c| c == "CLIENT_MESSAGE_TIMEOUT")).count();
     eprintln!(
-        "fake-deepgram: stopping; {reported} sessions ended ({failed} with an error or refused, \
-         {timeouts} idle timeouts)"
+        "fake-deepgram: stopping; {} sessions ended ({failed} with an error or refused, {timeouts} idle timeouts)",
+        records.len()
     );
     drop(fake); // removes the CA file
     Ok(())
-}
-
-/// Log the sessions that ended since `from`; the new count.
-fn report(fake: &FakeDeepgram, from: usize) -> usize {
-    process::report(&fake.records(), from, describe)
 }
 
 #[cfg(test)]
@@ -178,15 +160,18 @@ mod tests {
 
     #[test]
     fn key_from_flag_or_env_and_script_shape() {
-        let o = parse_args(&args(&["--turns", "2", "--reply-ms", "500"]), Some(" k ".into()))
-            .expect("valid arguments");
-        assert_eq!(o.key, "k");
-        let steps = script(&o);
+        let o = parse_args(
+            &args(&["--turns", "2", "--reply-ms", "500", "--idle-timeout", "5"]),
+            Some(" k ".into()),
+        )
+        .expect("valid arguments");
+        assert_eq!((o.load.key.as_str(), o.idle_timeout), ("k", Duration::from_secs(5)));
+        let steps = script(&o.load);
         assert_eq!(steps.len(), 7);
         assert!(matches!(steps[4], Step::WaitAudio { frames: 250, min_dbfs: None }));
         assert!(matches!(&steps[6], Step::Speak { ms: 500, done: true, .. }));
         let o = parse_args(&args(&["--key", "flag", "--tls"]), Some("env".into())).expect("valid");
-        assert_eq!((o.key.as_str(), o.tls), ("flag", true));
+        assert_eq!((o.load.key.as_str(), o.load.tls), ("flag", true));
         assert!(parse_args(&args(&[]), None).is_err());
         assert!(parse_args(&args(&["--turns"]), Some("k".into())).is_err());
         assert!(parse_args(&args(&["--bogus", "1"]), Some("k".into())).is_err());

@@ -1,29 +1,13 @@
-//! The fake's wss:// side (also the fake WebSocket bots'): a test CA and a server certificate for `127.0.0.1` and
+//! A fake's wss:// side: a test CA and a server certificate for `127.0.0.1` and
 //! `localhost`, generated with rcgen when the fake starts.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::FakeError;
 
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
-
-/// [`acceptor`], with its CA written to a fresh temp file named after `prefix` and `port`
-/// (the caller removes it): the acceptor, the CA's PEM and the file.
-pub fn acceptor_with_ca_file(
-    prefix: &str,
-    port: u16,
-) -> Result<(tokio_rustls::TlsAcceptor, String, PathBuf), FakeError> {
-    let (acceptor, pem) = acceptor()?;
-    let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("{prefix}-ca-{}-{port}-{n}.pem", std::process::id()));
-    std::fs::write(&path, &pem)?;
-    Ok((acceptor, pem, path))
-}
-
-/// A TLS acceptor for the fake, and its CA certificate (PEM) for the client to trust.
-pub fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
+/// A TLS acceptor for the fake called `name`, and its CA certificate (PEM) for the client
+/// to trust.
+pub(crate) fn acceptor(name: &str) -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -31,7 +15,7 @@ pub fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
     let ca_key = KeyPair::generate().map_err(|e| tls(&e))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| tls(&e))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "voice-ua fake Deepgram test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, format!("voice-ua {name} test CA"));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| tls(&e))?;
     let issuer = Issuer::new(ca_params, ca_key);
@@ -39,7 +23,7 @@ pub fn acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), FakeError> {
     let leaf_key = KeyPair::generate().map_err(|e| tls(&e))?;
     let mut leaf_params =
         CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).map_err(|e| tls(&e))?;
-    leaf_params.distinguished_name.push(DnType::CommonName, "fake Deepgram");
+    leaf_params.distinguished_name.push(DnType::CommonName, name);
     let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(|e| tls(&e))?;
 
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
