@@ -6,20 +6,17 @@
 //! - [`echo`] is the agent used when no AI agent is configured: it plays the caller's
 //!   own words back after they pause, like a PBX echo-test extension.
 //! - [`deepgram`] bridges a call to the Deepgram Voice Agent API ([`DeepgramProvider`]).
-//! - `net` holds the WebSocket client plumbing the providers share (URL rule, TLS,
-//!   connect with a timeout, the reusable payload buffer).
 //! - [`websocket`] bridges a call to a WebSocket bot in the Twilio Media Streams or ASP
 //!   dialect ([`WebSocketProvider`]).
 //! - [`openai`] bridges a call to the OpenAI Realtime API ([`OpenAiProvider`]).
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
-//! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade and its
-//!   errors); `renewal` keeps the history and the timer of a session renewed before its cap.
+//! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade with a
+//!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
-mod net;
 pub mod openai;
 pub mod provider;
 mod renewal;
@@ -31,13 +28,13 @@ pub use deepgram::{
     check_key, AgentConfig, Builtin, DeepgramConfig, DeepgramProvider, FunctionSpec, ToolKind,
 };
 pub use echo::{EchoConfig, EchoCore, EchoOutput, EchoProvider};
-pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
+pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
 
 pub use error::{AgentError, ProviderCode};
-pub use net::MAX_MESSAGE_BYTES;
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
 pub use ws::install_crypto_provider;
+pub use ws::MAX_MESSAGE_BYTES;

@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -129,74 +130,144 @@ pub(crate) struct Endpoint {
     pub error_header: Option<&'static str>,
 }
 
-/// Open the WebSocket at `url` with `Authorization: <authorization>` (the key is never
-/// in an error). Errors are one line for the log.
+/// Open a provider's WebSocket at `url` with `Authorization: <authorization>` (the key is
+/// never in an error) within [`CONNECT_TIMEOUT`], messages capped at `max_message`
+/// bytes. Errors are one line for the log.
 pub(crate) async fn connect(
     endpoint: Endpoint,
     url: &str,
     authorization: &str,
     tls: &Arc<rustls::ClientConfig>,
-    ws_config: Option<WebSocketConfig>,
+    max_message: usize,
 ) -> Result<Ws, AgentError> {
-    let Endpoint { provider, label, .. } = endpoint;
-    let uri = check_url(provider, url)?;
-    let host = uri.host().unwrap_or_default().to_owned();
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| provider_error(provider, format!("agent URL {url} is not usable: {e}")))?;
+    let Endpoint { provider, label, error_header } = endpoint;
+    check_url(provider, url)?;
     let auth = HeaderValue::from_str(authorization).map_err(|_| {
         provider_error(provider, format!("the {label} API key holds characters a header cannot carry"))
     })?;
-    request.headers_mut().insert("Authorization", auth);
+    let peer = Peer { name: label, error_header, credential: "API key", auth_fix: "check the key" };
+    open(url, &[(AUTHORIZATION, auth)], tls, CONNECT_TIMEOUT, max_message, peer)
+        .await
+        .map_err(|e| provider_error(provider, e.detail))
+}
+
+/// Why a connect failed, as a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// No answer within the timeout.
+    Timeout,
+    /// TCP connection refused.
+    Refused,
+    /// The server answered the upgrade with this HTTP status.
+    Http(u16),
+    /// The TLS handshake failed.
+    Tls,
+    /// Anything else (DNS, reset, a broken upgrade).
+    Other,
+}
+
+/// A connect that failed: its kind and one line for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectError {
+    pub kind: ConnectFailure,
+    pub detail: String,
+}
+
+/// Who is being connected to, for the error lines: `Deepgram`, `the WebSocket bot`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer<'a> {
+    /// The name in sentences.
+    pub name: &'a str,
+    /// A response header the peer explains its refusals in (Deepgram's `dg-error`).
+    pub error_header: Option<&'a str>,
+    /// What the peer rejects with a 401/403 (`API key`).
+    pub credential: &'a str,
+    /// What to do then (`check the key`).
+    pub auth_fix: &'a str,
+}
+
+/// The largest message (and frame) read from a peer: 1 MiB. A bigger one fails the read
+/// with a capacity error instead of being buffered.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Open the WebSocket to `url` with `headers` added to the upgrade request, within
+/// `timeout`, reading messages of at most `max_message` bytes; a failure is typed
+/// ([`ConnectFailure`]) with one line for the log.
+pub(crate) async fn open(
+    url: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    tls: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+    max_message: usize,
+    peer: Peer<'_>,
+) -> Result<Ws, ConnectError> {
+    let other = |detail: String| ConnectError { kind: ConnectFailure::Other, detail };
+    let uri: Uri = url.parse().map_err(|e| other(format!("agent URL {url:?} is not a URL ({e})")))?;
+    let host = uri.host().unwrap_or_default().to_owned();
+    let mut request =
+        url.into_client_request().map_err(|e| other(format!("agent URL {url} is not usable: {e}")))?;
+    for (name, value) in headers {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
     let connector =
         if uri.scheme_str() == Some("wss") { Connector::Rustls(Arc::clone(tls)) } else { Connector::Plain };
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(request, ws_config, true, Some(connector));
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Err(_) => Err(provider_error(
-            provider,
-            format!(
-                "no answer from {label} at {host} within {} s: check the network and firewall",
-                CONNECT_TIMEOUT.as_secs()
+    let config =
+        WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
+    let attempt =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
+    match tokio::time::timeout(timeout, attempt).await {
+        Err(_) => Err(ConnectError {
+            kind: ConnectFailure::Timeout,
+            detail: format!(
+                "no answer from {} at {host} within {} ms: check the network and firewall",
+                peer.name,
+                timeout.as_millis()
             ),
-        )),
+        }),
         Ok(Ok((ws, _response))) => Ok(ws),
-        Ok(Err(e)) => Err(connect_error(endpoint, &host, e)),
+        Ok(Err(e)) => Err(connect_error(&host, e, peer)),
     }
 }
 
-fn connect_error(endpoint: Endpoint, host: &str, error: tungstenite::Error) -> AgentError {
+fn connect_error(host: &str, error: tungstenite::Error, peer: Peer<'_>) -> ConnectError {
     use tungstenite::Error as E;
-    let label = endpoint.label;
-    let detail = match error {
+    let name = peer.name;
+    let (kind, detail) = match error {
         E::Http(response) => {
             let status = response.status();
-            // Whatever answered (the provider, a proxy's error page): one short line.
-            let reason = endpoint
+            // Whatever answered (the peer, a proxy's error page): one short line.
+            let why = peer
                 .error_header
-                .and_then(|name| response.headers().get(name))
+                .and_then(|h| response.headers().get(h))
                 .and_then(|v| v.to_str().ok())
                 .map(http::error_excerpt)
                 .or_else(|| response.body().as_ref().map(|b| body_reason(&String::from_utf8_lossy(b))))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason").to_owned());
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                format!("{label} rejected the API key (HTTP {}: {reason}): check the key", status.as_u16())
+            let code = status.as_u16();
+            let detail = if code == 401 || code == 403 {
+                format!("{name} rejected the {} (HTTP {code}: {why}): {}", peer.credential, peer.auth_fix)
             } else {
-                format!("{label} refused the WebSocket (HTTP {}: {reason})", status.as_u16())
-            }
+                format!("{name} refused the WebSocket (HTTP {code}: {why})")
+            };
+            (ConnectFailure::Http(code), detail)
         }
         E::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("cannot connect to {label} at {host}: connection refused")
+            (ConnectFailure::Refused, format!("cannot connect to {name} at {host}: connection refused"))
         }
         // tokio-rustls reports handshake failures as io errors wrapping the rustls error.
         E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
-            tls_failure(label, host, &e)
+            (ConnectFailure::Tls, tls_failure(name, host, &e))
         }
-        E::Io(e) => format!("cannot connect to {label} at {host}: {e}"),
-        E::Tls(e) => tls_failure(label, host, &e),
-        other => format!("WebSocket to {label} at {host} failed: {other}"),
+        E::Io(e) => (ConnectFailure::Other, format!("cannot connect to {name} at {host}: {e}")),
+        E::Tls(e) => (ConnectFailure::Tls, tls_failure(name, host, &e)),
+        other => (ConnectFailure::Other, format!("WebSocket to {name} at {host} failed: {other}")),
     };
-    provider_error(endpoint.provider, detail)
+    ConnectError { kind, detail }
+}
+
+fn tls_failure(name: &str, host: &str, error: &dyn fmt::Display) -> String {
+    format!("TLS with {name} at {host} failed ({error}): check the system clock, any TLS-inspecting proxy, or extra_ca_file")
 }
 
 /// A refusal's body as one short line: the `error.message` of a JSON error body (as
@@ -207,10 +278,6 @@ fn body_reason(body: &str) -> String {
         error.get("message").or(Some(error)).and_then(|m| m.as_str()).map(str::to_owned)
     });
     http::error_excerpt(message.as_deref().unwrap_or(body))
-}
-
-fn tls_failure(label: &str, host: &str, error: &dyn fmt::Display) -> String {
-    format!("TLS with {label} at {host} failed ({error}): check the system clock, any TLS-inspecting proxy, or extra_ca_file")
 }
 
 /// Sleep until `deadline`; forever without one.

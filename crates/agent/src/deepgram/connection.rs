@@ -23,7 +23,7 @@ const ENDPOINT: Endpoint = Endpoint { provider: PROVIDER, label: "Deepgram", err
 /// Open the WebSocket with `Authorization: Token <key>`. Errors are one line for the log.
 async fn connect(config: &DeepgramConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
     let auth = format!("Token {}", config.api_key.trim());
-    ws::connect(ENDPOINT, &config.url, &auth, tls, None).await
+    ws::connect(ENDPOINT, &config.url, &auth, tls, ws::MAX_MESSAGE_BYTES).await
 }
 
 /// The session task: connect, then shuttle frames between the call, the socket and the

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::CapacityError;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::config::OpenAiConfig;
@@ -28,10 +27,7 @@ const ENDPOINT: Endpoint = Endpoint { provider: PROVIDER, label: "OpenAI", error
 /// GA shape). Frames over [`MAX_EVENT_BYTES`] are refused by tungstenite itself.
 async fn connect(config: &OpenAiConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, AgentError> {
     let auth = format!("Bearer {}", config.api_key.trim());
-    let limits = WebSocketConfig::default()
-        .max_message_size(Some(MAX_EVENT_BYTES))
-        .max_frame_size(Some(MAX_EVENT_BYTES));
-    ws::connect(ENDPOINT, &config.request_url(), &auth, tls, Some(limits)).await
+    ws::connect(ENDPOINT, &config.request_url(), &auth, tls, MAX_EVENT_BYTES).await
 }
 
 type Renewal = tokio::task::JoinHandle<Result<(Ws, OpenAiSession), AgentError>>;

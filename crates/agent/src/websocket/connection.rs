@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::session::{Closed, DialectCore, FailureCode, Transmit};
 use super::WebSocketConfig;
-use crate::net::{self, AudioOut, ConnectFailure, Ws};
 use crate::provider::{AgentEvent, AgentIo, CallInput, SessionEnd};
+use crate::ws::{self, AudioOut, ConnectFailure, Ws};
 use crate::AgentError;
 
 /// How long the shell waits for the bot's Close after its own.
@@ -31,32 +31,25 @@ pub(super) struct Target {
 impl Target {
     /// Open the WebSocket; a failure is the session's typed error.
     pub async fn open(&self) -> Result<Ws, AgentError> {
-        let peer = net::Peer {
+        let peer = ws::Peer {
             name: "the WebSocket bot",
             error_header: None,
             credential: "credentials",
             auth_fix: "check agent.websocket.headers",
         };
         let config = &self.config;
-        net::connect(
-            &config.url,
-            &self.headers,
-            &self.tls,
-            config.connect_timeout,
-            net::MAX_MESSAGE_BYTES,
-            peer,
-        )
-        .await
-        .map_err(|e| {
-            let code = match e.kind {
-                ConnectFailure::Timeout => FailureCode::ConnectTimeout,
-                ConnectFailure::Refused => FailureCode::ConnectRefused,
-                ConnectFailure::Http(_) => FailureCode::UpgradeRefused,
-                ConnectFailure::Tls => FailureCode::TlsFailed,
-                ConnectFailure::Other => FailureCode::ConnectFailed,
-            };
-            code.error(e.detail)
-        })
+        ws::open(&config.url, &self.headers, &self.tls, config.connect_timeout, ws::MAX_MESSAGE_BYTES, peer)
+            .await
+            .map_err(|e| {
+                let code = match e.kind {
+                    ConnectFailure::Timeout => FailureCode::ConnectTimeout,
+                    ConnectFailure::Refused => FailureCode::ConnectRefused,
+                    ConnectFailure::Http(_) => FailureCode::UpgradeRefused,
+                    ConnectFailure::Tls => FailureCode::TlsFailed,
+                    ConnectFailure::Other => FailureCode::ConnectFailed,
+                };
+                code.error(e.detail)
+            })
     }
 }
 

@@ -27,8 +27,8 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 pub use self::config::{Dialect, WebSocketConfig, DEFAULT_CONNECT_TIMEOUT};
 use self::connection::Target;
 pub use self::session::{FailureCode, PROVIDER};
-use crate::net;
 use crate::provider::{AgentProvider, AgentSession, CallFacts};
+use crate::ws;
 use crate::AgentError;
 
 /// A WebSocket bot as an [`AgentProvider`].
@@ -53,8 +53,8 @@ impl WebSocketProvider {
     /// Check the URL and the headers, load the extra CA file. Installs the ring crypto
     /// provider.
     pub fn new(config: WebSocketConfig) -> Result<Self, AgentError> {
-        net::install_crypto_provider();
-        net::check_url(PROVIDER, &config.url)?;
+        ws::install_crypto_provider();
+        ws::check_url(PROVIDER, &config.url)?;
         let mut headers = Vec::with_capacity(config.headers.len());
         for (name, value) in &config.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
@@ -65,7 +65,7 @@ impl WebSocketProvider {
             })?;
             headers.push((n, v));
         }
-        let tls = Arc::new(net::tls_config(PROVIDER, config.extra_ca_file.as_ref())?);
+        let tls = Arc::new(ws::tls_config(PROVIDER, config.extra_ca_file.as_ref())?);
         Ok(WebSocketProvider { config: Arc::new(config), headers: Arc::new(headers), tls })
     }
 
