@@ -413,7 +413,7 @@ pub(crate) struct ToneScan {
 }
 
 impl ToneScan {
-    fn new(samples: &[f64], rate: u32) -> ToneScan {
+    pub(crate) fn new(samples: &[f64], rate: u32) -> ToneScan {
         let n = (f64::from(rate) * TONE_WIN_S).round() as usize;
         let (mut amp, mut amp_1k, mut tone) = (Vec::new(), Vec::new(), Vec::new());
         for w in samples.chunks_exact(n) {
@@ -427,7 +427,15 @@ impl ToneScan {
     }
 
     /// Start and end (s) of the first and last tone window.
-    fn span(&self) -> Option<(f64, f64)> {
+    /// Start and end (s) of the first unbroken run of tone windows (a later window of
+    /// speech that happens to pass the test is not part of it).
+    fn first_run(&self) -> Option<(f64, f64)> {
+        let first = self.tone.iter().position(|&t| t)?;
+        let len = self.tone[first..].iter().take_while(|&&t| t).count();
+        Some((first as f64 * TONE_WIN_S, (first + len) as f64 * TONE_WIN_S))
+    }
+
+    pub(crate) fn span(&self) -> Option<(f64, f64)> {
         let first = self.tone.iter().position(|&t| t)?;
         let last = self.tone.iter().rposition(|&t| t)?;
         Some((first as f64 * TONE_WIN_S, (last + 1) as f64 * TONE_WIN_S))
@@ -440,7 +448,7 @@ impl ToneScan {
     }
 
     /// Share of windows in [from, to) holding the tone.
-    fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
+    pub(crate) fn coverage(&self, from_s: f64, to_s: f64) -> f64 {
         let r = self.windows(from_s, to_s);
         if r.is_empty() {
             return 0.0;
@@ -449,7 +457,7 @@ impl ToneScan {
         self.tone[r].iter().filter(|&&t| t).count() as f64 / n as f64
     }
 
-    fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
+    pub(crate) fn max_amp(&self, from_s: f64, to_s: f64) -> f64 {
         self.amp[self.windows(from_s, to_s)].iter().copied().fold(0.0, f64::max)
     }
 
@@ -461,7 +469,7 @@ impl ToneScan {
         }
     }
 
-    fn duration_s(&self) -> f64 {
+    pub(crate) fn duration_s(&self) -> f64 {
         self.tone.len() as f64 * TONE_WIN_S
     }
 }
@@ -818,7 +826,9 @@ fn agent_failure_plays_the_fallback_then_refers_to_9001() {
     let (shuffled_score, _) = best(&shuffled(&prompt_env, 0x5DEE_CE66_D1CE_4E5B));
     // the prompt's own envelope, 0.5 s off its best alignment
     let off = ncc(&prompt_env, &heard_env, (lag / WINDOW_S) as usize + 25);
-    let greeting = ToneScan::new(&heard, rate).span();
+    // The greeting is the first run of tone: the prompt's speech may pass the tone test
+    // in a stray window.
+    let greeting = ToneScan::new(&heard, rate).first_run();
     let report = format!(
         "fallback envelope correlation {score:.3} at {lag:.2} s (threshold {PROMPT_THRESHOLD}); shuffled \
          control {shuffled_score:.3}, 0.5 s misaligned {off:.3}; greeting tone {greeting:?}; heard {:.2} s, \
