@@ -13,7 +13,7 @@ use std::time::Duration;
 use voice_ua_fake_bots::{BotConfig, FakeBot, Record, Step};
 use voice_ua_fake_server::FakeServer;
 
-use crate::agent_e2e::{FakeAgent, Rig, ToneScan, Agent};
+use crate::agent_e2e::{Agent, FakeAgent, Rig, ToneScan};
 use crate::support::calls;
 
 /// A fake bot and the dialect voice-ua is configured for.

@@ -185,7 +185,8 @@ fn pipecat_twilio_bot_greets_answers_and_hangs_up() {
 fn pipecat_twilio_bot_barge_in_clears_playback() {
     const TEST: &str = "pipecat_barge_in";
     let Some(python) = pipecat_python(TEST) else { return };
-    let args = ["--greeting-hz", "440", "--greeting-ms", "4000", "--barge-in", "greeting", "--max-answers", "0"];
+    let args =
+        ["--greeting-hz", "440", "--greeting-ms", "4000", "--barge-in", "greeting", "--max-answers", "0"];
     let agent = pipecat(&python, TEST, &args).0;
     let Some(mut rig) = Rig::call_with_mic(TEST, agent, "", false, &mic_tone(1.5, 1.5)) else { return };
     std::thread::sleep(Duration::from_millis(5000));

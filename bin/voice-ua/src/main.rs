@@ -146,6 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     AgentChoice::Echo => anyhow::bail!(
                         "--agent checks the agent's key, but none is configured (DEEPGRAM_API_KEY, OPENAI_API_KEY or agent.key_file)"
                     ),
+                    AgentChoice::WebSocket(_) => anyhow::bail!(
+                        "--agent checks a provider's API key; a WebSocket bot has none to check (place a test call instead)"
+                    ),
                 };
                 match checked {
                     Ok(line) => println!("agent check:        {line}"),

@@ -193,6 +193,8 @@ fn the_websocket_dialects_carry_audio_both_ways_without_allocating() {
         assert!(counts.0 > 500 * 300 && counts.1 >= 20 * 13, "{format}: audio went both ways: {counts:?}");
         assert_eq!(info.count_total, 0, "{format}: {} allocations", info.count_total);
     }
+}
+
 fn openai_streaming(t0: Instant) -> OpenAiSession {
     let mut s = OpenAiSession::new(t0, AudioFormat::Ulaw8k, &OpenAiConfig::new("k"), None)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -35,6 +35,7 @@ pub mod twilio;
 pub use voice_ua_fake_server::tone;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use voice_ua_fake_server::FakeServer;
 
@@ -243,10 +244,9 @@ impl FakeBot {
     pub async fn start_on(config: BotConfig, port: u16) -> Result<FakeBot, FakeBotError> {
         let tls = config.tls;
         let config = Arc::new(config);
-        let server = FakeServer::start("fake-bot", tls, port, move |conn, _n| {
-            run::serve(conn, Arc::clone(&config))
-        })
-        .await?;
+        let server =
+            FakeServer::start("fake-bot", tls, port, move |conn, _n| run::serve(conn, Arc::clone(&config)))
+                .await?;
         Ok(FakeBot { server })
     }
 

@@ -79,6 +79,9 @@ pub struct Record {
     pub errors_sent: Vec<String>,
     /// Other protocol faults the fake noticed.
     pub violations: Vec<String>,
+    /// When the fake began writing each `UserStartedSpeaking` (the barge-in signal), on
+    /// the process's monotonic clock: benchmarks time the cut of the agent's audio from it.
+    pub barge_ins: Vec<std::time::Instant>,
     /// The script ran to its end.
     pub script_done: bool,
     /// How the connection ended.

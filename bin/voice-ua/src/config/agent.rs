@@ -14,7 +14,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use voice_ua_agent::{AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind, WebSocketConfig};
+use voice_ua_agent::{
+    AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind, WebSocketConfig,
+};
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
 pub use super::openai::KEY_ENV as OPENAI_KEY_ENV;

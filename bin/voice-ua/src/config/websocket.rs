@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use voice_ua_agent::{Dialect, WebSocketConfig};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSection {
     pub url: Option<String>,

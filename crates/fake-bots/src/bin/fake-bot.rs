@@ -131,7 +131,8 @@ async fn run(o: Options) -> Result<(), String> {
     let bot = FakeBot::start_on(config, o.port).await.map_err(|e| e.to_string())?;
     eprintln!("fake-bot: {:?} bot listening on {}", o.dialect, bot.url());
     let records =
-        voice_ua_fake_server::serve_until_signal(&bot.url(), bot.ca_file(), || bot.records(), describe).await?;
+        voice_ua_fake_server::serve_until_signal(&bot.url(), bot.ca_file(), || bot.records(), describe)
+            .await?;
     eprintln!("fake-bot: stopping; {} sessions ended", records.len());
     Ok(())
 }
