@@ -68,17 +68,18 @@ enum Provider {
     Deepgram,
     Twilio,
     Asp,
-    // OpenAI: see `openai` below.
+    OpenAi,
 }
 
 impl Provider {
-    const ALL: [Provider; 3] = [Provider::Deepgram, Provider::Twilio, Provider::Asp];
+    const ALL: [Provider; 4] = [Provider::Deepgram, Provider::OpenAi, Provider::Twilio, Provider::Asp];
 
     fn name(self) -> &'static str {
         match self {
             Provider::Deepgram => "deepgram",
             Provider::Twilio => "twilio",
             Provider::Asp => "asp",
+            Provider::OpenAi => "openai",
         }
     }
 
@@ -87,6 +88,7 @@ impl Provider {
             Provider::Deepgram => "fake writes `UserStartedSpeaking`",
             Provider::Twilio => "fake writes `clear`",
             Provider::Asp => "PBX sends the first loud caller packet",
+            Provider::OpenAi => "fake writes `input_audio_buffer.speech_started`",
         }
     }
 }
@@ -296,45 +298,35 @@ fn asp(rt: &Runtime, k: usize) -> Calls {
         .collect()
 }
 
-// ─── OpenAI Realtime: to add once `voice-ua-fake-openai` is in the workspace ───────────
-// 1. bin/voice-ua/Cargo.toml, [dev-dependencies]: voice-ua-fake-openai = { workspace = true }
-// 2. crates/fake-openai: its `Record` gets `pub barge_ins: Vec<std::time::Instant>` (doc as
-//    in the fake Deepgram's), pushed in `speech_started` just before
-//    `self.send(&started)` (the `input_audio_buffer.speech_started` write).
-// 3. `Provider::OpenAi` (name "openai", signal "fake writes
-//    `input_audio_buffer.speech_started`"), in `Provider::ALL`, and this function in
-//    `main`'s match:
-//
-// fn openai(rt: &Runtime, k: usize) -> (Vec<Instant>, Pbx) {
-//     use voice_ua_fake_openai::{FakeConfig, FakeOpenAi, Step};
-//     const KEY: &str = "bench-openai-key-0123456789";
-//     // The greeting voice-ua asks for (response.create), then K × (reply, 1 s, the
-//     // server VAD's speech_started, voice-ua's truncate, 600 ms).
-//     let mut script = vec![Step::AwaitResponseCreate, Step::speak("greeting", 200)];
-//     for _ in 0..k {
-//         script.extend([
-//             Step::speak("reply", REPLY_MS),
-//             Step::Pause(PLAYED),
-//             Step::SpeechStarted,
-//             Step::AwaitTruncate,
-//             Step::Pause(GAP),
-//         ]);
-//     }
-//     let fake = rt.block_on(FakeOpenAi::start(FakeConfig::new(KEY).tls(true).script(script))).expect("fake");
-//     let config = format!(
-//         "[agent]\nprovider = \"openai\"\nurl = \"{}\"\n{}greeting = \"Hello\"\n",
-//         fake.url(),
-//         ca_line(fake.ca_file())
-//     );
-//     // The greeting's run ends too.
-//     let plan = Plan { barge_in_after: None, kick_after: None, runs: k + 1 };
-//     let pbx = call("bench-barge-openai", &config, &[("OPENAI_API_KEY", KEY)], &plan);
-//     let records = rt.block_on(fake.wait_records(1, Duration::from_secs(5)));
-//     let record = records.first().expect("the fake's record");
-//     assert!(record.violations.is_empty(), "{:?}", record.violations);
-//     (record.barge_ins.clone(), pbx)
-// }
-// ──────────────────────────────────────────────────────────────────────────────────────
+/// OpenAI Realtime: the greeting voice-ua asks for, then K × (reply, a pause, the server
+/// VAD's `speech_started`, voice-ua's truncate, 600 ms).
+fn openai(rt: &Runtime, k: usize) -> Calls {
+    use voice_ua_fake_openai::{FakeConfig, FakeOpenAi, Step};
+    const KEY: &str = "bench-openai-key-0123456789";
+    let mut script = vec![Step::AwaitResponseCreate, Step::speak("greeting", 200)];
+    for i in 0..k {
+        script.extend([
+            Step::speak("reply", REPLY_MS),
+            Step::Pause(played(i, k)),
+            Step::SpeechStarted,
+            Step::AwaitTruncate,
+            Step::Pause(GAP),
+        ]);
+    }
+    let fake = rt.block_on(FakeOpenAi::start(FakeConfig::new(KEY).tls(true).script(script))).expect("fake");
+    let config = format!(
+        "[agent]\nprovider = \"openai\"\nurl = \"{}\"\n{}greeting = \"Hello\"\n",
+        fake.url(),
+        ca_line(fake.ca_file())
+    );
+    // The greeting's run ends too.
+    let plan = Plan { barge_in_after: None, kick_after: None, runs: k + 1 };
+    let pbx = call("bench-barge-openai", &config, &[("OPENAI_API_KEY", KEY)], &plan, Duration::ZERO);
+    let records = rt.block_on(fake.wait_records(1, Duration::from_secs(5)));
+    let record = records.first().expect("the fake's record");
+    assert!(record.violations.is_empty(), "{:?}", record.violations);
+    vec![(record.barge_ins.clone(), pbx)]
+}
 
 /// One barge-in as the PBX saw it.
 struct Cut {
@@ -396,6 +388,7 @@ fn main() {
             Provider::Deepgram => deepgram(&rt, k),
             Provider::Twilio => twilio(&rt, k),
             Provider::Asp => asp(&rt, k),
+            Provider::OpenAi => openai(&rt, k),
         };
         let signals: usize = calls.iter().map(|(s, _)| s.len()).sum();
         let cuts: Vec<Cut> =

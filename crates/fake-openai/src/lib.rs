@@ -106,6 +106,9 @@ pub struct Record {
     pub errors_sent: Vec<String>,
     /// Protocol faults the fake noticed.
     pub violations: Vec<String>,
+    /// When the fake began writing each `input_audio_buffer.speech_started` (the barge-in
+    /// signal), on the process's monotonic clock: benchmarks time the cut from it.
+    pub barge_ins: Vec<std::time::Instant>,
     /// The close the fake sent: `(code, reason)`.
     pub close_sent: Option<(u16, String)>,
     /// The script ran to its end.

@@ -656,6 +656,7 @@ impl Fake<'_> {
     /// Server VAD hears the caller start: a response in progress is cancelled.
     async fn speech_started(&mut self, item: &str) -> bool {
         let started = ServerEvent::SpeechStarted { audio_start_ms: self.appended_ms, item_id: item.into() };
+        self.record.barge_ins.push(std::time::Instant::now());
         let mut ok = self.send(&started).await;
         if let Some(active) = self.active.take() {
             ok &= self.cancel(active, "turn_detected").await;
