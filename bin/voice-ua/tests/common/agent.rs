@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use voice_ua_records::{CallOutcome, CallRecord, RecordStore};
+use voice_ua_records::{CallOutcome, CallRecord};
 
-use super::{exact_matches, header, http_get, reply, sample, Call, Received};
+pub use super::finished_record;
+use super::{complete_transfer, exact_matches, header, http_get, sample, Call, Received};
 
 /// One call: talk `packets` packets (a tone where `loud`), hang up, stop voice-ua. Returns
 /// what the caller heard, the call's record and, when it has one, the recording's bytes
@@ -50,21 +51,6 @@ pub fn finished_wav(path: &std::path::Path) -> Vec<u8> {
     }
 }
 
-/// The newest call record in `db` once it is finished (the writer thread writes it
-/// shortly after the call ends).
-pub fn finished_record(db: &std::path::Path) -> CallRecord {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let newest =
-            RecordStore::open_read_only(db).ok().and_then(|s| s.last(1).ok()).and_then(|mut v| v.pop());
-        match newest {
-            Some(r) if r.outcome != CallOutcome::InProgress => return r,
-            other => assert!(Instant::now() < deadline, "no finished record in {db:?}: {other:?}"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A call whose agent failed mid-call, as the PBX saw it.
 pub struct FallbackCall {
     pub got: Vec<Received>,
@@ -92,17 +78,7 @@ pub async fn fallback_and_refer(
         let mut got: Vec<Received> = Vec::new();
         // The prompt lasts 7.4 s; keep talking while it plays, then expect a REFER.
         call.talk_silence(0, 420, &mut got);
-        let refer = call.wait_request("REFER", Duration::from_secs(4));
-        call.send(&reply(&refer, "202 Accepted", ""));
-        let cseq = call.next_cseq();
-        call.send(&call.in_dialog(
-            "NOTIFY",
-            cseq,
-            "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag\r\n",
-            "SIP/2.0 200 OK\r\n",
-        ));
-        let bye = call.wait_request("BYE", Duration::from_secs(4));
-        call.send(&reply(&bye, "200 OK", ""));
+        let (refer, bye) = complete_transfer(&mut call, Duration::from_secs(4));
         let record = finished_record(&call.dir.join("calls.db"));
         // The typed agent error code and the outcome, as /metrics counts them.
         let deadline = Instant::now() + Duration::from_secs(5);
