@@ -84,7 +84,8 @@ pub async fn fallback_and_refer(
         let deadline = Instant::now() + Duration::from_secs(5);
         let metrics = loop {
             let text = http_get(http, "/metrics").map(|(_, t)| t).unwrap_or_default();
-            if sample(&text, "voice_ua_calls_total{outcome=\"transferred\"}") == Some(1.0) || Instant::now() > deadline
+            if sample(&text, "voice_ua_calls_total{outcome=\"transferred\"}") == Some(1.0)
+                || Instant::now() > deadline
             {
                 break text;
             }
