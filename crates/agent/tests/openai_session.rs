@@ -748,3 +748,48 @@ fn ga_events_with_nulls_and_fields_voice_ua_does_not_model_are_read() {
     );
     assert!(events(&out).iter().any(|e| matches!(e, AgentEvent::Transcript { role: Role::User, .. })));
 }
+
+/// The caller interrupts one reply, then the next one: each barge-in flushes and
+/// truncates its own reply at what was heard of it (the heard count the call reports
+/// runs over the whole session).
+#[test]
+fn a_second_reply_is_interrupted_like_the_first() {
+    let t0 = Instant::now();
+    let mut s = streaming(t0);
+    response_created(&mut s, t0, "r1");
+    for _ in 0..25 {
+        text(&mut s, t0, delta("r1", "a", &[0x55; 1600]));
+    }
+    drain(&mut s);
+    // 1 s into the 5 s reply: the caller speaks; the call had played 1 s.
+    let t1 = t0 + Duration::from_millis(1000);
+    speech_started(&mut s, t1);
+    assert_eq!(events(&drain(&mut s)), [AgentEvent::FlushPlayback]);
+    s.handle_playback_flushed(t1, 1000 * 8);
+    let first = sent(&drain(&mut s));
+    assert_eq!(
+        first,
+        [
+            json!({"type": "conversation.item.truncate", "item_id": "a", "content_index": 0, "audio_end_ms": 1000})
+        ]
+    );
+    text(&mut s, t1, json!({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}}));
+    drain(&mut s);
+    // The next reply, 600 ms later, 5 s again; the caller cuts in 1 s into it.
+    let t2 = t1 + Duration::from_millis(600);
+    response_created(&mut s, t2, "r2");
+    for _ in 0..25 {
+        text(&mut s, t2, delta("r2", "b", &[0x66; 1600]));
+    }
+    drain(&mut s);
+    let t3 = t2 + Duration::from_millis(1000);
+    speech_started(&mut s, t3);
+    assert_eq!(events(&drain(&mut s)), [AgentEvent::FlushPlayback], "the second reply is flushed too");
+    s.handle_playback_flushed(t3, 2000 * 8);
+    assert_eq!(
+        sent(&drain(&mut s)),
+        [
+            json!({"type": "conversation.item.truncate", "item_id": "b", "content_index": 0, "audio_end_ms": 1000})
+        ]
+    );
+}

@@ -422,6 +422,9 @@ impl OpenAiSession {
             ServerEvent::OutputAudioTranscriptDone { transcript, .. } => self.said(Role::Agent, transcript),
             ServerEvent::ResponseCreated { response } => {
                 self.active_response = response.id;
+                // A new reply may play: the caller's next start interrupts it, even when
+                // no speech_stopped came between (one flush per utterance, not per call).
+                self.flushed = false;
             }
             ServerEvent::OutputItemAdded { item, .. } => {
                 if let (Some(call_id), Some(name)) = (item.call_id, item.name) {
