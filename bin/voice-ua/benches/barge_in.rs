@@ -93,9 +93,19 @@ impl Provider {
     }
 }
 
+/// Run by `cargo test` (no `--bench` argument): a short run that proves the bench works,
+/// not a measurement.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 /// How many barge-ins per provider.
 fn barge_ins() -> usize {
-    std::env::var("VOICE_UA_BENCH_BARGE_INS").ok().and_then(|v| v.parse().ok()).unwrap_or(20).max(1)
+    std::env::var("VOICE_UA_BENCH_BARGE_INS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if smoke() { 2 } else { 20 })
+        .max(1)
 }
 
 /// The providers to run.
@@ -108,7 +118,7 @@ fn providers() -> Vec<Provider> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             Provider::ALL.into_iter().find(|p| p.name() == s).unwrap_or_else(|| {
-                panic!("VOICE_UA_BENCH_PROVIDERS: unknown provider {s:?} (deepgram, twilio, asp)")
+                panic!("VOICE_UA_BENCH_PROVIDERS: unknown provider {s:?} (deepgram, openai, twilio, asp)")
             })
         })
         .collect()

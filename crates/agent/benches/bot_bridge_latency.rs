@@ -37,11 +37,28 @@ use voice_ua_agent::{
 };
 use voice_ua_media::g711::{ulaw_decode, ulaw_encode};
 
+/// Run by `cargo test` (no `--bench` argument): a short run that proves the bench works,
+/// not a measurement.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 /// Frames per one-way run (60 s); `VOICE_UA_BENCH_FRAMES` sets another count.
 fn frames() -> u32 {
-    std::env::var("VOICE_UA_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+    std::env::var("VOICE_UA_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(if smoke() {
+        50
+    } else {
+        3000
+    })
 }
-const BARGE_INS: u32 = 100;
+/// Barge-ins per bridge (5 in a `cargo test` smoke run).
+fn barge_ins() -> u32 {
+    if smoke() {
+        5
+    } else {
+        100
+    }
+}
 
 /// What the peer does after the handshake.
 #[derive(Clone, Copy)]
@@ -50,7 +67,7 @@ enum Plan {
     Receive,
     /// Send `frames()` frames 20 ms apart; report each one's send instant.
     Send,
-    /// `BARGE_INS` times: 5 s of audio, 100 ms later `UserStartedSpeaking`; report the
+    /// `barge_ins()` times: 5 s of audio, 100 ms later `UserStartedSpeaking`; report the
     /// instant each `UserStartedSpeaking` was written.
     BargeIn,
 }
@@ -249,7 +266,7 @@ async fn play(
         }
         Plan::BargeIn => {
             tokio::spawn(async move { while rx.next().await.is_some() {} });
-            for n in 0..BARGE_INS {
+            for n in 0..barge_ins() {
                 let _ = tx.send(wire.reply.clone()).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = marks.send((n, Instant::now()));
@@ -330,9 +347,9 @@ async fn barge_in(p: Peer) -> Vec<Duration> {
     let (tx, mut marks) = mpsc::unbounded_channel();
     let mut session = open(p, bot(p, Plan::BargeIn, tx).await).await;
     let mut flushes = Vec::new();
-    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(BARGE_INS) * 200 + 3000));
+    let deadline = tokio::time::sleep(Duration::from_millis(u64::from(barge_ins()) * 200 + 3000));
     tokio::pin!(deadline);
-    while flushes.len() < BARGE_INS as usize {
+    while flushes.len() < barge_ins() as usize {
         tokio::select! {
             ev = session.event() => match ev {
                 Some(AgentEvent::FlushPlayback) => flushes.push(Instant::now()),

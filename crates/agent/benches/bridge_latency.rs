@@ -35,13 +35,40 @@ use voice_ua_agent::{
     DeepgramProvider, OpenAiConfig, OpenAiProvider,
 };
 
-const BARGE_INS: u32 = 100;
+/// Run by `cargo test` (no `--bench` argument): a short run that proves the bench works,
+/// not a measurement.
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// Barge-ins per bridge (5 in a `cargo test` smoke run).
+fn barge_ins() -> u32 {
+    if smoke() {
+        5
+    } else {
+        100
+    }
+}
 /// Calls at once for the CPU figure, and how long each streams.
-const CPU_CALLS: usize = 50;
-const CPU_SECONDS: u64 = 10;
+/// Calls at once for the CPU table (5 in a `cargo test` smoke run).
+fn cpu_calls() -> usize {
+    if smoke() {
+        5
+    } else {
+        50
+    }
+}
+/// Seconds of caller audio per CPU row (1 in a `cargo test` smoke run).
+fn cpu_seconds() -> u64 {
+    if smoke() {
+        1
+    } else {
+        10
+    }
+}
 
 fn frames() -> u32 {
-    std::env::var("BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+    std::env::var("BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(if smoke() { 50 } else { 3000 })
 }
 
 /// Which bridge.
@@ -61,7 +88,7 @@ enum Plan {
     Drain,
     /// Send the frames 20 ms apart; report each one's send instant.
     Send,
-    /// `BARGE_INS` times: 5 s of audio, 100 ms later the caller starts speaking; report
+    /// `barge_ins()` times: 5 s of audio, 100 ms later the caller starts speaking; report
     /// the instant each was written.
     BargeIn,
 }
@@ -189,7 +216,7 @@ async fn serve(
                     Some(r#"{"type":"input_audio_buffer.speech_stopped","audio_end_ms":0,"item_id":"u"}"#),
                 ),
             };
-            for n in 0..BARGE_INS {
+            for n in 0..barge_ins() {
                 let _ = tx.send(frame(&reply)).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = marks.send((n, Instant::now()));
@@ -292,7 +319,7 @@ async fn agent_to_call(provider: Provider) -> Vec<Duration> {
 }
 
 async fn barge_in(provider: Provider) -> Vec<Duration> {
-    let count = BARGE_INS;
+    let count = barge_ins();
     let (tx, mut marks) = mpsc::unbounded_channel();
     let mut session = open(provider, peer(provider, Plan::BargeIn, tx).await).await;
     let mut flushes = Vec::new();
@@ -328,20 +355,20 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
-/// CPU of the whole process per second of caller audio, `CPU_CALLS` calls at once, the
+/// CPU of the whole process per second of caller audio, `cpu_calls()` calls at once, the
 /// peer only draining.
 async fn cpu_per_call_second(provider: Provider) -> Duration {
     let (tx, _marks) = mpsc::unbounded_channel();
     let addr = peer(provider, Plan::Drain, tx).await;
     let mut sessions = Vec::new();
-    for _ in 0..CPU_CALLS {
+    for _ in 0..cpu_calls() {
         sessions.push(open(provider, addr).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let frame = AudioFrame::silence(AudioFormat::Ulaw8k);
     let start = cpu_time();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for _ in 0..CPU_SECONDS * 50 {
+    for _ in 0..cpu_seconds() * 50 {
         tick.tick().await;
         for s in &sessions {
             s.send_audio(frame).expect("send");
@@ -349,7 +376,7 @@ async fn cpu_per_call_second(provider: Provider) -> Duration {
     }
     let used = cpu_time().saturating_sub(start);
     drop(sessions);
-    used / (CPU_CALLS as u32 * CPU_SECONDS as u32)
+    used / (cpu_calls() as u32 * cpu_seconds() as u32)
 }
 
 fn row(name: &str, v: Vec<Duration>) {
@@ -381,7 +408,8 @@ fn main() {
     });
     println!();
     println!(
-        "| OpenAI frames per append | call → agent mean | p50 | p99 | CPU per second of caller audio ({CPU_CALLS} calls) |"
+        "| OpenAI frames per append | call → agent mean | p50 | p99 | CPU per second of caller audio ({} calls) |",
+        cpu_calls()
     );
     println!("|---|---|---|---|---|");
     rt.block_on(async {
