@@ -146,19 +146,10 @@ from pipecat.transports.websocket.fastapi import (  # noqa: E402
     FastAPIWebsocketTransport,
 )
 
-try:  # Pipecat >= 1.3
-    from pipecat.frames.frames import EndWorkerFrame as _EndPipelineFrame
-    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-    from pipecat.workers.runner import WorkerRunner
-
-    _NEW_API = True
-except ImportError:  # older Pipecat
-    from pipecat.frames.frames import EndTaskFrame as _EndPipelineFrame  # type: ignore
-    from pipecat.pipeline.runner import PipelineRunner  # type: ignore
-    from pipecat.pipeline.task import PipelineParams  # type: ignore
-    from pipecat.pipeline.task import PipelineTask as PipelineWorker  # type: ignore
-
-    _NEW_API = False
+# Pipecat 1.14 (pinned in pipecat-venv.sh): workers and their runner.
+from pipecat.frames.frames import EndWorkerFrame as _EndPipelineFrame  # noqa: E402
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 try:
     import pipecat as _pipecat
@@ -456,12 +447,9 @@ async def twilio_media_stream(ws: WebSocket, path: str = ""):
         await worker.cancel()
 
     t0 = time.monotonic()
-    if _NEW_API:
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(worker)
-        await runner.run()
-    else:
-        await PipelineRunner(handle_sigint=False).run(worker)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await runner.run()
     say(f"call {call_sid} ended after {time.monotonic() - t0:.2f} s")
 
 
