@@ -93,32 +93,10 @@ fn describe(n: usize, r: &Record) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let env_key = std::env::var("DEEPGRAM_API_KEY").ok();
-    let options = match parse_args(&args, env_key) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}\n{}\n{IDLE_USAGE}\n\n{ENDING}", usage_lines());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fake-deepgram: {e}\n{USAGE}\n{}\n{IDLE_USAGE}", usage_lines());
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match voice_ua_fake_server::runtime(options.load.threads) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fake-deepgram: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-deepgram: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(&args, std::env::var("DEEPGRAM_API_KEY").ok());
+    let threads = parsed.as_ref().map_or(1, |o| o.load.threads);
+    let usage = format!("{USAGE}\n{}\n{IDLE_USAGE}\n\n{ENDING}", usage_lines());
+    voice_ua_fake_server::run_main("fake-deepgram", &usage, parsed, threads, |o| Box::pin(run(o)))
 }
 
 async fn run(options: Options) -> Result<(), String> {

@@ -106,25 +106,9 @@ fn describe(n: usize, r: &Record) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse_args(&args, std::env::var("OPENAI_API_KEY").ok()) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fake-openai: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
-    };
-    let result = voice_ua_fake_server::runtime(options.load.threads).and_then(|rt| rt.block_on(run(options)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fake-openai: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(&args, std::env::var("OPENAI_API_KEY").ok());
+    let threads = parsed.as_ref().map_or(1, |o| o.load.threads);
+    voice_ua_fake_server::run_main("fake-openai", &usage(), parsed, threads, |o| Box::pin(run(o)))
 }
 
 async fn run(o: Options) -> Result<(), String> {
