@@ -265,14 +265,22 @@ pub enum AgentEvent {
     Ended(SessionEnd),
 }
 
-/// An agent's own account of a reply's latency (Deepgram's `AgentStartedSpeaking`).
+/// An agent's own account of a reply's latency (Deepgram's `AgentStartedSpeaking`, the
+/// pipeline's stages). A turn runs: end of the caller's speech → end of turn decided
+/// (`endpointing`) → transcript back (`transcribe`) → the LLM's first token (`think`) →
+/// the first synthesized audio (`speak`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplyFigures {
     /// From the caller's end of speech to the reply's first audio, as the agent counts it.
     pub total: Option<std::time::Duration>,
-    /// Time to the LLM's answer (text).
+    /// From the caller's last speech to the end of the turn being decided (the silence
+    /// the endpointer waited for, or less when a DTMF key ended the turn).
+    pub endpointing: Option<std::time::Duration>,
+    /// Speech to text: from the utterance sent to its transcript back.
+    pub transcribe: Option<std::time::Duration>,
+    /// Time to the LLM's answer (text): to its first token, where it streams.
     pub think: Option<std::time::Duration>,
-    /// Time to the first synthesized audio.
+    /// Time to the first synthesized audio: from the text sent to TTS to its first byte.
     pub speak: Option<std::time::Duration>,
 }
 

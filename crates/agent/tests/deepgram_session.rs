@@ -296,6 +296,7 @@ fn turn_latency_runs_from_the_users_text_to_the_first_agent_audio() {
             total: Some(Duration::from_millis(700)),
             think: Some(Duration::from_millis(400)),
             speak: Some(Duration::from_millis(200)),
+            ..ReplyFigures::default()
         }))
     });
     let figures = figures.expect("ReplyStarted with Deepgram's figures");

@@ -60,7 +60,12 @@ fn turn(reply_at: Duration) -> Pair {
     let script = PbxScript { stream: Some(Sound::Tone), ..PbxScript::default() };
     let mut p = Pair::with(settings(), script, Some(offer("sendrecv")), Default::default());
     p.at(600 * MS, Input::Stream(Some(Sound::Silence)));
-    let figures = ReplyFigures { total: Some(300 * MS), think: Some(120 * MS), speak: Some(90 * MS) };
+    let figures = ReplyFigures {
+        total: Some(300 * MS),
+        think: Some(120 * MS),
+        speak: Some(90 * MS),
+        ..ReplyFigures::default()
+    };
     p.at(reply_at, Input::Agent(AgentEvent::ReplyStarted(figures)));
     p.agent_says(reply_at, 400);
     p.run_until(Duration::from_secs(2));

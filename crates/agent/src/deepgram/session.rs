@@ -354,6 +354,7 @@ impl DeepgramSession {
                     total: d(total_latency),
                     think: d(ttt_latency),
                     speak: d(tts_latency),
+                    ..ReplyFigures::default()
                 }));
             }
             ServerMessage::AgentAudioDone => tracing::debug!("agent audio done (sent, not played)"),
