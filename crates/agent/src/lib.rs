@@ -17,6 +17,7 @@
 pub mod deepgram;
 pub mod echo;
 pub mod error;
+pub mod http;
 pub mod openai;
 pub mod provider;
 mod renewal;
