@@ -104,7 +104,9 @@ fn pacer_tick(c: &mut Criterion) {
 
 fn resample_frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("resample per 20 ms frame");
-    for (from, to) in [(8000u32, 16000u32), (8000, 24000), (16000, 8000), (24000, 8000), (48000, 8000)] {
+    for (from, to) in
+        [(8000u32, 16000u32), (8000, 24000), (16000, 8000), (24000, 8000), (48000, 8000), (22050, 8000)]
+    {
         let mut r = Resampler::new(from, to).expect("rate");
         let input: Vec<i16> = (0..from / 50).map(|i| ((i * 97) % 4000) as i16 - 2000).collect();
         let mut output = vec![0i16; to as usize / 50 + 4];

@@ -46,6 +46,6 @@ pub enum MediaError {
     #[error("'{0}' is not a DTMF digit: use 0-9, *, #, A-D")]
     BadDigit(char),
     /// A sample rate the resampler does not support.
-    #[error("unsupported sample rate {0} Hz: use 8000, 16000, 24000 or 48000")]
+    #[error("unsupported sample rate {0} Hz: use 8000, 16000, 22050, 24000, 44100 or 48000")]
     UnsupportedRate(u32),
 }

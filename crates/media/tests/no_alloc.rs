@@ -1,7 +1,7 @@
 //! The per-frame paths allocate nothing in steady state: a counting global allocator
 //! watches jitter push/pop (with loss and reordering), pacer push/tick/DTMF/flush,
-//! G.711 and resampling after set-up (counted by the `allocation-counter` crate's
-//! global allocator).
+//! G.711 and resampling after set-up (among them 22.05 kHz TTS audio to 8 kHz) (counted
+//! by the `allocation-counter` crate's global allocator).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ fn hot_paths_do_not_allocate() {
     let mut pacer = Pacer::new(PacerConfig::new(Law::Ulaw, 1, 0, 0), t0);
     let mut up = Resampler::new(8000, 16000).expect("rate");
     let mut down = Resampler::new(24000, 8000).expect("rate");
+    let mut piper = Resampler::new(22050, 8000).expect("rate");
+    let pcm22 = [100i16; 441];
     let payload = [0x55u8; 160];
     let pcm24 = [100i16; 480];
     let mut pcm8 = [0i16; 160];
@@ -47,6 +49,7 @@ fn hot_paths_do_not_allocate() {
             let frame = jb.pop(now + Duration::from_millis(3));
             up.process(frame.samples, &mut pcm16);
             down.process(&pcm24, &mut pcm8);
+            assert_eq!(piper.process(&pcm22, &mut pcm8), 160);
             pacer.push_linear(&pcm8);
             if k % 100 == 50 {
                 pacer.flush();
