@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use voice_ua_media::endpoint::{EndpointSettings, Endpointer};
 use voice_ua_media::g711::{self, Law};
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
@@ -104,7 +105,9 @@ fn pacer_tick(c: &mut Criterion) {
 
 fn resample_frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("resample per 20 ms frame");
-    for (from, to) in [(8000u32, 16000u32), (8000, 24000), (16000, 8000), (24000, 8000), (48000, 8000)] {
+    for (from, to) in
+        [(8000u32, 16000u32), (8000, 24000), (16000, 8000), (24000, 8000), (48000, 8000), (22050, 8000)]
+    {
         let mut r = Resampler::new(from, to).expect("rate");
         let input: Vec<i16> = (0..from / 50).map(|i| ((i * 97) % 4000) as i16 - 2000).collect();
         let mut output = vec![0i16; to as usize / 50 + 4];
@@ -139,5 +142,25 @@ fn resample_frame(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, g711_codec, rtp_parse, jitter_push_pop, pacer_tick, resample_frame);
+fn endpoint_push(c: &mut Criterion) {
+    let mut group = c.benchmark_group("endpoint");
+    for rate in [8000u32, 16000] {
+        let mut ep = Endpointer::new(EndpointSettings::default(), rate).expect("valid");
+        let n = rate as usize / 50;
+        // 1.2 s of speech then 1 s of quiet, over and over: every state of the endpointer.
+        let loud: Vec<i16> = (0..n).map(|i| ((i * 97) % 8000) as i16 - 4000).collect();
+        let quiet = vec![3i16; n];
+        let mut k: u32 = 0;
+        group.bench_function(format!("push 20 ms at {rate} Hz"), |b| {
+            b.iter(|| {
+                let frame = if k % 110 < 60 { &loud } else { &quiet };
+                k = k.wrapping_add(1);
+                black_box(ep.push(black_box(frame), false))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, g711_codec, rtp_parse, jitter_push_pop, pacer_tick, resample_frame, endpoint_push);
 criterion_main!(benches);

@@ -46,6 +46,19 @@ pub enum MediaError {
     #[error("'{0}' is not a DTMF digit: use 0-9, *, #, A-D")]
     BadDigit(char),
     /// A sample rate the resampler does not support.
-    #[error("unsupported sample rate {0} Hz: use 8000, 16000, 24000 or 48000")]
+    #[error("unsupported sample rate {0} Hz: use 8000, 16000, 22050, 24000, 44100 or 48000")]
     UnsupportedRate(u32),
+    /// The endpointer was asked for a sample rate other than 8 or 16 kHz.
+    #[error("endpointing runs on 8000 or 16000 Hz audio, not {0} Hz: resample the caller's audio first")]
+    EndpointRate(u32),
+    /// An endpointing setting outside its sensible range.
+    #[error("endpointing setting {setting} = {value} is out of range: {expected}")]
+    BadEndpointSetting {
+        /// The setting's name, as in [`EndpointSettings`](crate::endpoint::EndpointSettings).
+        setting: &'static str,
+        /// The value given, as written.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
 }

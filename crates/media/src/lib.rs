@@ -10,9 +10,12 @@
 //! Send path: agent audio → [`Resampler`] → [`Pacer::push_linear`]; on each timer
 //! ([`Pacer::poll_timeout`]) drain [`Pacer::poll_transmit`] into the socket;
 //! barge-in is [`Pacer::flush`], DTMF out is [`Pacer::send_dtmf`]. Each played-out caller
-//! frame also goes to [`CallerVad::push`] for turn timing.
+//! frame also goes to [`CallerVad::push`] for turn timing, or, for an agent without
+//! endpointing of its own, to [`Endpointer::push`], which decides when the caller's turn
+//! ends and hands over the utterance.
 
 pub mod dtmf;
+pub mod endpoint;
 pub mod error;
 pub mod g711;
 pub mod jitter;
@@ -24,6 +27,7 @@ pub mod source;
 pub mod vad;
 
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, TelephoneEvent};
+pub use endpoint::{EndReason, EndpointEvent, EndpointSettings, Endpointer};
 pub use error::MediaError;
 pub use g711::Law;
 pub use jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, Pushed};

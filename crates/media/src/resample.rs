@@ -1,12 +1,18 @@
-//! Sample-rate conversion between 8, 16, 24 and 48 kHz for the agent side (the phone side
-//! is 8 kHz G.711; voice AI APIs speak 16 or 24 kHz).
+//! Sample-rate conversion between 8, 16, 22.05, 24, 44.1 and 48 kHz for the agent side
+//! (the phone side is 8 kHz G.711; voice AI APIs speak 16 or 24 kHz, piper TTS voices
+//! 22.05 kHz).
 //!
 //! A streaming rational (L/M) polyphase FIR resampler: a Kaiser-windowed sinc low-pass at
 //! 0.9 × the lower Nyquist frequency (≈ 80 dB stop band), applied only at the output
 //! instants. All buffers are sized in [`Resampler::new`]; `process` allocates nothing.
-//! 20 ms at any of these rates is a whole number of samples, so per-frame calls produce
-//! exact frame sizes (after the first call, which also returns exactly `in × L / M`).
-//! Latency: half the filter, ≈ 2 ms when upsampling from 8 kHz.
+//! 20 ms at any of these rates is a whole number of samples (22050 Hz: 441), and L/M is
+//! exact, so per-frame calls produce exact frame sizes (441 in → 160 out for 22050 →
+//! 8000, L/M = 160/441). Latency: half the filter, ≈ 2 ms.
+//!
+//! The phase table holds `taps × L` coefficients: 15 840 (62 KB of f32) for 22050 → 8000
+//! (99 taps × 160 phases), at most 16 000 for any pair (22050 → 16000); pairs of 8, 16,
+//! 24 and 48 kHz need at most 216. The filter costs `taps` multiply-adds per output
+//! sample (99 for 22050 → 8000, 16 k per 20 ms frame).
 
 use crate::MediaError;
 
@@ -17,7 +23,7 @@ const ROLLOFF: f64 = 0.9;
 /// Kaiser window β (stop band ≈ 80 dB).
 const KAISER_BETA: f64 = 8.0;
 
-/// A streaming mono resampler between two of 8000, 16000, 24000, 48000 Hz.
+/// A streaming mono resampler between two of 8000, 16000, 22050, 24000, 44100, 48000 Hz.
 #[derive(Debug, Clone)]
 pub struct Resampler {
     up: usize,
@@ -59,13 +65,14 @@ fn bessel_i0(x: f64) -> f64 {
 
 fn supported(rate: u32) -> Result<usize, MediaError> {
     match rate {
-        8000 | 16000 | 24000 | 48000 => Ok(rate as usize),
+        8000 | 16000 | 22050 | 24000 | 44100 | 48000 => Ok(rate as usize),
         other => Err(MediaError::UnsupportedRate(other)),
     }
 }
 
 impl Resampler {
-    /// A resampler from `from` Hz to `to` Hz (each 8000, 16000, 24000 or 48000).
+    /// A resampler from `from` Hz to `to` Hz (each 8000, 16000, 22050, 24000, 44100 or
+    /// 48000).
     pub fn new(from: u32, to: u32) -> Result<Self, MediaError> {
         let (fin, fout) = (supported(from)?, supported(to)?);
         let g = gcd(fin, fout);
@@ -188,12 +195,13 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_rates() {
-        assert_eq!(Resampler::new(44100, 8000).err(), Some(MediaError::UnsupportedRate(44100)));
+        assert_eq!(Resampler::new(11025, 8000).err(), Some(MediaError::UnsupportedRate(11025)));
+        assert_eq!(Resampler::new(8000, 32000).err(), Some(MediaError::UnsupportedRate(32000)));
     }
 
     #[test]
     fn frames_map_to_exact_frame_sizes() {
-        let rates = [8000u32, 16000, 24000, 48000];
+        let rates = [8000u32, 16000, 22050, 24000, 44100, 48000];
         for &from in &rates {
             for &to in &rates {
                 let mut r = Resampler::new(from, to).expect("supported");
@@ -211,6 +219,24 @@ mod tests {
                 assert!((i32::from(output[0]) - 1000).abs() <= 2, "{from}->{to}: {}", output[0]);
             }
         }
+    }
+
+    #[test]
+    fn phase_tables_stay_small() {
+        let rates = [8000u32, 16000, 22050, 24000, 44100, 48000];
+        let mut largest = 0;
+        for &from in &rates {
+            for &to in &rates {
+                let r = Resampler::new(from, to).expect("supported");
+                assert_eq!(r.phases.len(), r.taps * r.up);
+                largest = largest.max(r.phases.len());
+            }
+        }
+        assert_eq!(largest, 50 * 320, "22050 -> 16000");
+        let r = Resampler::new(22050, 8000).expect("supported");
+        assert_eq!((r.up, r.down, r.taps, r.phases.len()), (160, 441, 99, 15_840));
+        let r = Resampler::new(24000, 8000).expect("supported");
+        assert_eq!((r.up, r.down, r.taps, r.phases.len()), (1, 3, 107, 107));
     }
 
     #[test]

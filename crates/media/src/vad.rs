@@ -125,9 +125,9 @@ impl SpeechDetector {
 
 /// The caller's side: 12 dB over the noise floor and above -45 dBFS; speech starts after
 /// 60 ms (3 frames) and ends after 200 ms (10 frames) of quiet.
-const CALLER_MARGIN_DB: f32 = 12.0;
+pub(crate) const CALLER_MARGIN_DB: f32 = 12.0;
 const CALLER_MIN_SPEECH_DBFS: f32 = -45.0;
-const CALLER_ONSET_FRAMES: u32 = 3;
+pub(crate) const CALLER_ONSET_FRAMES: u32 = 3;
 const CALLER_HANGOVER_FRAMES: u32 = 10;
 
 /// The caller-side detector a call uses for turn timing: 8 kHz, one 20 ms frame per push.

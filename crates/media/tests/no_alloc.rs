@@ -1,10 +1,12 @@
 //! The per-frame paths allocate nothing in steady state: a counting global allocator
 //! watches jitter push/pop (with loss and reordering), pacer push/tick/DTMF/flush,
-//! G.711 and resampling after set-up (counted by the `allocation-counter` crate's
-//! global allocator).
+//! G.711 and resampling after set-up (among them 22.05 kHz TTS audio to 8 kHz), and the
+//! endpointer through speech, barge-in, turn ends, keys and resets (counted by the
+//! `allocation-counter` crate's global allocator).
 
 use std::time::{Duration, Instant};
 
+use voice_ua_media::endpoint::{EndpointEvent, EndpointSettings, Endpointer};
 use voice_ua_media::g711::Law;
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
@@ -18,6 +20,8 @@ fn hot_paths_do_not_allocate() {
     let mut pacer = Pacer::new(PacerConfig::new(Law::Ulaw, 1, 0, 0), t0);
     let mut up = Resampler::new(8000, 16000).expect("rate");
     let mut down = Resampler::new(24000, 8000).expect("rate");
+    let mut piper = Resampler::new(22050, 8000).expect("rate");
+    let pcm22 = [100i16; 441];
     let payload = [0x55u8; 160];
     let pcm24 = [100i16; 480];
     let mut pcm8 = [0i16; 160];
@@ -47,6 +51,7 @@ fn hot_paths_do_not_allocate() {
             let frame = jb.pop(now + Duration::from_millis(3));
             up.process(frame.samples, &mut pcm16);
             down.process(&pcm24, &mut pcm8);
+            assert_eq!(piper.process(&pcm22, &mut pcm8), 160);
             pacer.push_linear(&pcm8);
             if k % 100 == 50 {
                 pacer.flush();
@@ -58,4 +63,63 @@ fn hot_paths_do_not_allocate() {
     let allocations = info.count_total;
     assert_eq!(allocations, 0, "{allocations} allocations on the per-frame path");
     assert!(jb.stats().concealed > 0 && jb.stats().restarts == 2);
+}
+
+#[test]
+fn the_endpointer_does_not_allocate_per_frame() {
+    for rate in [8000u32, 16000] {
+        let mut ep = Endpointer::new(EndpointSettings::default(), rate).expect("valid");
+        let n = rate as usize / 50;
+        let loud: Vec<i16> = (0..n).map(|i| if i % 2 == 0 { 6000 } else { -6000 }).collect();
+        let quiet = vec![3i16; n];
+        let mut reasons = [0u32; 3];
+        let mut barge_ins = 0;
+        let mut utterance_samples = 0;
+        let mut count = |e: EndpointEvent, ep: &Endpointer| match e {
+            EndpointEvent::TurnEnded { reason, .. } => {
+                reasons[reason as usize] += 1;
+                utterance_samples += ep.utterance().len();
+            }
+            EndpointEvent::BargeIn => barge_ins += 1,
+            _ => {}
+        };
+        let info = allocation_counter::measure(|| {
+            // Each cycle: 1.2 s of speech and 1 s quiet (playing in odd cycles), a 16 s
+            // monologue with short pauses (ends by length), a key mid-speech, a reset
+            // mid-speech.
+            for cycle in 0..6u32 {
+                let playing = cycle % 2 == 1;
+                for k in 0..110 {
+                    let e = ep.push(if k < 60 { &loud } else { &quiet }, playing);
+                    count(e, &ep);
+                }
+                for k in 0..800 {
+                    let e = ep.push(if k % 13 < 10 { &loud } else { &quiet }, false);
+                    count(e, &ep);
+                }
+                for _ in 0..50 {
+                    let e = ep.push(&quiet, false);
+                    count(e, &ep);
+                }
+                for _ in 0..20 {
+                    ep.push(&loud, false);
+                }
+                if let Some(e) = ep.end_turn_now() {
+                    count(e, &ep);
+                }
+                for _ in 0..20 {
+                    ep.push(&loud, playing);
+                }
+                ep.reset();
+                for _ in 0..50 {
+                    ep.push(&quiet, playing);
+                }
+            }
+        });
+        assert_eq!(info.count_total, 0, "{} allocations at {rate} Hz", info.count_total);
+        // Silence ends the first utterance and the monologue's remainder; length and key one each.
+        assert_eq!(reasons, [12, 6, 6], "silence, max length, key");
+        assert_eq!(barge_ins, 3);
+        assert!(utterance_samples > 0);
+    }
 }
