@@ -161,7 +161,8 @@ async fn http_tool_result_goes_back_with_the_same_id_and_name() {
     finish(&mut session).await;
     let request = server.await.expect("server");
     assert!(request.starts_with("POST /tools/lookup?src=test HTTP/1.1\r\n"), "{request}");
-    assert!(request.contains("X-Secret: s3\r\n"), "{request}");
+    // Header names are case-insensitive (RFC 9110 §5.1); hyper sends them in lower case.
+    assert!(request.to_ascii_lowercase().contains("x-secret: s3\r\n"), "{request}");
     assert!(request.ends_with(r#"{"day":"monday"}"#), "{request}");
     let r = &fake.wait_records(1, LIMIT).await[0];
     assert!(r.violations.is_empty() && r.errors_sent.is_empty(), "{r:?}");
