@@ -67,14 +67,16 @@ pub(crate) struct PacedBody {
     ready: Option<Bytes>,
     sleep: Option<Pin<Box<Sleep>>>,
     stalled: bool,
+    /// A Content-Length body: its length.
     exact: Option<u64>,
+    sent: u64,
     tracker: Option<Tracker>,
 }
 
 impl PacedBody {
     /// A body of `source`'s chunks.
     pub(crate) fn new(source: Source, tracker: Option<Tracker>) -> PacedBody {
-        PacedBody { source, ready: None, sleep: None, stalled: false, exact: None, tracker }
+        PacedBody { source, ready: None, sleep: None, stalled: false, exact: None, sent: 0, tracker }
     }
 
     /// `steps`, in order.
@@ -89,6 +91,12 @@ impl PacedBody {
         let exact = bytes.len() as u64;
         let mut body = PacedBody::steps(vec![(Some(Duration::ZERO), bytes)], tracker);
         body.exact = Some(exact);
+        if exact == 0 {
+            // hyper never polls an empty body with a length.
+            if let Some(t) = body.tracker.as_mut() {
+                t.finish();
+            }
+        }
         body
     }
 }
@@ -114,8 +122,13 @@ impl Body for PacedBody {
                 this.sleep = None;
             }
             if let Some(bytes) = this.ready.take() {
-                if let Some(t) = &this.tracker {
+                this.sent += bytes.len() as u64;
+                if let Some(t) = this.tracker.as_mut() {
                     t.sent(bytes.len());
+                    // hyper stops polling a body with a length once it has it all.
+                    if this.exact.is_some_and(|n| this.sent >= n) {
+                        t.finish();
+                    }
                 }
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
@@ -135,6 +148,10 @@ impl Body for PacedBody {
                 }
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.exact.is_some_and(|n| self.sent >= n)
     }
 
     fn size_hint(&self) -> SizeHint {
