@@ -15,6 +15,10 @@
 //! - `POST /v1/audio/speech` ([`tts`]): `response_format: "pcm"` only; raw PCM16 LE mono
 //!   as a chunked body, as long as the text, a tone per request, faster than real time.
 //!
+//! The fake names what it makes in order, per fake: completions `chatcmpl-1`, `chatcmpl-2`,
+//! …; tool calls `call_1`, `call_2`, … (across requests); TTS requests take tones that
+//! step through 8 notes from 330 Hz, so consecutive sentences sound different.
+//!
 //! A request a real server would refuse gets that server's 4xx with an OpenAI-style
 //! error body and is recorded as refused ([`Exchange::refused`], [`Records::refused`]), so
 //! tests can assert the client never sends one. [`Failure`]s can be injected per stage,

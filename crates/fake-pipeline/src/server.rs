@@ -87,9 +87,11 @@ impl Shared {
 
 impl Inner {
     /// The failure for this request of `stage`: a queued one first, else the standing one.
+    /// `OddBytes` means nothing to the other stages: they answer normally.
     fn failure(&mut self, stage: Stage) -> Option<Failure> {
         let faults = self.faults.entry(stage).or_default();
-        faults.next.pop_front().or_else(|| faults.always.clone())
+        let failure = faults.next.pop_front().or_else(|| faults.always.clone());
+        failure.filter(|f| stage == Stage::Tts || *f != Failure::OddBytes)
     }
 }
 
@@ -268,6 +270,7 @@ async fn fail(
             garbage(tracker)
         }
         Failure::StallAfter(_) | Failure::OddBytes => {
+            // Not streamed: the headers, then nothing.
             set_status(shared, at, 200);
             typed(200, "application/json", PacedBody::steps(vec![(None, Bytes::new())], Some(tracker)))
         }

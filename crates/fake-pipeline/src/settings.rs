@@ -27,10 +27,12 @@ pub enum Failure {
     /// JSON when not streamed); STT: not JSON; TTS: a JSON error body (with
     /// `Content-Type: application/json`) instead of audio.
     Garbage,
-    /// Chat (streamed) and TTS only: the headers and this many body chunks, then nothing
-    /// more, the connection kept open (a server stalled mid-answer).
+    /// The headers and this many body chunks (SSE events, PCM chunks), then nothing
+    /// more, the connection kept open (a server stalled mid-answer). Answers that are not
+    /// streamed (STT, chat with `stream: false`) stall right after their headers.
     StallAfter(usize),
-    /// TTS only: the audio with one stray byte at its end (an odd byte count).
+    /// TTS only: the audio with one stray byte at its end (an odd byte count). The other
+    /// stages answer normally.
     OddBytes,
 }
 
