@@ -135,7 +135,7 @@ pub fn encode(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
     out
 }
 
-/// `ms` of a tone at `hz` at about -12 dBFS (peak 8000), sampled at `sample_rate`,
+/// `count` samples of a tone at `hz` at about -12 dBFS (peak 8000), at `sample_rate`,
 /// starting at sample `from` of the tone (so pieces join without a click).
 pub fn tone_from(sample_rate: u32, hz: f64, from: u64, count: usize) -> Vec<i16> {
     let rate = f64::from(sample_rate.max(1));
