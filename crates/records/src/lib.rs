@@ -42,6 +42,6 @@ pub use error::RecordsError;
 pub use outcome::CallOutcome;
 pub use record::{usd, AgentUsage, CallRecord, MediaStats, ToolCall, TranscriptLine};
 pub use store::{PruneReport, RecordStore, Retention, SCHEMA_VERSION};
-pub use turn::{TurnFigures, TurnStage, MAX_TURNS};
+pub use turn::{median_latency_ms, TurnFigures, TurnStage, MAX_TURNS};
 pub use wav::{prune_recordings, wav_header, Recorder, Recording, FRAME, PATCH_EVERY_FRAMES, SAMPLE_RATE};
 pub use writer::{RecordWriter, WriterStats};

@@ -86,7 +86,7 @@ impl std::fmt::Display for TurnStage {
 
 /// The median of the turns' latencies (the lower one of the middle two for an even
 /// count), in milliseconds; `None` without turns.
-pub(crate) fn median_latency_ms(turns: &[TurnFigures]) -> Option<u64> {
+pub fn median_latency_ms(turns: &[TurnFigures]) -> Option<u64> {
     let mut v: Vec<u64> = turns.iter().map(|t| t.latency_ms).collect();
     v.sort_unstable();
     v.get(v.len().checked_sub(1)? / 2).copied()
