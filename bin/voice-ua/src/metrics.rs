@@ -5,9 +5,12 @@
 //! changes, call start and end, barge-in, tool calls, agent errors), never per frame.
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
-use voice_ua_records::{CallOutcome, MediaStats, RecordWriter};
+use std::time::Duration;
+use voice_ua_agent::ReplyFigures;
+use voice_ua_records::{CallOutcome, MediaStats, RecordWriter, TurnStage};
 use voice_ua_sip::refusals::RefusalCounts;
 use voice_ua_sip::RegStatus;
 
@@ -16,6 +19,10 @@ pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 /// Buckets of the agent turn latency histogram, seconds.
 const TURN_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
+
+/// Buckets of the turn stage histogram, seconds: the turn's, and two finer ones below
+/// them (a local STT or a TTS's first byte takes tens of milliseconds).
+const STAGE_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0];
 
 /// The `outcome` labels a call can end with (see `call.rs`), then those of INVITEs the
 /// SIP layer refused before they became calls: every [`CallOutcome`] but the records'
@@ -50,6 +57,8 @@ pub struct Metrics {
     rtp_concealed: IntCounter,
     last_jitter: Gauge,
     turn_latency: Histogram,
+    /// `voice_ua_agent_turn_stage_seconds`, one series per stage, made at start.
+    turn_stages: [(TurnStage, Histogram); 4],
     barge_ins: IntCounter,
     tool_calls: IntCounterVec,
     agent_errors: IntCounterVec,
@@ -94,6 +103,21 @@ impl Metrics {
         for outcome in OUTCOMES {
             calls.with_label_values(&[outcome.as_str()]);
         }
+        let stages = reg(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "voice_ua_agent_turn_stage_seconds",
+                    "A turn's stages as the agent reports them: endpointing (the caller's last \
+                     speech to the end of turn decided), transcribe (speech to text), think (to \
+                     the LLM's first token), speak (to the TTS's first audio byte)",
+                )
+                .buckets(STAGE_BUCKETS.to_vec()),
+                &["stage"],
+            )?,
+        )?;
+        // Every stage's series exists from the start (0 observations), like the outcomes.
+        let turn_stages = TurnStage::ALL.map(|s| (s, stages.with_label_values(&[s.as_str()])));
         Ok(Metrics {
             registered: reg(
                 &registry,
@@ -144,6 +168,7 @@ impl Metrics {
                     .buckets(TURN_BUCKETS.to_vec()),
                 )?,
             )?,
+            turn_stages,
             barge_ins: counter("voice_ua_barge_ins_total", "Agent audio flushed because the caller spoke")?,
             tool_calls: reg(
                 &registry,
@@ -295,8 +320,16 @@ impl Metrics {
         self.last_jitter.set(r.jitter_ms / 1000.0);
     }
 
-    pub fn turn_latency(&self, seconds: f64) {
-        self.turn_latency.observe(seconds);
+    /// A turn: its latency as the call measured it, into
+    /// `voice_ua_agent_turn_latency_seconds`, and each stage the agent reported into
+    /// `voice_ua_agent_turn_stage_seconds{stage}`.
+    pub fn turn(&self, latency: Duration, figures: &ReplyFigures) {
+        self.turn_latency.observe(latency.as_secs_f64());
+        for (stage, histogram) in &self.turn_stages {
+            if let Some(d) = stage_of(figures, *stage) {
+                histogram.observe(d.as_secs_f64());
+            }
+        }
     }
 
     pub fn barge_in(&self) {
@@ -311,6 +344,16 @@ impl Metrics {
     /// An agent failure, by the error's variant and the agent's own code when it gave one.
     pub fn agent_error(&self, e: &voice_ua_agent::AgentError) {
         self.agent_errors.with_label_values(&[e.kind(), e.code().unwrap_or("none")]).inc();
+    }
+}
+
+/// The agent's figure for one stage of its reply.
+fn stage_of(f: &ReplyFigures, stage: TurnStage) -> Option<Duration> {
+    match stage {
+        TurnStage::Endpointing => f.endpointing,
+        TurnStage::Transcribe => f.transcribe,
+        TurnStage::Think => f.think,
+        TurnStage::Speak => f.speak,
     }
 }
 
@@ -360,7 +403,7 @@ mod tests {
         {
             let mut call = m.call_started();
             m.barge_in();
-            m.turn_latency(0.3);
+            m.turn(Duration::from_millis(300), &ReplyFigures::default());
             m.tool_call("transfer", "accepted");
             m.agent_error(&voice_ua_agent::AgentError::Provider {
                 provider: "deepgram".into(),
@@ -433,5 +476,51 @@ mod tests {
         m.on_reg_status(&RegStatus::NotRegistered { kind: RegFailure::Lapsed, why: "lapsed".into() });
         assert!(m.render().contains("\nvoice_ua_registered 0\n"));
         assert!(m.render().contains("voice_ua_registration_failures_total{kind=\"lapsed\"} 1\n"));
+    }
+
+    #[test]
+    fn each_stage_the_agent_reported_is_observed_under_its_label() {
+        let m = Metrics::new();
+        let text = m.render();
+        for stage in ["endpointing", "transcribe", "think", "speak"] {
+            let name = format!("voice_ua_agent_turn_stage_seconds_count{{stage=\"{stage}\"}}");
+            assert_eq!(line(&text, &name), Some(format!("{name} 0").as_str()), "from the start: {text}");
+        }
+        assert!(text.contains("# TYPE voice_ua_agent_turn_stage_seconds histogram\n"), "{text}");
+        let ms = Duration::from_millis;
+        // The pipeline: every stage.
+        let all = ReplyFigures {
+            total: Some(ms(800)),
+            endpointing: Some(ms(600)),
+            transcribe: Some(ms(90)),
+            think: Some(ms(70)),
+            speak: Some(ms(8)),
+        };
+        m.turn(ms(820), &all);
+        // Deepgram: think and speak only.
+        let some = ReplyFigures { think: Some(ms(1200)), speak: Some(ms(30)), ..ReplyFigures::default() };
+        m.turn(ms(1400), &some);
+        // Echo: none.
+        m.turn(ms(40), &ReplyFigures::default());
+        let text = m.render();
+        for (name, value) in [
+            ("voice_ua_agent_turn_latency_seconds_count", "3"),
+            ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.05\"}", "1"),
+            ("voice_ua_agent_turn_latency_seconds_bucket{le=\"1\"}", "2"),
+            ("voice_ua_agent_turn_stage_seconds_count{stage=\"endpointing\"}", "1"),
+            ("voice_ua_agent_turn_stage_seconds_count{stage=\"transcribe\"}", "1"),
+            ("voice_ua_agent_turn_stage_seconds_count{stage=\"think\"}", "2"),
+            ("voice_ua_agent_turn_stage_seconds_count{stage=\"speak\"}", "2"),
+            ("voice_ua_agent_turn_stage_seconds_sum{stage=\"endpointing\"}", "0.6"),
+            ("voice_ua_agent_turn_stage_seconds_sum{stage=\"think\"}", "1.27"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"speak\",le=\"0.01\"}", "1"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"speak\",le=\"0.025\"}", "1"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"speak\",le=\"0.05\"}", "2"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"transcribe\",le=\"0.05\"}", "0"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"transcribe\",le=\"0.1\"}", "1"),
+            ("voice_ua_agent_turn_stage_seconds_bucket{stage=\"think\",le=\"+Inf\"}", "2"),
+        ] {
+            assert_eq!(line(&text, name), Some(format!("{name} {value}").as_str()), "{name} in\n{text}");
+        }
     }
 }

@@ -16,8 +16,8 @@ pub struct CallsArgs {
     /// How many calls to show, newest first.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     last: u32,
-    /// Print one JSON array with the full records (transcripts, tool calls, media figures,
-    /// the agent's usage).
+    /// Print one JSON array with the full records (transcripts, tool calls, each turn's
+    /// latency and the agent's stages, media figures, the agent's usage).
     #[arg(long)]
     json: bool,
 }
@@ -48,20 +48,32 @@ pub fn run(args: &CallsArgs, config_file: Option<&Path>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-const WIDTHS: [usize; 8] = [19, 8, 28, 15, 5, 24, 8, 8];
+const WIDTHS: [usize; 9] = [19, 8, 28, 15, 5, 8, 24, 8, 8];
 
-/// Right-aligned columns: duration, lines, tokens, cost.
-const NUMBERS: [usize; 4] = [1, 4, 6, 7];
+/// Right-aligned columns: duration, lines, turn latency, tokens, cost.
+const NUMBERS: [usize; 5] = [1, 4, 5, 7, 8];
 
-/// One line per call: start (UTC), duration, caller, outcome, transcript lines, tool
+/// One line per call: start (UTC), duration, caller, outcome, transcript lines, the
+/// median turn latency (the caller's end of speech to the reply's first packet), tool
 /// calls, the agent's tokens (input and output) and cost, record id. `-` where there is
 /// nothing to show.
 pub fn table(calls: &[CallRecord]) -> String {
     let mut out = String::new();
     row(
         &mut out,
-        ["STARTED (UTC)", "DURATION", "CALLER", "OUTCOME", "LINES", "TOOLS", "TOKENS", "COST", "ID"]
-            .map(String::from),
+        [
+            "STARTED (UTC)",
+            "DURATION",
+            "CALLER",
+            "OUTCOME",
+            "LINES",
+            "TURN P50",
+            "TOOLS",
+            "TOKENS",
+            "COST",
+            "ID",
+        ]
+        .map(String::from),
     );
     for c in calls {
         let caller = match &c.caller_display {
@@ -81,6 +93,7 @@ pub fn table(calls: &[CallRecord]) -> String {
                 caller,
                 c.outcome.to_string(),
                 c.transcript.len().to_string(),
+                c.median_turn_latency_ms().map(|ms| format!("{ms} ms")).unwrap_or_else(|| "-".into()),
                 tools,
                 c.usage.map(|u| u.total_tokens().to_string()).unwrap_or_else(|| "-".into()),
                 c.usage.and_then(|u| u.cost()).unwrap_or_else(|| "-".into()),
@@ -91,7 +104,7 @@ pub fn table(calls: &[CallRecord]) -> String {
     out
 }
 
-fn row(out: &mut String, cells: [String; 9]) {
+fn row(out: &mut String, cells: [String; 10]) {
     for (i, cell) in cells.iter().enumerate() {
         let cell = clean(cell);
         match WIDTHS.get(i) {
@@ -155,12 +168,29 @@ mod tests {
             output_text_tokens: 105,
             cost_micro_usd: 12_300,
         });
+        a.turns = [820, 1310, 400]
+            .into_iter()
+            .enumerate()
+            .map(|(i, latency_ms)| voice_ua_records::TurnFigures {
+                index: i as u32,
+                at: t + Duration::from_secs(10 * i as u64),
+                latency_ms,
+                endpointing_ms: None,
+                transcribe_ms: None,
+                think_ms: None,
+                speak_ms: None,
+                agent_total_ms: None,
+            })
+            .collect();
         let b =
             CallRecord::new("id-b", "y", "a-very-long-caller-name-that-will-not-fit@example.com", "9000", t);
         let out = table(&[a, b]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(lines[0].contains("TOOLS                       TOKENS      COST  ID"), "{out}");
+        assert!(lines[0].contains("OUTCOME          LINES  TURN P50  TOOLS"), "{out}");
+        assert!(lines[1].contains("caller_hangup        0    820 ms  -  "), "the median turn: {out}");
+        assert!(lines[2].contains("in_progress          0         -  -  "), "no turns: {out}");
         assert!(lines[1].ends_with("    4335   $0.0123  id-a"), "tokens and cost, to the right: {out}");
         assert!(lines[2].ends_with("       -         -  id-b"), "no usage: {out}");
         assert!(lines[0].starts_with("STARTED (UTC)        DURATION  CALLER"), "{out}");

@@ -122,6 +122,18 @@ async fn the_callers_speech_reaches_the_agent_and_its_barge_in_cuts_the_reply() 
     assert!((800..=1200).contains(&caller_ms), "caller speech on the left: {caller_ms} ms");
     assert!(agent_ms >= 1000 && agent_ms <= agent_packets * 20 + 40, "agent on the right: {agent_ms} ms");
     assert!(frames.len() >= 300 * 160, "the whole call is in the file: {} samples", frames.len());
+    // The caller's turn is in the record, with the latency the call measured and the
+    // stages Deepgram's AgentStartedSpeaking gave (the fake's: 0.8 s total, 0.5 s to
+    // think, 0.2 s to speak); Deepgram reports no endpointing or transcription figure.
+    let turn = record.turns.first().expect("the caller's turn is in the record");
+    assert_eq!(turn.index, 0);
+    assert_eq!(
+        (turn.agent_total_ms, turn.think_ms, turn.speak_ms, turn.endpointing_ms, turn.transcribe_ms),
+        (Some(800), Some(500), Some(200), None, None),
+        "{turn:?}"
+    );
+    assert!(turn.latency_ms < 3000, "{turn:?}");
+    assert!(turn.at > record.started && record.ended.is_some_and(|e| turn.at < e), "{turn:?}");
     assert_eq!(
         record.recording.as_ref().and_then(|p| p.file_name()).and_then(|n| n.to_str()),
         Some(&*format!("{}.wav", record.id))

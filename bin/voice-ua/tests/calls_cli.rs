@@ -1,12 +1,12 @@
 //! `voice-ua calls` as a user meets it: a table of the newest calls, the full records
-//! as JSON, the agent's tokens and cost in both, the database found through the configuration, and one clear line when
-//! there is nothing to read. The database is written with the records crate itself.
+//! as JSON, the agent's tokens and cost and the turns' latency in both, the database
+//! found through the configuration, and one clear line when there is nothing to read. The database is written with the records crate itself.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, UNIX_EPOCH};
 use voice_ua_records::{
-    AgentUsage, CallOutcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine,
+    AgentUsage, CallOutcome, CallRecord, RecordStore, Retention, ToolCall, TranscriptLine, TurnFigures,
 };
 
 fn voice_ua(args: &[&str], dir: &Path) -> Output {
@@ -23,7 +23,8 @@ fn voice_ua(args: &[&str], dir: &Path) -> Output {
 
 /// Three calls a minute apart, starting 2025-03-01 14:00:00 UTC; the last one still
 /// in progress (written by the writer thread the way the service does). Only the first
-/// one's agent reported usage.
+/// one's agent reported usage, and only the first had turns: two, the first with every
+/// stage.
 fn write_calls(db: &Path) {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_740_837_600);
     let mut store = RecordStore::open(db, Retention::default()).expect("open");
@@ -56,6 +57,26 @@ fn write_calls(db: &Path) {
         output_text_tokens: 105,
         cost_micro_usd: 12_345,
     });
+    let first = TurnFigures {
+        index: 0,
+        at: t0 + Duration::from_millis(4_500),
+        latency_ms: 820,
+        endpointing_ms: Some(600),
+        transcribe_ms: Some(90),
+        think_ms: Some(70),
+        speak_ms: Some(40),
+        agent_total_ms: Some(800),
+    };
+    a.turns = vec![
+        first,
+        TurnFigures {
+            index: 1,
+            at: t0 + Duration::from_secs(39),
+            latency_ms: 1310,
+            transcribe_ms: None,
+            ..first
+        },
+    ];
     store.save(&a).expect("save a");
     let mut b = CallRecord::new("rec-b", "b@pbx", "1002", "9000", t0 + Duration::from_secs(60));
     b.ended = Some(t0 + Duration::from_secs(60 + 725));
@@ -84,6 +105,9 @@ fn calls_prints_a_table_newest_first() {
     assert!(lines[0].contains("TOKENS      COST  ID"), "{stdout}");
     assert!(lines[3].ends_with("    4335   $0.0123  rec-a"), "its agent's tokens and cost: {stdout}");
     assert!(lines[2].ends_with("       -         -  rec-b"), "no usage reported: {stdout}");
+    assert!(lines[0].contains("LINES  TURN P50  TOOLS"), "{stdout}");
+    assert!(lines[3].contains("    3    820 ms  find_resident"), "the median turn latency: {stdout}");
+    assert!(lines[2].contains("    0         -  -  "), "no turns: {stdout}");
 
     let out = voice_ua(&["calls", "--db", db.to_str().expect("utf8"), "--last", "1"], dir.path());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
@@ -112,6 +136,19 @@ fn calls_json_is_one_array_of_full_records() {
     assert_eq!(a["usage"]["cached_input_tokens"], 1152);
     assert_eq!(a["usage"]["cost_micro_usd"], 12_345, "the cost in millionths of a dollar");
     assert!(calls[1]["usage"].is_null(), "no usage reported: null");
+    let turns = a["turns"].as_array().expect("turns");
+    assert_eq!(turns.len(), 2);
+    assert_eq!(
+        turns[0],
+        serde_json::json!({
+            "index": 0, "at": "2025-03-01T14:00:04.500Z", "latency_ms": 820, "endpointing_ms": 600,
+            "transcribe_ms": 90, "think_ms": 70, "speak_ms": 40, "agent_total_ms": 800
+        })
+    );
+    assert_eq!((turns[1]["index"].as_u64(), turns[1]["latency_ms"].as_u64()), (Some(1), Some(1310)));
+    assert!(turns[1]["transcribe_ms"].is_null(), "a stage not reported: null");
+    assert_eq!(a["turns_dropped"], 0);
+    assert_eq!(calls[1]["turns"], serde_json::json!([]));
     assert_eq!(calls[0]["outcome"], "in_progress");
     assert!(calls[0]["ended"].is_null());
 }

@@ -374,11 +374,14 @@ impl CallCore {
         self.leg.as_ref().map(|l| &l.plan).or(self.plan.as_ref())
     }
 
-    /// One line at the end of the call: how long, how it ended, the RTP figures, and the
-    /// agent's tokens and cost when it reported them.
+    /// One line at the end of the call: how long, how it ended, the RTP figures, the
+    /// turns and their median latency when there were any, and the agent's tokens and
+    /// cost when it reported them.
     pub fn log_summary(&self, now: Instant) {
         let m = self.media_stats();
         let usage = self.figures.usage();
+        let f = &self.figures;
+        let turns = (f.turns.len() as u64).saturating_add(f.turns_dropped);
         let (by, why, outcome) = match &self.ending {
             Some(e) => (e.by.as_str(), e.why.as_str(), e.outcome),
             None => ("voice-ua", "the call task stopped", CallOutcome::Failed),
@@ -393,6 +396,8 @@ impl CallCore {
             concealed = m.concealed,
             jitter_ms = m.jitter_ms,
             transcript_lines = self.figures.transcript.len(),
+            turns = (turns > 0).then_some(turns),
+            turn_median_ms = voice_ua_records::median_latency_ms(&f.turns),
             agent_tokens = usage.map(|u| u.total_tokens()),
             cost = usage.and_then(|u| u.cost()).map(tracing::field::display),
             hung_up_by = by,
@@ -402,7 +407,7 @@ impl CallCore {
     }
 
     /// Everything the call learnt, into its record: how it ended, the media figures,
-    /// the conversation, the tools and what the agent used.
+    /// the conversation, the tools, the turns and what the agent used.
     pub fn fill_record(&mut self, r: &mut CallRecord) {
         if let Some(e) = &self.ending {
             r.outcome = e.outcome;
@@ -414,6 +419,8 @@ impl CallCore {
         r.transfer_target = self.figures.transfer_target.take();
         r.tool_calls = std::mem::take(&mut self.figures.tool_calls);
         r.transcript = std::mem::take(&mut self.figures.transcript);
+        r.turns = std::mem::take(&mut self.figures.turns);
+        r.turns_dropped = self.figures.turns_dropped;
         r.usage = self.figures.usage();
     }
 }

@@ -88,15 +88,22 @@ impl CallCore {
         self.media_timeout(now);
     }
 
+    /// The reply's first packet left: a turn, when there was caller speech to time it
+    /// from. One log line with the latency and the stages the agent reported, the
+    /// record's row, and the observation for the metrics.
     fn reply_started(&mut self, now: Instant, delay: std::time::Duration) {
         let Some((latency, figures)) = self.turns.reply_started(now, delay) else { return };
-        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+        let at = self.clock.wall(now);
+        let t = self.figures.turn(at, latency, &figures);
         tracing::info!(
-            latency_ms = latency.as_millis() as u64,
-            agent_total_ms = ms(figures.total),
-            agent_think_ms = ms(figures.think),
-            agent_speak_ms = ms(figures.speak),
-            "turn: caller's end of speech to the agent's first RTP packet"
+            latency_ms = t.latency_ms,
+            endpointing_ms = t.endpointing_ms,
+            transcribe_ms = t.transcribe_ms,
+            think_ms = t.think_ms,
+            speak_ms = t.speak_ms,
+            agent_total_ms = t.agent_total_ms,
+            index = t.index,
+            "turn"
         );
         self.observe(Observation::Turn { latency, figures });
     }

@@ -1,8 +1,9 @@
 //! Call records and recordings for voice-ua.
 //!
 //! - [`CallRecord`]: plain data about one call (who, when, codec, [`CallOutcome`], media
-//!   figures, agent session, tool calls, transfer, transcript, recording, the agent's
-//!   [`AgentUsage`]: tokens and cost).
+//!   figures, agent session, tool calls, transfer, transcript, each turn's latency and
+//!   the agent's stages ([`TurnFigures`]), recording, the agent's [`AgentUsage`]: tokens
+//!   and cost).
 //! - [`RecordStore`]: the embedded SQLite database (WAL, `synchronous = FULL`, schema
 //!   version in `user_version`, crash recovery, retention); read it with
 //!   [`RecordStore::last`].
@@ -33,6 +34,7 @@ mod outcome;
 mod record;
 mod store;
 pub mod time;
+mod turn;
 mod wav;
 mod writer;
 
@@ -40,5 +42,6 @@ pub use error::RecordsError;
 pub use outcome::CallOutcome;
 pub use record::{usd, AgentUsage, CallRecord, MediaStats, ToolCall, TranscriptLine};
 pub use store::{PruneReport, RecordStore, Retention, SCHEMA_VERSION};
+pub use turn::{median_latency_ms, TurnFigures, TurnStage, MAX_TURNS};
 pub use wav::{prune_recordings, wav_header, Recorder, Recording, FRAME, PATCH_EVERY_FRAMES, SAMPLE_RATE};
 pub use writer::{RecordWriter, WriterStats};

@@ -2,6 +2,7 @@
 //! [`RecordWriter`](crate::RecordWriter).
 
 use crate::time::{self, ser};
+use crate::turn::{median_latency_ms, TurnFigures};
 use crate::CallOutcome;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -47,6 +48,11 @@ pub struct CallRecord {
     pub transfer_target: Option<String>,
     /// In the order they were said.
     pub transcript: Vec<TranscriptLine>,
+    /// Each turn's latency and the agent's stages, in order; at most
+    /// [`MAX_TURNS`](crate::MAX_TURNS).
+    pub turns: Vec<TurnFigures>,
+    /// Turns the call had past [`MAX_TURNS`](crate::MAX_TURNS): counted, not kept.
+    pub turns_dropped: u64,
     /// The call's WAV file, when recorded (cleared when retention deletes the file).
     pub recording: Option<PathBuf>,
     /// The agent's tokens and cost estimate, summed over the call; `None` when the agent
@@ -163,6 +169,8 @@ impl CallRecord {
             tool_calls: Vec::new(),
             transfer_target: None,
             transcript: Vec::new(),
+            turns: Vec::new(),
+            turns_dropped: 0,
             recording: None,
             usage: None,
         }
@@ -189,6 +197,12 @@ impl CallRecord {
     /// From the answer to the end, when the call was answered and has ended.
     pub fn talk_time(&self) -> Option<Duration> {
         self.ended?.duration_since(self.answered?).ok()
+    }
+
+    /// The median latency of the turns kept (the lower of the middle two for an even
+    /// count), in milliseconds; `None` when the call had no turn.
+    pub fn median_turn_latency_ms(&self) -> Option<u64> {
+        median_latency_ms(&self.turns)
     }
 }
 

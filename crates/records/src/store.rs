@@ -3,6 +3,7 @@
 
 use crate::record::{AgentUsage, CallRecord, MediaStats, ToolCall, TranscriptLine};
 use crate::time::{from_ms, to_ms};
+use crate::turn::TurnFigures;
 use crate::CallOutcome;
 use crate::RecordsError;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
@@ -15,7 +16,8 @@ use std::time::{Duration, SystemTime};
 ///
 /// - 1: calls, tool_calls, transcript.
 /// - 2: the agent's usage on `calls` (tokens and cost, NULL when none was reported).
-pub const SCHEMA_VERSION: i64 = 2;
+/// - 3: `turns` (each turn's latency and the agent's stages) and `calls.turns_dropped`.
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE calls (
@@ -74,20 +76,57 @@ ALTER TABLE calls ADD COLUMN output_text_tokens INTEGER;
 ALTER TABLE calls ADD COLUMN cost_micro_usd INTEGER;
 ";
 
+/// Version 2 to 3: the call's turns, one row each (`seq` its place in the record,
+/// `turn_index` the turn's number in the call, the stages NULL when the agent did not
+/// report them), and how many turns past [`MAX_TURNS`](crate::MAX_TURNS) were not kept.
+/// Old calls read as having no turns. A new table and an `ADD COLUMN` with no default: no
+/// row is rewritten, so the step is quick on any size of database.
+const SCHEMA_V3: &str = "
+CREATE TABLE turns (
+    call_id        TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    seq            INTEGER NOT NULL,
+    turn_index     INTEGER NOT NULL,
+    at_ms          INTEGER NOT NULL,
+    latency_ms     INTEGER NOT NULL,
+    endpointing_ms INTEGER,
+    transcribe_ms  INTEGER,
+    think_ms       INTEGER,
+    speak_ms       INTEGER,
+    agent_total_ms INTEGER,
+    PRIMARY KEY (call_id, seq)
+) WITHOUT ROWID;
+ALTER TABLE calls ADD COLUMN turns_dropped INTEGER;
+";
+
 /// The usage columns as [`call_from_row`] reads them, and what a version 1 database
 /// (read-only, not migrated) gives in their place.
 const USAGE_COLUMNS: &str = "input_audio_tokens, input_text_tokens, cached_input_tokens,
     output_audio_tokens, output_text_tokens, cost_micro_usd";
 const NO_USAGE_COLUMNS: &str = "NULL, NULL, NULL, NULL, NULL, NULL";
 
+/// The turns' column as [`call_from_row`] reads it after the usage, and what a file
+/// older than version 3 gives in its place.
+const TURNS_COLUMNS: &str = "turns_dropped";
+const NO_TURNS_COLUMNS: &str = "NULL";
+
+const INSERT_TURN: &str = "
+INSERT INTO turns (call_id, seq, turn_index, at_ms, latency_ms, endpointing_ms, transcribe_ms,
+    think_ms, speak_ms, agent_total_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+const SELECT_TURNS: &str = "
+SELECT turn_index, at_ms, latency_ms, endpointing_ms, transcribe_ms, think_ms, speak_ms,
+    agent_total_ms
+FROM turns WHERE call_id = ?1 ORDER BY seq";
+
 const UPSERT_CALL: &str = "
 INSERT INTO calls (id, sip_call_id, caller, caller_display, callee, started_ms, answered_ms,
     ended_ms, codec, outcome, end_reason, hung_up_by, packets_in, packets_out, lost, late,
     concealed, jitter_ms, agent, agent_session_id, transfer_target, recording,
     input_audio_tokens, input_text_tokens, cached_input_tokens, output_audio_tokens,
-    output_text_tokens, cost_micro_usd)
+    output_text_tokens, cost_micro_usd, turns_dropped)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+    ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
 ON CONFLICT (id) DO UPDATE SET sip_call_id = excluded.sip_call_id, caller = excluded.caller,
     caller_display = excluded.caller_display, callee = excluded.callee,
     started_ms = excluded.started_ms, answered_ms = excluded.answered_ms,
@@ -101,10 +140,11 @@ ON CONFLICT (id) DO UPDATE SET sip_call_id = excluded.sip_call_id, caller = excl
     input_text_tokens = excluded.input_text_tokens,
     cached_input_tokens = excluded.cached_input_tokens,
     output_audio_tokens = excluded.output_audio_tokens,
-    output_text_tokens = excluded.output_text_tokens, cost_micro_usd = excluded.cost_micro_usd";
+    output_text_tokens = excluded.output_text_tokens, cost_micro_usd = excluded.cost_micro_usd,
+    turns_dropped = excluded.turns_dropped";
 
 /// The columns of `calls` that every version has, in [`call_from_row`]'s order; the
-/// usage columns follow.
+/// usage columns follow, then the turns' one.
 const CALL_COLUMNS: &str = "id, sip_call_id, caller, caller_display, callee, started_ms,
     answered_ms, ended_ms, codec, outcome, end_reason, hung_up_by, packets_in, packets_out,
     lost, late, concealed, jitter_ms, agent, agent_session_id, transfer_target, recording";
@@ -117,8 +157,8 @@ const DAY_MS: i64 = 86_400_000;
 /// How long records and recordings are kept. `0` days keeps them forever.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Delete calls that ended more than this many days ago (with their tool calls
-    /// and transcript).
+    /// Delete calls that ended more than this many days ago (with their tool calls,
+    /// transcript and turns).
     pub call_days: u32,
     /// The recordings directory, when recordings are pruned.
     pub recordings_dir: Option<PathBuf>,
@@ -144,6 +184,8 @@ pub struct RecordStore {
     interrupted: usize,
     /// `SELECT … FROM calls` for this file's schema version.
     select_calls: String,
+    /// The file has the `turns` table (version 3 on).
+    has_turns: bool,
     _lock: Option<File>,
 }
 
@@ -217,6 +259,7 @@ impl RecordStore {
             retention,
             interrupted,
             select_calls: select_calls(SCHEMA_VERSION),
+            has_turns: true,
             _lock: Some(lock),
         };
         if let Err(e) = store.prune(SystemTime::now()) {
@@ -228,7 +271,7 @@ impl RecordStore {
     /// Open an existing database for reading only: no lock, no schema change, no
     /// retention. Works while the service writes. A database of an older schema (a
     /// voice-ua not yet restarted after an upgrade) reads too: what it has no columns for
-    /// reads as empty, e.g. no usage from a version 1 file.
+    /// reads as empty, e.g. no usage from a version 1 file, no turns from a version 2 one.
     pub fn open_read_only(path: &Path) -> Result<Self, RecordsError> {
         if !path.is_file() {
             return Err(RecordsError::Missing { path: path.to_path_buf() });
@@ -257,6 +300,7 @@ impl RecordStore {
             retention: Retention::default(),
             interrupted: 0,
             select_calls: select_calls(version),
+            has_turns: version >= 3,
             _lock: None,
         })
     }
@@ -274,8 +318,8 @@ impl RecordStore {
         self.interrupted
     }
 
-    /// Write (insert or replace) one call with its tool calls and transcript, in one
-    /// transaction. Returns once it is committed (and, with `synchronous = FULL`, on disk).
+    /// Write (insert or replace) one call with its tool calls, transcript and turns, in
+    /// one transaction. Returns once it is committed (and, with `synchronous = FULL`, on disk).
     pub fn save(&mut self, record: &CallRecord) -> Result<(), RecordsError> {
         let path = self.path.clone();
         let err = |source| sql(&path, "saving a call", source);
@@ -313,11 +357,13 @@ impl RecordStore {
                 u.map(|u| int(u.output_audio_tokens)),
                 u.map(|u| int(u.output_text_tokens)),
                 u.map(|u| int(u.cost_micro_usd)),
+                int(record.turns_dropped),
             ],
         )
         .map_err(err)?;
         tx.execute("DELETE FROM tool_calls WHERE call_id = ?1", [&record.id]).map_err(err)?;
         tx.execute("DELETE FROM transcript WHERE call_id = ?1", [&record.id]).map_err(err)?;
+        tx.execute("DELETE FROM turns WHERE call_id = ?1", [&record.id]).map_err(err)?;
         {
             let mut insert = tx
                 .prepare(
@@ -335,12 +381,29 @@ impl RecordStore {
             for (seq, l) in record.transcript.iter().enumerate() {
                 insert.execute(params![record.id, seq as i64, to_ms(l.at), l.role, l.text]).map_err(err)?;
             }
+            let mut insert = tx.prepare(INSERT_TURN).map_err(err)?;
+            for (seq, t) in record.turns.iter().enumerate() {
+                insert
+                    .execute(params![
+                        record.id,
+                        seq as i64,
+                        t.index,
+                        to_ms(t.at),
+                        int(t.latency_ms),
+                        t.endpointing_ms.map(int),
+                        t.transcribe_ms.map(int),
+                        t.think_ms.map(int),
+                        t.speak_ms.map(int),
+                        t.agent_total_ms.map(int),
+                    ])
+                    .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
 
-    /// The `n` newest calls (by start time), newest first, with their tool calls and
-    /// transcripts in order. Read in one transaction, so a call is never half-seen.
+    /// The `n` newest calls (by start time), newest first, with their tool calls,
+    /// transcripts and turns in order. Read in one transaction, so a call is never half-seen.
     pub fn last(&self, n: usize) -> Result<Vec<CallRecord>, RecordsError> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         self.read(&format!("{} ORDER BY started_ms DESC, rowid DESC LIMIT ?1", self.select_calls), &limit)
@@ -367,7 +430,16 @@ impl RecordStore {
             let mut lines = tx
                 .prepare("SELECT at_ms, role, text FROM transcript WHERE call_id = ?1 ORDER BY seq")
                 .map_err(err)?;
+            // A file older than version 3 has no turns to read.
+            let mut turns = if self.has_turns { Some(tx.prepare(SELECT_TURNS).map_err(err)?) } else { None };
             for c in &mut calls {
+                if let Some(turns) = turns.as_mut() {
+                    c.turns = turns
+                        .query_map([&c.id], turn_from_row)
+                        .map_err(err)?
+                        .collect::<Result<_, _>>()
+                        .map_err(err)?;
+                }
                 c.tool_calls = tools
                     .query_map([&c.id], |r| {
                         Ok(ToolCall { at: from_ms(r.get(0)?), name: r.get(1)?, result: r.get(2)? })
@@ -499,8 +571,25 @@ fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRecord> {
         transfer_target: r.get(20)?,
         recording: r.get::<_, Option<String>>(21)?.map(PathBuf::from),
         usage: usage_from_row(r, 22)?,
+        turns_dropped: uint(r.get::<_, Option<i64>>(28)?.unwrap_or(0)),
         tool_calls: Vec::new(),
         transcript: Vec::new(),
+        turns: Vec::new(),
+    })
+}
+
+/// One row of [`SELECT_TURNS`].
+fn turn_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TurnFigures> {
+    let ms = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(uint));
+    Ok(TurnFigures {
+        index: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+        at: from_ms(r.get(1)?),
+        latency_ms: uint(r.get(2)?),
+        endpointing_ms: ms(3)?,
+        transcribe_ms: ms(4)?,
+        think_ms: ms(5)?,
+        speak_ms: ms(6)?,
+        agent_total_ms: ms(7)?,
     })
 }
 
@@ -529,7 +618,8 @@ fn usage_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Optio
 /// `SELECT … FROM calls` for a file of schema `version`.
 fn select_calls(version: i64) -> String {
     let usage = if version >= 2 { USAGE_COLUMNS } else { NO_USAGE_COLUMNS };
-    format!("SELECT {CALL_COLUMNS},\n    {usage}\nFROM calls")
+    let turns = if version >= 3 { TURNS_COLUMNS } else { NO_TURNS_COLUMNS };
+    format!("SELECT {CALL_COLUMNS},\n    {usage},\n    {turns}\nFROM calls")
 }
 
 /// Bring the schema to [`SCHEMA_VERSION`], in one transaction: a new file gets version
@@ -559,6 +649,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RecordsError> {
     }
     if version < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(err)?;
+    }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3).map_err(err)?;
     }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;

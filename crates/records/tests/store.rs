@@ -1,13 +1,13 @@
 //! The call records database through its public API: schema and WAL, the
-//! started→finished round trip, the agent's usage, the upgrade of a version 1 file,
-//! crash recovery, retention, durability through close, a reader beside the writer, and
-//! the errors a user can meet.
+//! started→finished round trip, the agent's usage, the turns, the upgrades of version 1
+//! and version 2 files, crash recovery, retention, durability through close, a reader
+//! beside the writer, and the errors a user can meet.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use voice_ua_records::{
     AgentUsage, CallOutcome, CallRecord, MediaStats, RecordStore, RecordsError, Retention, ToolCall,
-    TranscriptLine,
+    TranscriptLine, TurnFigures,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -55,7 +55,44 @@ fn finish(mut r: CallRecord) -> CallRecord {
         .collect();
     r.recording = Some(PathBuf::from("/var/lib/voice-ua/recordings/x.wav"));
     r.usage = Some(usage());
+    r.turns = turns(t0);
     r
+}
+
+/// Three turns: every stage known (the pipeline), two stages (Deepgram), none (echo).
+fn turns(t0: SystemTime) -> Vec<TurnFigures> {
+    let all = TurnFigures {
+        index: 0,
+        at: t0 + Duration::from_secs(3),
+        latency_ms: 820,
+        endpointing_ms: Some(600),
+        transcribe_ms: Some(90),
+        think_ms: Some(70),
+        speak_ms: Some(40),
+        agent_total_ms: Some(800),
+    };
+    vec![
+        all,
+        TurnFigures {
+            index: 1,
+            at: t0 + Duration::from_millis(9_250),
+            latency_ms: 1310,
+            endpointing_ms: None,
+            transcribe_ms: None,
+            agent_total_ms: Some(1200),
+            ..all
+        },
+        TurnFigures {
+            index: 2,
+            at: t0 + Duration::from_secs(20),
+            latency_ms: 0,
+            endpointing_ms: None,
+            transcribe_ms: None,
+            think_ms: None,
+            speak_ms: None,
+            agent_total_ms: None,
+        },
+    ]
 }
 
 fn usage() -> AgentUsage {
@@ -102,7 +139,7 @@ fn open_creates_the_directory_schema_and_wal_mode() {
     assert_eq!(raw.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).expect("mode"), "wal");
     let version: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
     assert_eq!(version, voice_ua_records::SCHEMA_VERSION);
-    for table in ["calls", "tool_calls", "transcript"] {
+    for table in ["calls", "tool_calls", "transcript", "turns"] {
         let n: i64 = raw
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
@@ -139,12 +176,13 @@ fn started_then_finished_round_trips_with_tool_calls_and_transcript_in_order() {
     assert_eq!((stats.written, stats.dropped, stats.failed), (2, 0, 0));
 
     let seen = reader.last(5).expect("read");
-    assert_eq!(seen, vec![done.clone()], "every field, tool call and line, in order");
+    assert_eq!(seen, vec![done.clone()], "every field, tool call, line and turn, in order");
     assert_eq!(reader.get("call-1").expect("get"), Some(done));
     assert_eq!(reader.get("nope").expect("get"), None);
     // The finished record replaced the started one: no duplicate rows.
     let raw = raw(&path);
     assert_eq!((count(&raw, "calls"), count(&raw, "transcript"), count(&raw, "tool_calls")), (1, 25, 2));
+    assert_eq!(count(&raw, "turns"), 3);
 }
 
 #[test]
@@ -233,9 +271,11 @@ fn retention_deletes_old_calls_with_their_rows_and_zero_keeps_everything() {
     let raw = raw(&path);
     assert_eq!(count(&raw, "transcript"), 25, "only recent's lines are left");
     assert_eq!(count(&raw, "tool_calls"), 2);
+    assert_eq!(count(&raw, "turns"), 3);
     // A later pass, 95 days on, takes the recent one too, with its rows (cascade).
     assert_eq!(store.prune(now + 95 * DAY).expect("prune").calls, 1);
     assert_eq!((count(&raw, "calls"), count(&raw, "transcript"), count(&raw, "tool_calls")), (0, 0, 0));
+    assert_eq!(count(&raw, "turns"), 0);
 }
 
 #[test]
@@ -366,10 +406,21 @@ fn records_serialize_to_json_with_readable_times() {
     assert_eq!(v["tool_calls"][1]["name"], "transfer");
     assert_eq!(v["usage"]["output_audio_tokens"], 310);
     assert_eq!(v["usage"]["cost_micro_usd"], 12_345);
+    assert_eq!(
+        v["turns"][0],
+        serde_json::json!({
+            "index": 0, "at": "2025-01-01T00:00:02.250Z", "latency_ms": 820, "endpointing_ms": 600,
+            "transcribe_ms": 90, "think_ms": 70, "speak_ms": 40, "agent_total_ms": 800
+        })
+    );
+    assert!(v["turns"][1]["transcribe_ms"].is_null(), "a stage not reported: null");
+    assert_eq!(v["turns"][2]["latency_ms"], 0);
+    assert_eq!(v["turns_dropped"], 0);
     let open = CallRecord::new("k", "c", "1", "2", t);
     let v = serde_json::to_value(&open).expect("json");
     assert!(v["ended"].is_null());
     assert!(v["usage"].is_null(), "no usage reported: null, not zeros");
+    assert_eq!(v["turns"], serde_json::json!([]));
 }
 
 #[test]
@@ -560,7 +611,7 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_its_rows() {
     let mut store = RecordStore::open(&path, keep_forever()).expect("open upgrades");
     let raw = raw(&path);
     assert_eq!(user_version(&raw), voice_ua_records::SCHEMA_VERSION);
-    assert_eq!(voice_ua_records::SCHEMA_VERSION, 2);
+    assert_eq!(voice_ua_records::SCHEMA_VERSION, 3);
     let cols = columns(&raw);
     for c in ["input_audio_tokens", "cached_input_tokens", "output_text_tokens", "cost_micro_usd"] {
         assert!(cols.iter().any(|n| n == c), "{c} in {cols:?}");
@@ -576,14 +627,19 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_its_rows() {
     assert_eq!(old.tool_calls.len(), 1);
     assert_eq!(old.transcript[1].text, "Delivery for 4B.");
     assert_eq!(old.usage, None);
+    assert!(old.turns.is_empty());
+    assert_eq!(old.turns_dropped, 0);
     assert_eq!(store.get("old-2").expect("get").expect("kept").outcome, CallOutcome::Interrupted);
+    // Through version 2 to 3: the turns too.
+    assert!(cols.iter().any(|n| n == "turns_dropped"), "{cols:?}");
+    assert_eq!(count(&raw, "turns"), 0);
 
     // New calls are written with their usage beside the old ones, and read back by both
     // openers.
     let new = finish(sample("new-1", SystemTime::now()));
     store.save(&new).expect("save");
     drop(store);
-    let ro = RecordStore::open_read_only(&path).expect("read-only on version 2");
+    let ro = RecordStore::open_read_only(&path).expect("read-only on version 3");
     assert_eq!(ro.get("new-1").expect("get"), Some(new.clone()));
     assert_eq!(ro.last(10).expect("read").len(), 3);
     // Opening again finds nothing to do.
@@ -609,4 +665,172 @@ fn a_failed_upgrade_leaves_the_version_1_file_as_it_was() {
     assert_eq!(columns(&raw), cols);
     assert_eq!(user_version(&raw), 1);
     assert_eq!(count(&raw, "calls"), 2);
+}
+
+/// What version 2 added to version 1, exactly as voice-ua ran it (SCHEMA_V2 at dde94ab).
+/// Frozen on purpose, like [`V1_SQL`].
+const V2_SQL: &str = "
+ALTER TABLE calls ADD COLUMN input_audio_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN input_text_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN cached_input_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN output_audio_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN output_text_tokens INTEGER;
+ALTER TABLE calls ADD COLUMN cost_micro_usd INTEGER;
+PRAGMA user_version = 2;
+";
+
+/// A version 2 file as the version 2 voice-ua made it: a new file got version 1's tables,
+/// then the step to 2, in WAL mode. One finished call with its usage, a tool call and two
+/// transcript lines; one call in progress without usage. `extra` runs last, to spoil
+/// the file.
+fn v2_file(path: &Path, extra: &str) {
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    let conn = raw(path);
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).expect("wal");
+    conn.execute_batch(V1_SQL).expect("v1 schema");
+    conn.execute_batch(V2_SQL).expect("v2 step");
+    conn.execute_batch(
+        "INSERT INTO calls VALUES ('v2-1', 'c1@pbx', '1001', 'Front Gate', '9000', 1740837600000,
+             1740837600200, 1740837642000, 'PCMU', 'caller_hangup', 'the caller hung up', 'caller',
+             2100, 2098, 3, 1, 4, 2.5, 'openai', 'sess-1', NULL, NULL,
+             1200, 450, 800, 310, 95, 12345);
+         INSERT INTO tool_calls VALUES ('v2-1', 0, 1740837605000, 'find_resident', '{}');
+         INSERT INTO transcript VALUES ('v2-1', 0, 1740837601000, 'agent', 'Hello, gate.');
+         INSERT INTO transcript VALUES ('v2-1', 1, 1740837603000, 'user', 'Delivery for 4B.');
+         INSERT INTO calls VALUES ('v2-2', 'c2@pbx', '1002', NULL, '9000', 1740837660000,
+             1740837660200, NULL, 'PCMA', 'in_progress', '', '', 0, 0, 0, 0, 0, 0.0, 'echo', NULL,
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    )
+    .expect("v2 rows");
+    conn.execute_batch(extra).expect("extra");
+}
+
+fn has_table(conn: &rusqlite::Connection, name: &str) -> bool {
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .expect("schema");
+    n == 1
+}
+
+#[test]
+fn a_version_2_database_is_upgraded_in_place_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    v2_file(&path, "");
+
+    // This voice-ua's `calls` reads the old file before the service has upgraded it:
+    // its usage as it is, no turns.
+    let before = RecordStore::open_read_only(&path).expect("read-only on version 2").last(10).expect("read");
+    assert_eq!(before.len(), 2);
+    assert_eq!(before[1].id, "v2-1");
+    assert_eq!(before[1].usage, Some(usage()));
+    assert!(before.iter().all(|c| c.turns.is_empty() && c.turns_dropped == 0));
+    assert_eq!(user_version(&raw(&path)), 2, "a reader changes nothing");
+    assert!(!has_table(&raw(&path), "turns"));
+
+    let mut store = RecordStore::open(&path, keep_forever()).expect("open upgrades");
+    let raw = raw(&path);
+    assert_eq!(user_version(&raw), 3);
+    assert!(has_table(&raw, "turns"));
+    let cols = columns(&raw);
+    assert_eq!(cols.last().map(String::as_str), Some("turns_dropped"), "{cols:?}");
+    // The old rows are all there with their usage, no turns; the open did its usual work.
+    assert_eq!((count(&raw, "calls"), count(&raw, "tool_calls"), count(&raw, "transcript")), (2, 1, 2));
+    assert_eq!(count(&raw, "turns"), 0);
+    assert_eq!(store.interrupted_on_open(), 1);
+    let old = store.get("v2-1").expect("get").expect("kept");
+    assert_eq!(old.usage, Some(usage()));
+    assert_eq!(old.outcome, CallOutcome::CallerHangup);
+    assert_eq!(old.agent_session_id.as_deref(), Some("sess-1"));
+    assert_eq!(old.tool_calls[0].name, "find_resident");
+    assert_eq!(old.transcript[1].text, "Delivery for 4B.");
+    assert!(old.turns.is_empty());
+    assert_eq!(old.turns_dropped, 0);
+    assert_eq!(store.get("v2-2").expect("get").expect("kept").outcome, CallOutcome::Interrupted);
+
+    // A new call is written with its turns beside the old ones, and read back by both
+    // openers, its turns in order.
+    let new = finish(sample("new-1", SystemTime::now()));
+    assert_eq!(new.turns.len(), 3);
+    store.save(&new).expect("save");
+    drop(store);
+    let ro = RecordStore::open_read_only(&path).expect("read-only on version 3");
+    assert_eq!(ro.get("new-1").expect("get"), Some(new.clone()));
+    assert_eq!(ro.last(10).expect("read").len(), 3);
+    // Opening again finds nothing to do.
+    let store = RecordStore::open(&path, keep_forever()).expect("reopen");
+    assert_eq!(store.get("new-1").expect("get"), Some(new));
+    assert_eq!(columns(&raw).len(), cols.len());
+    assert_eq!(user_version(&raw), 3);
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_version_2_file_as_it_was() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    // Someone added the new column by hand: the step's last statement fails, after the
+    // `turns` table was made.
+    v2_file(&path, "ALTER TABLE calls ADD COLUMN turns_dropped TEXT;");
+    let cols = columns(&raw(&path));
+    let e = RecordStore::open(&path, keep_forever()).expect_err("duplicate column");
+    assert!(e.to_string().contains("upgrading the schema") && e.to_string().contains("turns_dropped"), "{e}");
+    // One transaction: the table made before the failure is gone too.
+    let raw = raw(&path);
+    assert!(!has_table(&raw, "turns"));
+    assert_eq!(columns(&raw), cols);
+    assert_eq!(user_version(&raw), 2);
+    assert_eq!(count(&raw, "calls"), 2);
+}
+
+#[test]
+fn turns_round_trip_with_their_own_numbers_nulls_and_the_count_of_those_not_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = db(&dir);
+    let mut store = RecordStore::open(&path, keep_forever()).expect("open");
+    // A long call: as many turns as are kept, numbered as the call counted them, and
+    // more that were only counted.
+    let mut long = finish(sample("long", SystemTime::now()));
+    let t0 = long.started;
+    long.turns = (0..voice_ua_records::MAX_TURNS as u32)
+        .map(|i| TurnFigures {
+            index: i,
+            at: t0 + Duration::from_millis(u64::from(i) * 4000),
+            latency_ms: 500 + u64::from(i),
+            endpointing_ms: (i % 2 == 0).then_some(300),
+            transcribe_ms: Some(u64::from(i)),
+            think_ms: None,
+            speak_ms: Some(40),
+            agent_total_ms: (i % 3 == 0).then_some(u64::from(i) * 2),
+        })
+        .collect();
+    long.turns_dropped = 7;
+    store.save(&long).expect("save");
+    // Saved again (the finished record after the started one), with fewer turns: the
+    // old rows go.
+    let mut short = finish(sample("short", SystemTime::now()));
+    store.save(&short).expect("save");
+    short.turns.truncate(1);
+    store.save(&short).expect("save again");
+
+    let ro = RecordStore::open_read_only(&path).expect("read-only");
+    for s in [&store, &ro] {
+        let seen = s.get("long").expect("get").expect("kept");
+        assert_eq!(seen.turns_dropped, 7);
+        assert_eq!(seen.turns.len(), voice_ua_records::MAX_TURNS);
+        assert_eq!(seen, long);
+        assert_eq!(s.get("short").expect("get").expect("kept").turns, short.turns);
+    }
+    let raw = raw(&path);
+    assert_eq!(count(&raw, "turns"), voice_ua_records::MAX_TURNS as i64 + 1);
+    let (think, endpointing): (Option<i64>, Option<i64>) = raw
+        .query_row(
+            "SELECT think_ms, endpointing_ms FROM turns WHERE call_id = 'long' AND turn_index = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("row");
+    assert_eq!((think, endpointing), (None, None), "a stage not reported is NULL, not 0");
+    assert_eq!(long.median_turn_latency_ms(), Some(749), "500 … 999: the lower of 749 and 750");
 }

@@ -332,7 +332,7 @@ impl Driver {
     fn observe(&self, o: Observation) {
         let m = &self.cfg.metrics;
         match o {
-            Observation::Turn { latency, .. } => m.turn_latency(latency.as_secs_f64()),
+            Observation::Turn { latency, figures } => m.turn(latency, &figures),
             Observation::BargeIn => m.barge_in(),
             Observation::Tool { name, result } => m.tool_call(&name, result),
             Observation::AgentError(e) => m.agent_error(&e),
