@@ -1,0 +1,9 @@
+//! The pipeline agent's wire formats, sans-IO: bytes or text in, values out. Nothing here
+//! reads a socket, a clock or a random source; every buffer is bounded (a broken or
+//! hostile server gets a typed error, not unbounded memory) and no input panics.
+//!
+//! - [`sse`]: server-sent events ([`SseDecoder`]), as the chat completions stream uses.
+
+pub mod sse;
+
+pub use sse::{SseDecoder, SseError, SseEvent};
