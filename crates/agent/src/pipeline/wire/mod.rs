@@ -3,7 +3,13 @@
 //! hostile server gets a typed error, not unbounded memory) and no input panics.
 //!
 //! - [`sse`]: server-sent events ([`SseDecoder`]), as the chat completions stream uses.
+//! - [`chat`]: chat completions: the request ([`ChatRequest`], [`Message`]) and the
+//!   streamed reply assembled into [`ChatStep`]s ([`ChatStream`]), tool-call deltas included.
 
+pub mod chat;
 pub mod sse;
 
+pub use chat::{
+    parse_completion, ChatError, ChatRequest, ChatStep, ChatStream, FinishReason, Message, ToolCallRequest,
+};
 pub use sse::{SseDecoder, SseError, SseEvent};
