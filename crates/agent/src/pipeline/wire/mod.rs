@@ -5,14 +5,17 @@
 //! - [`sse`]: server-sent events ([`SseDecoder`]), as the chat completions stream uses.
 //! - [`chat`]: chat completions: the request ([`ChatRequest`], [`Message`]) and the
 //!   streamed reply assembled into [`ChatStep`]s ([`ChatStream`]), tool-call deltas included.
+//! - [`sentences`]: the LLM's text cut into sentences for TTS ([`SentenceSplitter`]).
 //! - [`history`]: the conversation kept for the LLM, bounded ([`History`]).
 
 pub mod chat;
 pub mod history;
+pub mod sentences;
 pub mod sse;
 
 pub use chat::{
     parse_completion, ChatError, ChatRequest, ChatStep, ChatStream, FinishReason, Message, ToolCallRequest,
 };
 pub use history::History;
+pub use sentences::SentenceSplitter;
 pub use sse::{SseDecoder, SseError, SseEvent};
