@@ -9,6 +9,8 @@
 //! - [`websocket`] bridges a call to a WebSocket bot in the Twilio Media Streams or ASP
 //!   dialect ([`WebSocketProvider`]).
 //! - [`openai`] bridges a call to the OpenAI Realtime API ([`OpenAiProvider`]).
+//! - [`pipeline`] is the on-prem pipeline agent (STT, LLM with tools, TTS); [`pipeline::wire`]
+//!   holds its sans-IO wire formats.
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
 //! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade with a
 //!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap.
@@ -19,6 +21,7 @@ pub mod echo;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod pipeline;
 pub mod provider;
 mod renewal;
 pub mod tools;
