@@ -149,6 +149,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     AgentChoice::WebSocket(_) => anyhow::bail!(
                         "--agent checks a provider's API key; a WebSocket bot has none to check (place a test call instead)"
                     ),
+                    AgentChoice::Pipeline(_) => anyhow::bail!(
+                        "--agent checks a provider's API key; the pipeline's servers are checked by a test call (their URLs were checked above)"
+                    ),
                 };
                 match checked {
                     Ok(line) => println!("agent check:        {line}"),
@@ -378,6 +381,13 @@ async fn register(
             voice_ua_agent::install_crypto_provider();
             tracing::info!(url = %o.request_url(), voice = %o.voice, "calls are answered by the OpenAI Realtime API");
             Arc::new(OpenAiProvider::new(*o)?)
+        }
+        AgentChoice::Pipeline(p) => {
+            tracing::info!(
+                stt = %p.stt.url, llm = %p.llm.url, model = %p.llm.model, tts = %p.tts.url,
+                "calls are answered by the pipeline (STT, LLM, TTS)"
+            );
+            Arc::new(voice_ua_agent::pipeline::PipelineProvider::new(*p)?)
         }
     };
     let stop_calls = tokio_util::sync::CancellationToken::new();

@@ -8,6 +8,7 @@
 
 use super::error::{invalid, ConfigError};
 use super::openai::{self, OpenAiSection, Shared, OPENAI_HOST};
+use super::pipeline::{self, PipelineSection};
 use super::read::{read_bounded, read_text_bounded, MAX_SECRET_FILE};
 use super::websocket::{self, WebSocketSection};
 use serde::Deserialize;
@@ -15,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use voice_ua_agent::{
-    AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind, WebSocketConfig,
+    pipeline::PipelineConfig, AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind,
+    WebSocketConfig,
 };
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
@@ -44,6 +46,8 @@ pub struct AgentSection {
     pub openai: Option<OpenAiSection>,
     /// `[agent.websocket]`: a WebSocket bot.
     pub websocket: Option<WebSocketSection>,
+    /// `[agent.pipeline]`: the on-prem pipeline (STT, LLM, TTS endpoints).
+    pub pipeline: Option<PipelineSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,17 +71,19 @@ pub enum AgentChoice {
     Deepgram(Box<DeepgramConfig>),
     OpenAi(Box<OpenAiConfig>),
     WebSocket(Box<WebSocketConfig>),
+    Pipeline(Box<PipelineConfig>),
 }
 
 impl AgentChoice {
     /// The agent's name in logs and call records: `echo`, `deepgram`, `openai`,
-    /// `websocket-twilio`, `websocket-asp`.
+    /// `websocket-twilio`, `websocket-asp`, `pipeline`.
     pub fn name(&self) -> String {
         match self {
             AgentChoice::Echo => "echo".into(),
             AgentChoice::Deepgram(_) => "deepgram".into(),
             AgentChoice::OpenAi(_) => "openai".into(),
             AgentChoice::WebSocket(w) => format!("websocket-{}", w.dialect),
+            AgentChoice::Pipeline(_) => "pipeline".into(),
         }
     }
 }
@@ -139,6 +145,7 @@ pub fn choose_with_env(
     };
     let deepgram_key = key(env.deepgram);
     let default = match (&a.websocket, &deepgram_key) {
+        _ if a.pipeline.is_some() => "pipeline",
         (Some(_), _) => "websocket",
         (None, Some(_)) => "deepgram",
         (None, None) => "echo",
@@ -187,7 +194,16 @@ pub fn choose_with_env(
             })?;
             AgentChoice::WebSocket(Box::new(websocket::config(section, lookup)?))
         }
-        other => return Err(invalid("agent.provider", other, "use deepgram, openai, websocket or echo")),
+        "pipeline" => {
+            let section = a.pipeline.as_ref().ok_or(ConfigError::Missing {
+                what: "[agent.pipeline] table",
+                fix: "add [agent.pipeline.stt], [agent.pipeline.llm] and [agent.pipeline.tts] with url and model (or choose another agent.provider)",
+            })?;
+            AgentChoice::Pipeline(Box::new(pipeline::config(shared(a)?, section, lookup)?))
+        }
+        other => {
+            return Err(invalid("agent.provider", other, "use deepgram, openai, websocket, pipeline or echo"))
+        }
     };
     Ok((choice, fallback))
 }
@@ -208,6 +224,7 @@ pub fn describe(choice: &AgentChoice) -> String {
         ),
         AgentChoice::OpenAi(o) => openai::describe(o),
         AgentChoice::WebSocket(w) => websocket::describe(w),
+        AgentChoice::Pipeline(p) => pipeline::describe(p),
     }
 }
 

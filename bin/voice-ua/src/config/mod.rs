@@ -12,6 +12,7 @@ mod error;
 mod http;
 mod log;
 mod openai;
+mod pipeline;
 #[cfg(test)]
 mod props;
 mod read;
