@@ -282,7 +282,7 @@ pub enum FinishReason {
 impl FinishReason {
     fn parse(reason: &str) -> FinishReason {
         match reason {
-            "stop" | "eos" => FinishReason::Stop,
+            "stop" => FinishReason::Stop,
             "length" => FinishReason::Length,
             "tool_calls" | "function_call" => FinishReason::ToolCalls,
             "content_filter" => FinishReason::ContentFilter,

@@ -149,7 +149,7 @@ impl SentenceSplitter {
         }
         if self.start > 0 {
             self.buf.drain(..self.start);
-            self.scan -= self.start;
+            self.scan = self.scan.saturating_sub(self.start);
             self.start = 0;
         }
     }

@@ -118,7 +118,7 @@ impl SseDecoder {
         // already decoded, so a line dripping in byte by byte stays linear.
         if self.start > 0 && self.start >= self.buf.len() / 2 {
             self.buf.drain(..self.start);
-            self.scanned -= self.start;
+            self.scanned = self.scanned.saturating_sub(self.start);
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
