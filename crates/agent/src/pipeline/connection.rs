@@ -39,8 +39,8 @@ const MAX_LLM_ANSWER: usize = 1 << 20;
 #[derive(Debug)]
 enum StageMsg {
     Transcript { turn: u32, text: String },
-    Llm { turn: u32, step: ChatStep },
-    LlmEnded { turn: u32 },
+    Llm { turn: u32, round: u32, step: ChatStep },
+    LlmEnded { turn: u32, round: u32 },
     Audio { turn: u32, seq: u32, bytes: Bytes },
     SentenceDone { turn: u32, seq: u32 },
     Failed { turn: u32, stage: Stage, detail: String },
@@ -111,13 +111,16 @@ pub(super) async fn run(
                     });
                     stt_tasks.push(task.abort_handle());
                 }
-                Output::Think { turn, body } => {
+                Output::Think { turn, round, body } => {
                     if let Some(old) = llm.take() {
                         old.abort();
                     }
                     let (client, url, cfg, tx) =
                         (client.clone(), endpoints.llm.clone(), config.llm.clone(), tx.clone());
-                    let task = tokio::spawn(async move { think(&client, &url, &cfg, body, turn, &tx).await });
+                    let task =
+                        tokio::spawn(
+                            async move { think(&client, &url, &cfg, body, (turn, round), &tx).await },
+                        );
                     llm = Some(task.abort_handle());
                 }
                 Output::Speak { turn, seq, text } => {
@@ -166,8 +169,8 @@ pub(super) async fn run(
             },
             Some(msg) = rx.recv() => match msg {
                 StageMsg::Transcript { turn, text } => core.transcript(now(), turn, &text),
-                StageMsg::Llm { turn, step } => core.llm_step(now(), turn, step),
-                StageMsg::LlmEnded { turn } => core.llm_ended(now(), turn),
+                StageMsg::Llm { turn, round, step } => core.llm_step(now(), turn, round, step),
+                StageMsg::LlmEnded { turn, round } => core.llm_ended(now(), turn, round),
                 StageMsg::Audio { turn, seq, bytes } => core.tts_audio(now(), turn, seq, &bytes),
                 StageMsg::SentenceDone { turn, seq } => core.tts_done(turn, seq),
                 StageMsg::Failed { turn, stage, detail } => core.stage_failed(turn, stage, detail),
@@ -253,7 +256,7 @@ async fn think(
     url: &Uri,
     cfg: &LlmConfig,
     body: Vec<u8>,
-    turn: u32,
+    (turn, round): (u32, u32),
     tx: &mpsc::Sender<StageMsg>,
 ) {
     let failed = |detail: String| StageMsg::Failed { turn, stage: Stage::Llm, detail };
@@ -287,6 +290,8 @@ async fn think(
     let mut stream = ChatStream::new();
     let mut read = 0usize;
     let mut first = true;
+    // Some chunk was a chat completion (a stream cut short after one still counts).
+    let mut answered = false;
     loop {
         let limit = if first {
             cfg.first_token_timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1))
@@ -325,7 +330,8 @@ async fn think(
                 Ok(steps) => {
                     for step in steps {
                         first = false;
-                        if tx.send(StageMsg::Llm { turn, step }).await.is_err() {
+                        answered = true;
+                        if tx.send(StageMsg::Llm { turn, round, step }).await.is_err() {
                             return;
                         }
                     }
@@ -342,12 +348,19 @@ async fn think(
             break;
         }
     }
+    if !stream.is_done() && !answered {
+        let detail = format!(
+            "at {url} answered an event stream with no chat completion in it: is it an OpenAI-compatible chat completions endpoint?"
+        );
+        let _ = tx.send(failed(detail)).await;
+        return;
+    }
     for step in stream.finish() {
-        if tx.send(StageMsg::Llm { turn, step }).await.is_err() {
+        if tx.send(StageMsg::Llm { turn, round, step }).await.is_err() {
             return;
         }
     }
-    let _ = tx.send(StageMsg::LlmEnded { turn }).await;
+    let _ = tx.send(StageMsg::LlmEnded { turn, round }).await;
 }
 
 /// The TTS request body for one sentence.

@@ -57,6 +57,8 @@ pub enum Output {
     Think {
         /// The turn it belongs to.
         turn: u32,
+        /// Its round within the turn (tool calls make more than one).
+        round: u32,
         /// The request body.
         body: Vec<u8>,
     },
@@ -161,6 +163,8 @@ pub struct PipelineCore {
     sent: u64,
     /// Marks sent and not yet played: (id, end of the audio before it).
     marks: VecDeque<(u32, u64)>,
+    /// Agent audio has been sent since the last mark (a sentence still arriving).
+    unmarked_audio: bool,
     next_mark: u32,
     /// The speech in progress barged in.
     barged: bool,
@@ -206,6 +210,7 @@ impl PipelineCore {
             timing: Timing::default(),
             sent: 0,
             marks: VecDeque::new(),
+            unmarked_audio: false,
             next_mark: 0,
             barged: false,
             keys: String::new(),
@@ -250,9 +255,10 @@ impl PipelineCore {
         &self.history
     }
 
-    /// Agent audio may still be playing: some mark has not been reported played.
+    /// Agent audio may still be playing: a sentence's audio is still arriving, or some
+    /// mark has not been reported played.
     pub fn playing(&self) -> bool {
-        !self.marks.is_empty()
+        self.unmarked_audio || !self.marks.is_empty()
     }
 
     fn event(&mut self, event: AgentEvent) {
@@ -390,6 +396,7 @@ impl PipelineCore {
             reply.interrupted = true;
         }
         self.voice.reset();
+        self.unmarked_audio = false;
         self.splitter = SentenceSplitter::new();
     }
 
@@ -438,20 +445,21 @@ impl PipelineCore {
                 if self.timing.llm_sent.is_none() {
                     self.timing.llm_sent = Some(now);
                 }
-                let turn = reply.turn;
-                self.outputs.push_back(Output::Think { turn, body });
+                let (turn, round) = (reply.turn, reply.round);
+                self.outputs.push_back(Output::Think { turn, round, body });
             }
             Err(e) => self.fail(stage_error(Stage::Llm, format!("request could not be built: {e}"))),
         }
     }
 
-    /// A step of `turn`'s LLM stream.
-    pub fn llm_step(&mut self, now: Instant, turn: u32, step: ChatStep) {
+    /// A step of the LLM stream of `turn`'s `round`.
+    pub fn llm_step(&mut self, now: Instant, turn: u32, round: u32, step: ChatStep) {
         if self.ended || turn != self.turn {
             return;
         }
         let Some(reply) = self.reply.as_mut() else { return };
-        if reply.interrupted {
+        // A round that gave way to the next (its tool calls answered) says no more.
+        if reply.interrupted || reply.round != round {
             return;
         }
         match step {
@@ -482,9 +490,9 @@ impl PipelineCore {
         }
     }
 
-    /// `turn`'s LLM stream ended (connection closed after `[DONE]` or without it).
-    pub fn llm_ended(&mut self, now: Instant, turn: u32) {
-        if !self.ended && turn == self.turn {
+    /// The LLM stream of `turn`'s `round` ended (after `[DONE]` or without it).
+    pub fn llm_ended(&mut self, now: Instant, turn: u32, round: u32) {
+        if !self.ended && turn == self.turn && self.reply.as_ref().is_some_and(|r| r.round == round) {
             self.round_finished(now);
         }
     }
@@ -612,6 +620,7 @@ impl PipelineCore {
         let produced =
             self.voice.push(bytes, |frame| outputs.push_back(Output::Event(AgentEvent::Audio(frame))));
         self.sent += to_8k(produced, format);
+        self.unmarked_audio = true;
     }
 
     /// Sentence `seq`'s audio is complete: its mark follows it.
@@ -634,6 +643,7 @@ impl PipelineCore {
         let id = self.next_mark;
         self.next_mark = self.next_mark.wrapping_add(1);
         self.marks.push_back((id, self.sent));
+        self.unmarked_audio = false;
         self.event(AgentEvent::Mark(id));
         self.maybe_done();
     }
