@@ -4,7 +4,8 @@
 //!
 //! * `speech_server_reads_back_piper_speech`: piper's speech of a phrase, resampled to
 //!   8 kHz (and 16 kHz) as a caller or voice-ua would send it, comes back from
-//!   `/v1/audio/transcriptions` with its key words; `response_format=text` too.
+//!   `/v1/audio/transcriptions` with its key words (also with `response_format=text`
+//!   and a chunked request body, and from the command line); silence gives no text.
 //! * `speech_server_streams_pcm_sentence_by_sentence`: `/v1/audio/speech` answers a
 //!   3-sentence input with a chunked body, one chunk per sentence, the first arriving
 //!   before the last; the bytes are PCM16 at 22,050 Hz of a plausible length, which
@@ -89,7 +90,8 @@ fn speech_server_reads_back_piper_speech() {
         }
     }
 
-    // response_format=text: the text alone, then a newline.
+    // response_format=text: the text alone, then a newline; this request's body goes
+    // chunked (Transfer-Encoding), in two chunks.
     let wav = speech.synthesize(&run, "Please open the gate.", 8000);
     let data = std::fs::read(&wav).expect("read the synthesized WAV");
     let (ct, body) = multipart(&[
@@ -99,7 +101,18 @@ fn speech_server_reads_back_piper_speech() {
         ("prompt", Part::Text("A caller at a gate.")),
         ("response_format", Part::Text("text")),
     ]);
-    let resp = Conn::connect(speech.port()).request("POST", "/v1/audio/transcriptions", Some(&ct), &body);
+    let mut conn = Conn::connect(speech.port());
+    let (a, b) = body.split_at(body.len() / 2);
+    let head = format!(
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let chunked = [head.as_bytes(), format!("{:x}\r\n", a.len()).as_bytes(), a, b"\r\n"]
+        .into_iter()
+        .chain([format!("{:X};ext=1\r\n", b.len()).as_bytes(), b, b"\r\n0\r\n\r\n"])
+        .collect::<Vec<&[u8]>>()
+        .concat();
+    conn.send_raw(&chunked);
+    let resp = conn.read_response();
     assert_eq!(resp.status(), 200, "{}", String::from_utf8_lossy(&resp.body));
     assert!(resp.head.header("content-type").is_some_and(|v| v.starts_with("text/plain")), "{:?}", resp.head);
     let text = String::from_utf8(resp.body).expect("a text transcription is UTF-8");

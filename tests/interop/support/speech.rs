@@ -100,7 +100,7 @@ impl Speech {
         let stderr = child.stderr.take().expect("the server's stderr is piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
@@ -115,13 +115,15 @@ impl Speech {
             .recv_timeout(READY_TIMEOUT)
             .ok()
             .and_then(|l| l.strip_prefix("ready http://127.0.0.1:")?.trim().parse::<u16>().ok());
-        let mut speech =
-            Speech { python: python.to_path_buf(), child: Mutex::new(child), _stdin: stdin, port: 0, log };
-        match port {
-            Some(port) => speech.port = port,
-            None => panic!("the speech server did not print `ready` in time\n{}", speech.log_tail(30)),
-        }
-        speech
+        let Some(port) = port else {
+            // Its whole log: stop it, then read its stderr to the end.
+            let _ = child.kill();
+            let status = child.wait();
+            let _ = drain.join();
+            let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+            panic!("the speech server did not print `ready` (it exited, or {READY_TIMEOUT:?} passed: {status:?})\n{log}");
+        };
+        Speech { python: python.to_path_buf(), child: Mutex::new(child), _stdin: stdin, port, log }
     }
 
     pub fn port(&self) -> u16 {
