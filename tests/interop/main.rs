@@ -9,6 +9,8 @@
 //! Realtime server (greeting, tool call), the fake WebSocket bots (`websocket_*`: the
 //! Twilio dialect and ASP, greeting heard by baresip), and `pipecat_twilio`: voice-ua
 //! bridged to Pipecat, a real Twilio Media Streams peer (greeting, answer, close, clear).
+//! `speech_server` proves the ring's local speech engines (Whisper tiny.en and piper
+//! behind an OpenAI-compatible server, `support/speech.rs`) on their own.
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
@@ -32,4 +34,5 @@ mod pipecat_twilio;
 mod register_kamailio;
 mod register_sipp;
 mod selfcheck;
+mod speech_server;
 mod support;

@@ -10,6 +10,7 @@ pub mod process;
 pub mod rtp;
 pub mod sipp;
 pub mod siptrace;
+pub mod speech;
 pub mod voice_ua;
 
 use std::fs;
