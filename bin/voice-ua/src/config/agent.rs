@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn mistakes_are_one_line() {
         for (text, expect) in [
-            ("provider = \"gpt\"", "use deepgram, openai, websocket or echo"),
+            ("provider = \"gpt\"", "use deepgram, openai, websocket, pipeline or echo"),
             ("provider = \"websocket\"", "[agent.websocket]"),
             ("[websocket]\ndialect = \"asp\"", "agent.websocket.url"),
             ("url = \"https://x\"", "agent.url"),

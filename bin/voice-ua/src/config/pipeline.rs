@@ -366,3 +366,93 @@ pub fn describe(c: &PipelineConfig) -> String {
         c.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::agent::{choose_with_env, AgentChoice, AgentSection, EnvKeys};
+
+    const BASE: &str = r#"
+        provider = "pipeline"
+        prompt = "You answer the gate."
+        [pipeline.stt]
+        url = "http://127.0.0.1:8000/v1"
+        model = "whisper-1"
+        [pipeline.llm]
+        url = "http://192.168.1.20:11434/v1"
+        model = "llama3.2"
+        [pipeline.tts]
+        url = "http://127.0.0.1:8880/v1"
+        model = "kokoro"
+        voice = "af_heart"
+    "#;
+
+    fn choose(text: &str, env: &[(&str, &str)]) -> Result<AgentChoice, String> {
+        let a: AgentSection = toml::from_str(text).map_err(|e| e.to_string())?;
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        choose_with_env(&a, EnvKeys::default(), &lookup).map(|(c, _)| c).map_err(|e| e.to_string())
+    }
+
+    fn pipeline(text: &str, env: &[(&str, &str)]) -> voice_ua_agent::pipeline::PipelineConfig {
+        match choose(text, env).expect(text) {
+            AgentChoice::Pipeline(p) => *p,
+            other => panic!("pipeline expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_fill_in_and_the_table_alone_chooses_the_pipeline() {
+        let p = pipeline(BASE, &[]);
+        assert_eq!((p.stt.sample_rate, p.tts.sample_rate), (16000, 24000));
+        assert_eq!(p.llm.tool_choice, None, "not sent unless configured (Ollama, vLLM)");
+        assert_eq!(p.turn, voice_ua_media::EndpointSettings::default());
+        assert_eq!(p.instructions, "You answer the gate.");
+        let without = BASE.replace("provider = \"pipeline\"", "");
+        assert!(matches!(choose(&without, &[]), Ok(AgentChoice::Pipeline(_))));
+    }
+
+    #[test]
+    fn turn_knobs_keys_and_rates_are_read() {
+        let text = format!("{BASE}\n[pipeline.turn]\nend_silence_ms = 900\nnoise_gate_dbfs = -38.5\n")
+            .replace("[pipeline.stt]", "[pipeline]\nend_of_turn_key = \"#\"\n[pipeline.stt]")
+            .replace(
+                "model = \"llama3.2\"",
+                "model = \"llama3.2\"\nkey_env = \"ROUTER_KEY\"\ntool_choice = \"auto\"",
+            );
+        let p = pipeline(&text, &[("ROUTER_KEY", " sk-or-123 ")]);
+        assert_eq!((p.turn.end_silence_ms, p.turn.noise_gate_dbfs), (900, -38.5));
+        assert_eq!(p.end_of_turn_key, Some('#'));
+        assert_eq!(p.llm.api_key.as_deref(), Some("sk-or-123"));
+        assert!(!super::describe(&p).contains("sk-or-123"), "the key is never shown");
+    }
+
+    #[test]
+    fn mistakes_are_one_line_naming_the_key() {
+        let cases = [
+            (BASE.replace("model = \"whisper-1\"", ""), "agent.pipeline.stt.model"),
+            (BASE.replace("http://127.0.0.1:8880/v1", "ws://127.0.0.1:8880/v1"), "agent.pipeline.tts.url"),
+            (format!("{BASE}\nsample_rate = 11025\n"), "agent.pipeline.tts.sample_rate"),
+            (BASE.replace("model = \"llama3.2\"", "model = \"llama3.2\"\nkey_env = \"NOPE\""), "NOPE"),
+            (
+                BASE.replace("model = \"llama3.2\"", "model = \"l\"\ntool_choice = \"sometimes\""),
+                "tool_choice",
+            ),
+            (format!("{BASE}\n[pipeline.turn]\nend_silence_ms = 5\n"), "end_silence_ms"),
+            (
+                BASE.replace("[pipeline.stt]", "[pipeline]\nend_of_turn_key = \"##\"\n[pipeline.stt]"),
+                "end_of_turn_key",
+            ),
+            (BASE.replace("provider", "url = \"wss://x/y\"\nprovider"), "one URL per stage"),
+        ];
+        for (text, names) in cases {
+            let e = choose(&text, &[]).expect_err(&text);
+            assert!(e.contains(names) && !e.contains('\n'), "{names}: {e}");
+        }
+        // A key over plain http to a public address is refused.
+        let public = BASE
+            .replace("192.168.1.20", "8.8.8.8")
+            .replace("model = \"llama3.2\"", "model = \"llama3.2\"\nkey_env = \"K\"");
+        let e = choose(&public, &[("K", "secret")]).expect_err("public http");
+        assert!(e.contains("https://") && !e.contains("secret"), "{e}");
+    }
+}
