@@ -259,10 +259,21 @@ const SHUTDOWN_CALLS: Duration = Duration::from_millis(700);
 
 /// Targets that log what goes over the agent's connection: tungstenite logs the
 /// WebSocket handshake request, `Authorization: Token <key>` included, at trace, and the
-/// TLS and HTTP crates log handshake details. Capped at warn whatever RUST_LOG,
-/// `--log` or `log.filter` say, naming them included: a secret never reaches the log.
-const SECRET_BEARING_TARGETS: [&str; 7] =
-    ["tungstenite", "tokio_tungstenite", "rustls", "tokio_rustls", "webpki", "rustls_pki_types", "http"];
+/// TLS and HTTP crates log handshake details (hyper, behind the pipeline's and the tools'
+/// requests with their `Authorization` headers, is built without its tracing feature;
+/// capped all the same). Capped at warn whatever RUST_LOG, `--log` or `log.filter` say,
+/// naming them included: a secret never reaches the log.
+const SECRET_BEARING_TARGETS: [&str; 9] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "rustls",
+    "tokio_rustls",
+    "webpki",
+    "rustls_pki_types",
+    "http",
+    "hyper",
+    "hyper_util",
+];
 
 /// The cap on [`SECRET_BEARING_TARGETS`]: a filter that passes everything else.
 fn secret_cap() -> tracing_subscriber::filter::Targets {
