@@ -4,7 +4,9 @@
 //! through the output queue, then as a WebSocket payload split off one reused buffer),
 //! both WebSocket bot dialects both ways, and the OpenAI session's both ways (caller frames batched by value, then written as an
 //! append event into the reused buffer; agent deltas parsed borrowed, decoded into one
-//! buffer, queued as frames). (A separate test binary: allocation-counter replaces the
+//! buffer, queued as frames), and the pipeline's turn machine on the caller's frames
+//! (decoded into a reused buffer, through the endpointer; only a finished utterance
+//! allocates, for its WAV). (A separate test binary: allocation-counter replaces the
 //! global allocator wherever it is linked.)
 
 mod common;
@@ -270,4 +272,71 @@ fn the_openai_session_plays_agent_deltas_without_allocating() {
     });
     assert_eq!(bytes, 500 * 800, "every delta reached the call");
     assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
+}
+
+#[test]
+fn the_pipeline_takes_caller_frames_without_allocating() {
+    use std::sync::Arc;
+    use voice_ua_agent::pipeline::{LlmConfig, PipelineConfig, PipelineCore, SttConfig, TtsConfig};
+    let url = "http://127.0.0.1:9/v1".to_owned();
+    let config = PipelineConfig {
+        stt: SttConfig {
+            url: url.clone(),
+            model: "m".into(),
+            api_key: None,
+            language: None,
+            prompt: None,
+            sample_rate: 16000,
+            timeout: Duration::from_secs(1),
+        },
+        llm: LlmConfig {
+            url: url.clone(),
+            model: "m".into(),
+            api_key: None,
+            temperature: None,
+            max_tokens: None,
+            tool_choice: None,
+            first_token_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            prices: None,
+        },
+        tts: TtsConfig {
+            url,
+            model: "m".into(),
+            voice: "v".into(),
+            api_key: None,
+            sample_rate: 24000,
+            send_sample_rate: false,
+            speed: None,
+            instructions: None,
+            first_byte_timeout: Duration::from_secs(1),
+        },
+        turn: voice_ua_media::EndpointSettings::default(),
+        end_of_turn_key: None,
+        instructions: "x".into(),
+        greeting: None,
+        functions: Vec::new(),
+        max_history_messages: 24,
+        max_tool_rounds: 2,
+        extra_ca_file: None,
+    };
+    let format = AudioFormat::Ulaw8k;
+    // Noise, then speech that has not ended yet (an utterance in progress).
+    let input = Script::new(format).noise(50.0).quiet(100).voice(300, 6000.0).bytes();
+    let frames: Vec<AudioFrame> = input
+        .chunks(format.frame_bytes())
+        .map(|c| AudioFrame::new(c).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let mut core = PipelineCore::new(Arc::new(config), format).unwrap_or_else(|e| panic!("{e}"));
+    let t0 = Instant::now();
+    // Warm up: the output queue's first growth.
+    core.audio(t0, &frames[0]);
+    while core.poll_output().is_some() {}
+    let info = allocation_counter::measure(|| {
+        for (i, f) in frames.iter().enumerate().skip(1) {
+            core.audio(t0 + Duration::from_millis(20 * i as u64), f);
+            while core.poll_output().is_some() {}
+        }
+    });
+    assert_eq!(info.count_total, 0, "{} allocations over {} frames", info.count_total, frames.len());
 }

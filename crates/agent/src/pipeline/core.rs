@@ -151,6 +151,8 @@ pub struct PipelineCore {
     format: AudioFormat,
     endpointer: Endpointer,
     pcm: Vec<i16>,
+    /// The call's rate to the STT's, built once per call (none when they are equal).
+    stt_resampler: Option<voice_ua_media::Resampler>,
     history: History,
     splitter: SentenceSplitter,
     voice: Voice,
@@ -193,6 +195,18 @@ impl PipelineCore {
         let endpointer = Endpointer::new(config.turn, format.sample_rate())
             .map_err(|e| crate::ws::provider_error(PROVIDER, format!("turn settings: {e}")))?;
         let voice = Voice::new(config.tts.sample_rate, format)?;
+        let stt_resampler = if config.stt.sample_rate == format.sample_rate() {
+            None
+        } else {
+            Some(voice_ua_media::Resampler::new(format.sample_rate(), config.stt.sample_rate).map_err(
+                |e| {
+                    crate::ws::provider_error(
+                        PROVIDER,
+                        format!("cannot resample the caller's audio for the STT: {e}"),
+                    )
+                },
+            )?)
+        };
         let history = History::with_limits(
             &config.instructions,
             config.max_history_messages,
@@ -202,6 +216,7 @@ impl PipelineCore {
             format,
             endpointer,
             pcm: Vec::with_capacity(format.frame_samples()),
+            stt_resampler,
             history,
             splitter: SentenceSplitter::new(),
             voice,
@@ -318,29 +333,30 @@ impl PipelineCore {
                     tracing::debug!("an utterance under the agent's audio that did not barge in: dropped");
                     return;
                 }
-                let utterance = self.endpointer.utterance();
-                let wav = self.utterance_wav(utterance);
+                let wav = Self::utterance_wav(
+                    self.stt_resampler.as_mut(),
+                    self.format.sample_rate(),
+                    self.endpointer.utterance(),
+                );
                 self.new_turn(now, endpointing, wav);
             }
             _ => {}
         }
     }
 
-    /// The utterance as the STT wants it: WAV PCM16 at its rate.
-    fn utterance_wav(&self, utterance: &[i16]) -> Vec<u8> {
-        let rate = self.format.sample_rate();
-        if self.config.stt.sample_rate == rate {
-            return wav_pcm16(utterance, rate);
-        }
-        match voice_ua_media::Resampler::new(rate, self.config.stt.sample_rate) {
-            Ok(mut r) => {
-                let mut out = vec![0i16; r.output_len(utterance.len()) + 8];
-                let n = r.process(utterance, &mut out);
-                out.truncate(n);
-                wav_pcm16(&out, self.config.stt.sample_rate)
-            }
-            Err(_) => wav_pcm16(utterance, rate),
-        }
+    /// The utterance as the STT wants it: WAV PCM16 at its rate (one allocation per
+    /// utterance, for the request body).
+    fn utterance_wav(
+        resampler: Option<&mut voice_ua_media::Resampler>,
+        rate: u32,
+        utterance: &[i16],
+    ) -> Vec<u8> {
+        let Some(r) = resampler else { return wav_pcm16(utterance, rate) };
+        r.reset();
+        let mut out = vec![0i16; r.output_len(utterance.len()) + 8];
+        let n = r.process(utterance, &mut out);
+        out.truncate(n);
+        wav_pcm16(&out, r.output_rate())
     }
 
     /// A key the caller pressed: the end-of-turn key ends the turn; other keys join the
