@@ -277,49 +277,8 @@ fn the_openai_session_plays_agent_deltas_without_allocating() {
 #[test]
 fn the_pipeline_takes_caller_frames_without_allocating() {
     use std::sync::Arc;
-    use voice_ua_agent::pipeline::{LlmConfig, PipelineConfig, PipelineCore, SttConfig, TtsConfig};
-    let url = "http://127.0.0.1:9/v1".to_owned();
-    let config = PipelineConfig {
-        stt: SttConfig {
-            url: url.clone(),
-            model: "m".into(),
-            api_key: None,
-            language: None,
-            prompt: None,
-            sample_rate: 16000,
-            timeout: Duration::from_secs(1),
-        },
-        llm: LlmConfig {
-            url: url.clone(),
-            model: "m".into(),
-            api_key: None,
-            temperature: None,
-            max_tokens: None,
-            tool_choice: None,
-            first_token_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            prices: None,
-        },
-        tts: TtsConfig {
-            url,
-            model: "m".into(),
-            voice: "v".into(),
-            api_key: None,
-            sample_rate: 24000,
-            send_sample_rate: false,
-            speed: None,
-            instructions: None,
-            first_byte_timeout: Duration::from_secs(1),
-        },
-        turn: voice_ua_media::EndpointSettings::default(),
-        end_of_turn_key: None,
-        instructions: "x".into(),
-        greeting: None,
-        functions: Vec::new(),
-        max_history_messages: 24,
-        max_tool_rounds: 2,
-        extra_ca_file: None,
-    };
+    use voice_ua_agent::pipeline::PipelineCore;
+    let config = common::pipeline::config("http://127.0.0.1:9/v1");
     let format = AudioFormat::Ulaw8k;
     // Noise, then speech that has not ended yet (an utterance in progress).
     let input = Script::new(format).noise(50.0).quiet(100).voice(300, 6000.0).bytes();

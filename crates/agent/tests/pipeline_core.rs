@@ -10,67 +10,30 @@ use std::time::{Duration, Instant};
 use common::encode;
 use serde_json::json;
 use voice_ua_agent::pipeline::wire::{ChatStep, ToolCallRequest};
-use voice_ua_agent::pipeline::{
-    LlmConfig, LlmPrices, Output, PipelineConfig, PipelineCore, Stage, SttConfig, TtsConfig,
-};
+use voice_ua_agent::pipeline::{LlmPrices, Output, PipelineConfig, PipelineCore, Stage};
 use voice_ua_agent::{AgentEvent, AudioFormat, AudioFrame, Digit, FunctionSpec, SessionEnd, ToolKind};
-use voice_ua_media::EndpointSettings;
 
 const FORMAT: AudioFormat = AudioFormat::Ulaw8k;
 const FRAME: Duration = Duration::from_millis(20);
 
 fn config() -> PipelineConfig {
-    let url = "http://127.0.0.1:9/v1".to_owned();
-    PipelineConfig {
-        stt: SttConfig {
-            url: url.clone(),
-            model: "whisper-1".into(),
-            api_key: None,
-            language: None,
-            prompt: None,
-            sample_rate: 8000,
-            timeout: Duration::from_secs(3),
+    let mut c = common::pipeline::config("http://127.0.0.1:9/v1");
+    c.stt.sample_rate = 8000;
+    c.tts.sample_rate = 8000;
+    c.llm.prices = Some(LlmPrices { input: 1.0, cached_input: 0.5, output: 4.0 });
+    c.instructions = "Be brief.".into();
+    c.max_tool_rounds = 2;
+    c.functions = vec![FunctionSpec {
+        name: "open_gate".into(),
+        description: "Open the gate".into(),
+        parameters: json!({"type":"object","properties":{}}),
+        kind: ToolKind::Http {
+            url: "http://127.0.0.1:9/t".into(),
+            headers: vec![],
+            timeout: Duration::from_secs(1),
         },
-        llm: LlmConfig {
-            url: url.clone(),
-            model: "m".into(),
-            api_key: None,
-            temperature: None,
-            max_tokens: None,
-            tool_choice: None,
-            first_token_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(3),
-            prices: Some(LlmPrices { input: 1.0, cached_input: 0.5, output: 4.0 }),
-        },
-        tts: TtsConfig {
-            url,
-            model: "t".into(),
-            voice: "v".into(),
-            api_key: None,
-            sample_rate: 8000,
-            send_sample_rate: false,
-            speed: None,
-            instructions: None,
-            first_byte_timeout: Duration::from_secs(3),
-        },
-        turn: EndpointSettings::default(),
-        end_of_turn_key: Some('#'),
-        instructions: "Be brief.".into(),
-        greeting: None,
-        functions: vec![FunctionSpec {
-            name: "open_gate".into(),
-            description: "Open the gate".into(),
-            parameters: json!({"type":"object","properties":{}}),
-            kind: ToolKind::Http {
-                url: "http://127.0.0.1:9/t".into(),
-                headers: vec![],
-                timeout: Duration::from_secs(1),
-            },
-        }],
-        max_history_messages: 24,
-        max_tool_rounds: 2,
-        extra_ca_file: None,
-    }
+    }];
+    c
 }
 
 fn voice() -> AudioFrame {

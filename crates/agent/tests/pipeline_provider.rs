@@ -12,61 +12,19 @@ use common::encode;
 use common::http::http_once;
 use common::session::facts;
 use serde_json::json;
-use voice_ua_agent::pipeline::{LlmConfig, PipelineConfig, PipelineProvider, SttConfig, TtsConfig};
+use voice_ua_agent::pipeline::{PipelineConfig, PipelineProvider};
 use voice_ua_agent::{
     AgentEvent, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallInput, FunctionSpec, Role,
     SessionEnd, ToolKind,
 };
 use voice_ua_fake_pipeline::{ChatScript, Dialect, Failure, FakePipeline, Settings, Stage, ToolRule};
-use voice_ua_media::EndpointSettings;
 
 const FORMAT: AudioFormat = AudioFormat::Ulaw8k;
 /// Ticks of the simulated call; each stands for 20 ms of call time.
 const TICK: Duration = Duration::from_millis(8);
 
 fn config(fake: &FakePipeline) -> PipelineConfig {
-    let url = fake.base_url();
-    PipelineConfig {
-        stt: SttConfig {
-            url: url.clone(),
-            model: "whisper-1".into(),
-            api_key: None,
-            language: Some("en".into()),
-            prompt: None,
-            sample_rate: 16000,
-            timeout: Duration::from_secs(3),
-        },
-        llm: LlmConfig {
-            url: url.clone(),
-            model: "llama3.2".into(),
-            api_key: None,
-            temperature: None,
-            max_tokens: None,
-            tool_choice: None,
-            first_token_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(3),
-            prices: None,
-        },
-        tts: TtsConfig {
-            url,
-            model: "kokoro".into(),
-            voice: "af_heart".into(),
-            api_key: None,
-            sample_rate: 24000,
-            send_sample_rate: false,
-            speed: None,
-            instructions: None,
-            first_byte_timeout: Duration::from_secs(3),
-        },
-        turn: EndpointSettings::default(),
-        end_of_turn_key: Some('#'),
-        instructions: "You answer the gate.".into(),
-        greeting: None,
-        functions: Vec::new(),
-        max_history_messages: 24,
-        max_tool_rounds: 4,
-        extra_ca_file: None,
-    }
+    common::pipeline::config(&fake.base_url())
 }
 
 /// What the caller does at each tick: speak (a loud voice-like tone) or stay quiet.

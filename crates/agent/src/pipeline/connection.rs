@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use super::config::{LlmConfig, PipelineConfig, Stage, SttConfig, TtsConfig};
 use super::core::{Output, PipelineCore};
 use super::wire::{multipart_form, ChatStep, ChatStream, FilePart, SseDecoder};
-use crate::http::{Body, HttpClient, HttpError};
+use crate::http::{Body, HttpClient, HttpError, HttpResponse};
 use crate::provider::{AgentEvent, AgentIo, CallFacts, CallInput, SessionEnd};
 use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
 use crate::ws::now;
@@ -217,6 +217,17 @@ async fn within<T>(
     }
 }
 
+/// A 200 whose body is not what the stage asked for, as one line: its type and the start
+/// of its body.
+async fn wrong_type(response: HttpResponse, url: &Uri, wanted: &str, hint: &str) -> String {
+    let shown = response.header("content-type").unwrap_or("no content type").to_owned();
+    let text = response.text(16 * 1024).await.unwrap_or_default();
+    format!(
+        "at {url} answered {shown} instead of {wanted} ({}): {hint}",
+        crate::tools::http::error_excerpt(&text)
+    )
+}
+
 /// One utterance to text.
 async fn transcribe(client: &HttpClient, url: &Uri, cfg: &SttConfig, wav: Vec<u8>) -> Result<String, String> {
     let mut fields: Vec<(&str, &str)> = vec![("model", cfg.model.as_str()), ("response_format", "json")];
@@ -275,15 +286,14 @@ async fn think(
             return;
         }
     };
-    let sse = response.header("content-type").is_some_and(|t| t.starts_with("text/event-stream"));
-    if !sse {
-        let shown = response.header("content-type").unwrap_or("none").to_owned();
-        let text = response.text(16 * 1024).await.unwrap_or_default();
-        let detail = format!(
-            "at {url} answered {shown} instead of an event stream ({}): is it an OpenAI-compatible chat completions endpoint?",
-            crate::tools::http::error_excerpt(&text)
+    if !response.header("content-type").is_some_and(|t| t.starts_with("text/event-stream")) {
+        let detail = wrong_type(
+            response,
+            url,
+            "an event stream",
+            "is it an OpenAI-compatible chat completions endpoint?",
         );
-        let _ = tx.send(failed(detail)).await;
+        let _ = tx.send(failed(detail.await)).await;
         return;
     }
     let mut decoder = SseDecoder::new();
@@ -407,17 +417,12 @@ async fn speak(
             }
         };
         // Raw PCM has no type of its own; an error page or JSON in a 200 is not audio.
-        if let Some(kind) = response
+        if response
             .header("content-type")
-            .filter(|t| t.starts_with("application/json") || t.starts_with("text/"))
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/"))
         {
-            let kind = kind.to_owned();
-            let text = response.text(16 * 1024).await.unwrap_or_default();
-            let detail = format!(
-                "at {url} answered {kind} instead of PCM audio ({}): check response_format pcm is supported",
-                crate::tools::http::error_excerpt(&text)
-            );
-            let _ = tx.send(failed(detail)).await;
+            let detail = wrong_type(response, url, "PCM audio", "check response_format pcm is supported");
+            let _ = tx.send(failed(detail.await)).await;
             return;
         }
         let mut got_audio = false;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod pipeline;
 pub mod session;
 
 use std::f64::consts::TAU;
