@@ -5,8 +5,6 @@
 mod harness;
 
 use harness::*;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use voice_ua_agent::{AgentEvent, ReplyFigures};
 use voice_ua_call::{Observation, Signal};
@@ -42,35 +40,6 @@ fn turns(p: &Pair) -> Vec<(Duration, Duration, ReplyFigures)> {
             _ => None,
         })
         .collect()
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Run `f` and return what it logged, as the service's text log shows it.
-fn logged(f: impl FnOnce()) -> String {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let bytes = out.0.lock().expect("lock").clone();
-    String::from_utf8(bytes).expect("utf8")
 }
 
 /// The caller talks (a tone) from the ACK until 600 ms; the agent announces its reply's

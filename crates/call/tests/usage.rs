@@ -5,8 +5,6 @@
 mod harness;
 
 use harness::*;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use voice_ua_agent::{AgentEvent, Usage};
 use voice_ua_records::{AgentUsage, CallOutcome, CallRecord};
@@ -26,33 +24,9 @@ fn record(p: &mut Pair) -> CallRecord {
     r
 }
 
-/// A writer into a shared buffer, for the summary line.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The line `log_summary` writes, as the service's text log shows it.
 fn summary_line(p: &Pair) -> String {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
-    tracing::subscriber::with_default(subscriber, || p.core.log_summary(p.now));
-    let bytes = out.0.lock().expect("lock").clone();
-    String::from_utf8(bytes).expect("utf8")
+    logged(|| p.core.log_summary(p.now))
 }
 
 #[test]

@@ -88,9 +88,9 @@ fn linear(input: &[f64], from: u32, to: u32) -> Vec<f64> {
         .collect()
 }
 
-/// SNR (dB) of `out` against the best-fitting sine at `freq` (least squares on sin/cos),
-/// over the middle of the signal (skipping filter start-up and tail).
-fn snr_db(out: &[f64], rate: u32, freq: f64) -> f64 {
+/// The best-fitting sine at `freq` over the middle of `out` (skipping filter start-up and
+/// tail), by least squares on sin/cos: its sin and cos weights, and the range fitted.
+fn fit_tone(out: &[f64], rate: u32, freq: f64) -> (f64, f64, std::ops::Range<usize>) {
     let (start, end) = (out.len() / 4, out.len() * 3 / 4);
     let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
     let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -103,10 +103,15 @@ fn snr_db(out: &[f64], rate: u32, freq: f64) -> f64 {
         yc += y * c;
     }
     let det = ss * cc - sc * sc;
-    let a = (ys * cc - yc * sc) / det;
-    let b = (yc * ss - ys * sc) / det;
+    ((ys * cc - yc * sc) / det, (yc * ss - ys * sc) / det, start..end)
+}
+
+/// SNR (dB) of `out` against the best-fitting sine at `freq`.
+fn snr_db(out: &[f64], rate: u32, freq: f64) -> f64 {
+    let (a, b, range) = fit_tone(out, rate, freq);
+    let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
     let (mut signal, mut noise) = (0.0, 0.0);
-    for (i, &y) in out.iter().enumerate().take(end).skip(start) {
+    for (i, &y) in out.iter().enumerate().take(range.end).skip(range.start) {
         let (s, c) = (w * i as f64).sin_cos();
         let fit = a * s + b * c;
         signal += fit * fit;
@@ -115,23 +120,9 @@ fn snr_db(out: &[f64], rate: u32, freq: f64) -> f64 {
     10.0 * (signal / noise.max(1e-30)).log10()
 }
 
-/// Level (dB) of the tone at `freq` in `out` relative to the input tone, from the same
-/// least-squares fit over the middle of the signal.
+/// Level (dB) of the tone at `freq` in `out` relative to the input tone, from the same fit.
 fn tone_gain_db(out: &[f64], rate: u32, freq: f64) -> f64 {
-    let (start, end) = (out.len() / 4, out.len() * 3 / 4);
-    let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
-    let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (i, &y) in out.iter().enumerate().take(end).skip(start) {
-        let (s, c) = (w * i as f64).sin_cos();
-        ss += s * s;
-        sc += s * c;
-        cc += c * c;
-        ys += y * s;
-        yc += y * c;
-    }
-    let det = ss * cc - sc * sc;
-    let a = (ys * cc - yc * sc) / det;
-    let b = (yc * ss - ys * sc) / det;
+    let (a, b, _) = fit_tone(out, rate, freq);
     20.0 * ((a * a + b * b).sqrt() / AMPLITUDE).log10()
 }
 

@@ -525,3 +525,35 @@ impl Pair {
         self.pbx.heard.iter().filter(move |h| h.at >= from && h.at < to)
     }
 }
+
+/// A writer into a shared buffer, for what a test logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Run `f` and return what it logged, as the service's text log shows it (no time, no
+/// target).
+#[allow(dead_code)]
+pub fn logged(f: impl FnOnce()) -> String {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = out.0.lock().expect("lock").clone();
+    String::from_utf8(bytes).expect("utf8")
+}
