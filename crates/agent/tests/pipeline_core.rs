@@ -347,3 +347,36 @@ fn the_greeting_is_spoken_without_the_llm_and_announces_no_turn() {
     // The greeting is in the system message, so the first LLM request knows it.
     assert!(r.core.history().messages()[0].content().contains("Hello, main gate."));
 }
+
+#[test]
+fn a_second_barge_in_keeps_what_was_heard_too() {
+    let mut r = Rig::new(config());
+    let mut played = 0;
+    for (n, words) in [(1, "one two three four"), (2, "five six seven eight")] {
+        let turn = r.utterance(600);
+        r.transcript(turn, "go on");
+        r.step(turn, 1, ChatStep::Text(format!("Alpha {words}. Beta {words}.")));
+        r.step(turn, 1, ChatStep::Done);
+        r.speak(turn, 0, 1000);
+        r.speak(turn, 1, 1000);
+        r.take();
+        r.frames(20, voice());
+        assert!(r.take().iter().any(|o| *o == Output::Event(AgentEvent::FlushPlayback)));
+        // The call played the first sentence and a quarter of the second of this reply;
+        // everything flushed before was never played and is not in the call's count.
+        played += 8000 + 2000;
+        r.core.playback_flushed(played);
+        let heard = r
+            .core
+            .history()
+            .messages()
+            .iter()
+            .rev()
+            .find(|m| m.role() == "assistant")
+            .map(|m| m.content().to_owned());
+        assert_eq!(heard.as_deref(), Some(&*format!("Alpha {words}. Beta…")), "reply {n}");
+        // Quiet until the caller's speech is over (it ends as a turn of its own).
+        r.frames(40, AudioFrame::silence(FORMAT));
+        r.take();
+    }
+}

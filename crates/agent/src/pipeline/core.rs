@@ -678,6 +678,9 @@ impl PipelineCore {
     /// The call flushed agent audio after `played` samples (8 kHz units) had been heard.
     pub fn playback_flushed(&mut self, played: u64) {
         self.marks.clear();
+        // The flushed audio was never played: the call's count goes on from `played`,
+        // and so does ours, or every later reply would look unheard.
+        self.sent = played;
         let Some(reply) = self.reply.as_mut() else { return };
         if !reply.interrupted {
             return;
