@@ -320,7 +320,7 @@ def log_summary(path):
 def invite_times(binary, runs=30):
     run = tempfile.mkdtemp(prefix="voice-ua-bench-inv-")
     sip_port = free_port()
-    cfg = write_ua_config(run, 10, free_port(socket.SOCK_STREAM), "echo", ring_ms=0)
+    cfg = write_ua_config(run, 10, free_port(socket.SOCK_STREAM), None, ring_ms=0)  # None: the echo agent
     # The registrar is a silent loopback port: registration keeps retrying (at most one
     # REGISTER every 10 s); calls come from 127.0.0.1, the registrar's IP, so they pass.
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{free_port()}",
