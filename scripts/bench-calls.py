@@ -36,9 +36,9 @@ voice-ua, and for a bridged run its dev-only fake server (`fake-deepgram`, `fake
    - pipeline: `provider = "pipeline"` with its STT, LLM and TTS URLs all on one
      `fake-pipeline` (2 threads) over http:// loopback. No turn is scripted by time:
      voice-ua's own endpointer hears the pcap's speech, each utterance goes to STT (a
-     scripted transcript back), the chat answer streams ("You said: <transcript> Anything
-     else?", two sentences) and each sentence comes back as 24 kHz PCM (4x faster than
-     real time), resampled to the call's 8 kHz; a greeting opens every call. The turns
+     scripted transcript back), the chat answer streams (the same two sentences every
+     turn) and each sentence comes back as 24 kHz PCM (4x faster than real time),
+     resampled to the call's 8 kHz; a greeting opens every call. The turns
      that happened (voice-ua's /metrics, read just outside the window) are printed per
      call beside CPU and RSS, with the barge-ins and the fake's requests.
 
@@ -539,6 +539,14 @@ def sipp_counts(stat_file):
 
 # ----------------------------------------------------------------- fake agent
 
+# What the pipeline's callers "say" (the fake's STT answers these, in turn, whatever the audio),
+# and the reply to each: two sentences (two TTS requests, ~3 s of speech), the same every
+# turn whatever the history holds, so that every turn costs the same.
+PIPELINE_UTTERANCES = ["I'd like to book a table for two tonight.", "Can you tell me your opening hours?",
+                       "Is there parking near the restaurant?", "Thanks, that's all for now."]
+PIPELINE_GREETING = "Hello, thank you for calling. How can I help you?"
+PIPELINE_REPLY = "Sure, I can help you with that. Is there anything else?"
+
 # agent name -> (cargo package, binary, its arguments)
 FAKES = {
     "deepgram": ("voice-ua-fake-deepgram", "fake-deepgram", ["--key", FAKE_KEY]),
@@ -547,12 +555,8 @@ FAKES = {
     "asp": ("voice-ua-fake-bots", "fake-bot", ["--dialect", "asp"]),
     # Transcripts are added per run (pipeline_transcripts): the fake hands them out in order.
     "pipeline": ("voice-ua-fake-pipeline", "fake-pipeline",
-                 ["--threads", "2", "--tts-rate", "24000", "--reply", "You said: {user} Anything else?"]),
+                 ["--threads", "2", "--tts-rate", "24000", "--reply", PIPELINE_REPLY]),
 }
-# What the pipeline's callers "say" (the fake's STT answers these, in turn, whatever the audio).
-PIPELINE_UTTERANCES = ["I'd like to book a table for two tonight.", "Can you tell me your opening hours?",
-                       "Is there parking near the restaurant?", "Thanks, that's all for now."]
-PIPELINE_GREETING = "Hello, thank you for calling. How can I help you?"
 
 
 def pipeline_transcripts(a):
