@@ -622,8 +622,8 @@ class FakeAgent:
 def concurrent(binary, kam, agent_name, fake, n, a):
     run = tempfile.mkdtemp(prefix=f"voice-ua-bench-{agent_name}-{n}-")
     os.makedirs(os.path.join(run, "pcap"))
-    shutil.copy(os.path.join(PCAPS, "g711a.pcap"), os.path.join(run, "pcap"))
     if a.same_rtp:
+        shutil.copy(os.path.join(PCAPS, "g711a.pcap"), os.path.join(run, "pcap"))
         plays = ["pcap/g711a.pcap"] * a.plays
     else:
         plays = continued_pcaps(os.path.join(PCAPS, "g711a.pcap"), run, a.plays)
@@ -857,7 +857,8 @@ def main():
 
     print(f"machine: {machine()}")
     print(f"voice-ua: {binary}; log filter {a.log!r}; calls: PCMA, {a.plays} × g711a.pcap "
-          f"({a.plays * 8 + 1} s), ramp {a.rate} calls/s, window {a.window:.0f} s after all up + {a.settle:.0f} s\n")
+          f"({a.plays * 8 + 1} s; RTP {'restarted' if a.same_rtp else 'continued'} each play), "
+          f"ramp {a.rate} calls/s, window {a.window:.0f} s after all up + {a.settle:.0f} s\n")
     print("| binary | stripped size |\n|---|---|")
     for label, path, tool in (("x86_64", binary, "strip"),
                               ("aarch64", os.path.join(TARGET, "aarch64-unknown-linux-gnu/release/voice-ua"),
