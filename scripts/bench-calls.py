@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Call benchmark for voice-ua, on 127.0.0.1 only: the performance report's one entry point.
 
-    scripts/bench-calls.py [--agent echo|deepgram|openai|twilio|asp|both|all] [--plays K] [--window S] [--rate CPS]
-                           [--log FILTER] [--wait-idle S] [--keep] [--no-build] [--no-invite] [N ...]
+    scripts/bench-calls.py [--agent echo|deepgram|openai|twilio|asp|pipeline|both|all] [--plays K]
+                           [--window S] [--rate CPS] [--log FILTER] [--wait-idle S] [--same-rtp]
+                           [--keep] [--no-build] [--no-invite] [N ...]
 
-Defaults: echo and deepgram (`both`; `all` adds openai, twilio and asp), N = 1 50 200.
-Builds the release binaries first (honours CARGO_TARGET_DIR, else target/): voice-ua,
-and for a bridged run its dev-only fake server (`fake-deepgram`, `fake-openai`,
-`fake-bot` from the voice-ua-fake-* crates).
+Defaults: echo and deepgram (`both`; `all` adds openai, twilio, asp and pipeline),
+N = 1 50 200. Builds the release binaries first (honours CARGO_TARGET_DIR, else target/):
+voice-ua, and for a bridged run its dev-only fake server (`fake-deepgram`, `fake-openai`,
+`fake-bot`, `fake-pipeline` from the voice-ua-fake-* crates).
 
 1. Sizes: the stripped release binary (x86_64; and the aarch64 one when
    <target>/aarch64-unknown-linux-gnu/release/voice-ua exists, see deploy/build-aarch64.sh).
@@ -17,10 +18,14 @@ and for a bridged run its dev-only fake server (`fake-deepgram`, `fake-openai`,
    digest auth + record-routing proxy) on 127.0.0.1; voice-ua registers there as 9000;
    sipp places N concurrent calls to sip:9000@<kamailio>. Each call offers PCMA and plays
    Debian's g711a.pcap (sip-tester) K times, 8 s apart (the scenario is uac_pcap's, plus
-   the Route set, so ACK and BYE pass the proxy). Once voice-ua reports all N calls active
-   (/metrics) and a settle time has passed, voice-ua's CPU (utime + stime from
-   /proc/PID/stat) and RSS are sampled over a window; the fake agent, sipp and Kamailio
-   are sampled separately and never counted as voice-ua's. Per call = (all up - idle) / N.
+   the Route set, so ACK and BYE pass the proxy). Each play's RTP continues the last
+   one's sequence numbers and timestamps, as one phone's talkspurts would (sipp sends a
+   pcap's headers unchanged: `--same-rtp` replays the file as it is, which restarts them
+   every 8 s and has the jitter buffer drop part of every later play as late). Once
+   voice-ua reports all N calls active (/metrics) and a settle time has passed,
+   voice-ua's CPU (utime + stime from /proc/PID/stat) and RSS are sampled over a window;
+   the fake agent, sipp and Kamailio are sampled separately and never counted as
+   voice-ua's. Per call = (all up - idle) / N.
    - echo agent: voice-ua's built-in echo test answers.
    - deepgram: voice-ua bridges every call over ws:// loopback to `fake-deepgram`
      (greeting, then every 5 s a user turn and a 3 s spoken reply, for the whole call).
@@ -28,6 +33,14 @@ and for a bridged run its dev-only fake server (`fake-deepgram`, `fake-openai`,
      greeting, then every 5 s a caller turn and a 3 s reply, sent ahead of real time).
    - twilio, asp: `[agent.websocket]` to `fake-bot --dialect twilio|asp` (a 2 s greeting,
      then every 5 s of caller audio a 3 s reply).
+   - pipeline: `provider = "pipeline"` with its STT, LLM and TTS URLs all on one
+     `fake-pipeline` (2 threads) over http:// loopback. No turn is scripted by time:
+     voice-ua's own endpointer hears the pcap's speech, each utterance goes to STT (a
+     scripted transcript back), the chat answer streams (the same two sentences every
+     turn) and each sentence comes back as 24 kHz PCM (4x faster than real time),
+     resampled to the call's 8 kHz; a greeting opens every call. The turns
+     that happened (voice-ua's /metrics, read just outside the window) are printed per
+     call beside CPU and RSS, with the barge-ins and the fake's requests.
 
 Prints Markdown tables for docs/performance.md. Every child process runs in its own
 process group and is stopped on exit, on Ctrl-C and on SIGTERM. Needs kamailio, kamcmd
@@ -224,6 +237,16 @@ def write_ua_config(run, max_calls, http_port, agent, ring_ms=None):
         f.write("\n[agent]\n")
         if agent is None:
             f.write('provider = "echo"\n')
+        elif agent.name == "pipeline":
+            # As a deployment would write it (docs/pipeline.md): one URL per stage, here all
+            # on the one fake; the endpointer's [agent.pipeline.turn] left at its defaults.
+            f.write(f'provider = "pipeline"\ngreeting = "{PIPELINE_GREETING}"\n'
+                    f'prompt = "You answer the phone for a restaurant. Keep every answer short."\n\n'
+                    f'[agent.pipeline.stt]\nurl = "{agent.url}"\nmodel = "whisper-1"\nlanguage = "en"\n'
+                    f'sample_rate = 16000\n\n'
+                    f'[agent.pipeline.llm]\nurl = "{agent.url}"\nmodel = "llama3.2"\nmax_tokens = 300\n\n'
+                    f'[agent.pipeline.tts]\nurl = "{agent.url}"\nmodel = "kokoro"\nvoice = "af_heart"\n'
+                    f'sample_rate = 24000\n')
         elif agent.name in ("deepgram", "openai"):
             f.write(f'provider = "{agent.name}"\nurl = "{agent.url}"\ngreeting = "Hello"\n')
         else:
@@ -297,7 +320,7 @@ def log_summary(path):
 def invite_times(binary, runs=30):
     run = tempfile.mkdtemp(prefix="voice-ua-bench-inv-")
     sip_port = free_port()
-    cfg = write_ua_config(run, 10, free_port(socket.SOCK_STREAM), "echo", ring_ms=0)
+    cfg = write_ua_config(run, 10, free_port(socket.SOCK_STREAM), None, ring_ms=0)  # None: the echo agent
     # The registrar is a silent loopback port: registration keeps retrying (at most one
     # REGISTER every 10 s); calls come from 127.0.0.1, the registrar's IP, so they pass.
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{free_port()}",
@@ -388,13 +411,67 @@ class Kamailio:
 
 # ------------------------------------------------------------------------ sipp
 
+PLAY_S = 8  # one play of g711a.pcap every 8 s
+
+
+def continued_pcaps(src, dst_dir, plays):
+    """Copies of src, pcap/play-K.pcap for K = 0 .. plays - 1, whose RTP continues from play
+    to play as one phone's stream would: sequence numbers + K * packets, timestamps + K * 8 s
+    (the silence between talkspurts; each play starts with the marker bit, as the file's
+    first packet has it). sipp sends a pcap's RTP headers as they are: replaying the one
+    file restarts them every 8 s, and a jitter buffer drops much of plays 2.. as late or
+    restarts on them (see --same-rtp). UDP checksums are zeroed (none, for IPv4). Returns
+    the file names, relative to the run directory."""
+    with open(src, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    if magic == b"\xd4\xc3\xb2\xa1":
+        e = "<"
+    elif magic == b"\xa1\xb2\xc3\xd4":
+        e = ">"
+    else:
+        raise RuntimeError(f"{src}: not a classic pcap file")
+    if int.from_bytes(data[20:24], "little" if e == "<" else "big") != 1:
+        raise RuntimeError(f"{src}: not Ethernet frames")
+    records, off = [], 24
+    while off + 16 <= len(data):
+        incl = int.from_bytes(data[off + 8:off + 12], "little" if e == "<" else "big")
+        records.append((data[off:off + 16], bytearray(data[off + 16:off + 16 + incl])))
+        off += 16 + incl
+    rtp_at = []
+    for _, frame in records:
+        ip = 14
+        if frame[12:14] != b"\x08\x00" or frame[ip + 9] != 17:
+            raise RuntimeError(f"{src}: a packet that is not IPv4/UDP")
+        udp = ip + (frame[ip] & 0x0F) * 4
+        rtp_at.append(udp)
+    names = []
+    for k in range(plays):
+        out = bytearray(data[:24])
+        for (head, frame), udp in zip(records, rtp_at):
+            frame = bytearray(frame)
+            frame[udp + 6:udp + 8] = b"\0\0"
+            rtp = udp + 8
+            seq = (int.from_bytes(frame[rtp + 2:rtp + 4], "big") + k * len(records)) % 2**16
+            ts = (int.from_bytes(frame[rtp + 4:rtp + 8], "big") + k * PLAY_S * 8000) % 2**32
+            frame[rtp + 2:rtp + 4] = seq.to_bytes(2, "big")
+            frame[rtp + 4:rtp + 8] = ts.to_bytes(4, "big")
+            out += head + frame
+        name = f"pcap/play-{k}.pcap"
+        with open(os.path.join(dst_dir, name), "wb") as f:
+            f.write(out)
+        names.append(name)
+    return names
+
+
 def scenario(plays):
     """uac_pcap (sipp -sd uac_pcap) with the Route set learned from the 200 (rrs) and
     [next_url] for ACK/BYE, so they pass a record-routing proxy; g711a.pcap (A-law,
-    ~7 s of speech) played `plays` times, 8 s apart; no DTMF."""
+    ~7 s of speech) played `len(plays)` times, 8 s apart (`plays`: the pcap file of each,
+    see continued_pcaps); no DTMF."""
     media = "".join(
-        '  <nop><action><exec play_pcap_audio="pcap/g711a.pcap"/></action></nop>\n'
-        '  <pause milliseconds="8000"/>\n' for _ in range(plays))
+        f'  <nop><action><exec play_pcap_audio="{name}"/></action></nop>\n'
+        f'  <pause milliseconds="{PLAY_S * 1000}"/>\n' for name in plays)
     head = """      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
       Call-ID: [call_id]
       Contact: <sip:sipp@[local_ip]:[local_port]>
@@ -462,28 +539,53 @@ def sipp_counts(stat_file):
 
 # ----------------------------------------------------------------- fake agent
 
+# What the pipeline's callers "say" (the fake's STT answers these, in turn, whatever the audio),
+# and the reply to each: two sentences (two TTS requests, ~3 s of speech), the same every
+# turn whatever the history holds, so that every turn costs the same.
+PIPELINE_UTTERANCES = ["I'd like to book a table for two tonight.", "Can you tell me your opening hours?",
+                       "Is there parking near the restaurant?", "Thanks, that's all for now."]
+PIPELINE_GREETING = "Hello, thank you for calling. How can I help you?"
+PIPELINE_REPLY = "Sure, I can help you with that. Is there anything else?"
+
 # agent name -> (cargo package, binary, its arguments)
 FAKES = {
     "deepgram": ("voice-ua-fake-deepgram", "fake-deepgram", ["--key", FAKE_KEY]),
     "openai": ("voice-ua-fake-openai", "fake-openai", ["--key", FAKE_KEY]),
     "twilio": ("voice-ua-fake-bots", "fake-bot", ["--dialect", "twilio"]),
     "asp": ("voice-ua-fake-bots", "fake-bot", ["--dialect", "asp"]),
+    # Transcripts are added per run (pipeline_transcripts): the fake hands them out in order.
+    "pipeline": ("voice-ua-fake-pipeline", "fake-pipeline",
+                 ["--threads", "2", "--tts-rate", "24000", "--reply", PIPELINE_REPLY]),
 }
+
+
+def pipeline_transcripts(a):
+    """--transcript flags for every utterance the endpointer can find in all rounds: at most
+    one per 0.9 s of audio (min_speech_ms 200 + end_silence_ms 700), so 9 per 8 s play.
+    When they run out the fake's STT would answer "" (no turn): they must not."""
+    count = sum(a.ns) * a.plays * 9 + 20
+    args = []
+    for i in range(count):
+        args += ["--transcript", PIPELINE_UTTERANCES[i % len(PIPELINE_UTTERANCES)]]
+    return args, count
 
 
 class FakeAgent:
     """One of the fake agent servers, on 127.0.0.1; its first stdout line is its URL."""
 
-    def __init__(self, name, run):
+    def __init__(self, name, run, extra=()):
         _, binary, args = FAKES[name]
         self.name = name
         self.bin = binary
         self.log = os.path.join(run, f"{binary}-{name}.log")
-        self.proc = spawn([os.path.join(TARGET, "release", binary)] + args, self.log, stdout=subprocess.PIPE)
+        self.proc = spawn([os.path.join(TARGET, "release", binary)] + args + list(extra), self.log,
+                          stdout=subprocess.PIPE)
         line = self.proc.stdout.readline().decode().strip()
-        if not line.startswith("ws://127.0.0.1:"):
-            raise RuntimeError(f"{binary} printed {line!r}, not its ws:// URL; see {self.log}")
+        scheme = "http" if name == "pipeline" else "ws"
+        if not line.startswith(f"{scheme}://127.0.0.1:"):
+            raise RuntimeError(f"{binary} printed {line!r}, not its {scheme}:// URL; see {self.log}")
         self.url = line
+        self.transcripts = 0  # scripted transcripts it was given (pipeline)
 
     def sessions(self):
         """Per-session lines logged so far: (count, errors by code)."""
@@ -494,7 +596,25 @@ class FakeAgent:
                     n += 1
                     for code in re.findall(r'"([A-Z_]+)"', line.split("errors=", 1)[1] if "errors=" in line else ""):
                         errors[code] = errors.get(code, 0) + 1
+                elif line.startswith("request "):  # fake-pipeline: one line per request ended
+                    n += 1
         return n, errors
+
+    def requests(self):
+        """fake-pipeline's request lines so far, counted: transcription, chat, speech, empty
+        transcripts, refused, not 200, cut by the client (barge-in)."""
+        c = dict.fromkeys(("transcription", "chat", "speech", "empty", "refused", "not_200", "cut"), 0)
+        with open(self.log, errors="replace") as f:
+            for line in f:
+                m = re.match(r"request \d+: (transcription|chat|speech)\b", line)
+                if not m:
+                    continue
+                c[m.group(1)] += 1
+                c["empty"] += m.group(1) == "transcription" and line.rstrip().endswith('-> ""')
+                c["refused"] += "REFUSED" in line
+                c["not_200"] += " status 200," not in line
+                c["cut"] += "cut by the client" in line
+        return c
 
 
 # ---------------------------------------------------------------- one round
@@ -502,9 +622,13 @@ class FakeAgent:
 def concurrent(binary, kam, agent_name, fake, n, a):
     run = tempfile.mkdtemp(prefix=f"voice-ua-bench-{agent_name}-{n}-")
     os.makedirs(os.path.join(run, "pcap"))
-    shutil.copy(os.path.join(PCAPS, "g711a.pcap"), os.path.join(run, "pcap"))
+    if a.same_rtp:
+        shutil.copy(os.path.join(PCAPS, "g711a.pcap"), os.path.join(run, "pcap"))
+        plays = ["pcap/g711a.pcap"] * a.plays
+    else:
+        plays = continued_pcaps(os.path.join(PCAPS, "g711a.pcap"), run, a.plays)
     with open(os.path.join(run, "uac_pcap_proxy.xml"), "w") as f:
-        f.write(scenario(a.plays))
+        f.write(scenario(plays))
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
     cfg = write_ua_config(run, min(1000, n + 10), http_port, fake)
     ua_log = os.path.join(run, "voice-ua.log")
@@ -528,6 +652,7 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         c1, _ = proc_cpu_rss(ua.pid)
         idle_cpu = (c1 - c0) / 3.0
         fake_before = fake.sessions()[0] if fake else 0
+        req_before = fake.requests() if fake and fake.name == "pipeline" else None
 
         stat_file = os.path.join(run, "sipp-stats.csv")
         hold = a.plays * 8 + 1
@@ -547,6 +672,7 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         r["active_at_window"] = int(active)
         time.sleep(a.settle)
         pg_sipp, pg_kam = sipp.pid, kam.proc.pid
+        m0 = metrics(http_port)  # turns so far (read outside the CPU window)
         s0 = (proc_cpu_rss(ua.pid)[0], proc_cpu_rss(fake.proc.pid)[0] if fake else 0.0, group_cpu(pg_sipp),
               group_cpu(pg_kam), machine_busy())
         t0 = time.time()
@@ -559,7 +685,9 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         s1 = (proc_cpu_rss(ua.pid)[0], proc_cpu_rss(fake.proc.pid)[0] if fake else 0.0, group_cpu(pg_sipp),
               group_cpu(pg_kam), machine_busy())
         window = time.time() - t0
+        m1 = metrics(http_port)
         r["load1"] = os.getloadavg()[0]
+        r["window_s"] = window
         r["window_ended_s"] = time.time() - t_start
         r["call_s"] = hold
         try:
@@ -587,6 +715,17 @@ def concurrent(binary, kam, agent_name, fake, n, a):
             rtp_late=int(metric_sum(m, "voice_ua_rtp_packets_late_total")),
             concealed=int(metric_sum(m, "voice_ua_rtp_frames_concealed_total")),
         )
+        turns = lambda mm: metric_sum(mm, "voice_ua_agent_turn_latency_seconds_count")
+        lat = lambda mm: metric_sum(mm, "voice_ua_agent_turn_latency_seconds_sum")
+        r.update(
+            turns_window=turns(m1) - turns(m0), turns_total=turns(m),
+            barge_window=metric_sum(m1, "voice_ua_barge_ins_total") - metric_sum(m0, "voice_ua_barge_ins_total"),
+            barge_total=metric_sum(m, "voice_ua_barge_ins_total"),
+            latency_mean_s=lat(m) / turns(m) if turns(m) else None,
+            stage_mean_s={k.split('"')[1]: metric_sum(m, "voice_ua_agent_turn_stage_seconds_sum{" + k.split("{", 1)[1])
+                          / v for k, v in m.items()
+                          if k.startswith("voice_ua_agent_turn_stage_seconds_count{") and v and '"' in k},
+        )
         stop(ua)
         r["warn"], r["error"], r["top_log"] = log_summary(ua_log)
         if fake:
@@ -594,6 +733,10 @@ def concurrent(binary, kam, agent_name, fake, n, a):
             total, errors = fake.sessions()
             r["fake_sessions"] = total - fake_before
             r["fake_errors"] = errors
+            if req_before is not None:
+                after = fake.requests()
+                r["fake_requests"] = {k: after[k] - req_before[k] for k in after}
+                r["transcripts_left"] = fake.transcripts - after["transcription"] + after["empty"]
         return r
     finally:
         if sipp is not None:
@@ -615,14 +758,18 @@ def print_round_table(agent, rows):
     title = {"echo": "echo agent", "deepgram": "bridged to the fake Deepgram (ws:// loopback)",
              "openai": "bridged to the fake OpenAI Realtime server (ws:// loopback)",
              "twilio": "bridged to the fake Twilio Media Streams bot (ws:// loopback)",
-             "asp": "bridged to the fake ASP agent (ws:// loopback)"}[agent]
+             "asp": "bridged to the fake ASP agent (ws:// loopback)",
+             "pipeline": "bridged pipeline: STT, LLM and TTS on one fake-pipeline (http:// loopback)"}[agent]
+    turns_col = agent == "pipeline"
     print(f"\n**{title}**\n")
     print("| concurrent calls | voice-ua CPU (% of one core) | CPU per call | RSS idle → all up | RSS per call "
-          "| calls completed / failed |")
-    print("|---|---|---|---|---|---|")
+          + ("| turns per call: in window / whole call " if turns_col else "")
+          + "| calls completed / failed |")
+    print("|---|---|---|---|---|---|" + ("---|" if turns_col else ""))
     for r in rows:
+        turns = (f"{r['turns_window'] / r['n']:.2f} / {r['turns_total'] / r['n']:.2f} | " if turns_col else "")
         print(f"| {r['n']} | {r['busy_pct']:.1f} % | {r['cpu_per_call_pct']:.3f} % | "
-              f"{r['rss_idle'] / 1024:.1f} → {r['rss_peak'] / 1024:.1f} MiB | {r['rss_per_call']:.0f} KiB | "
+              f"{r['rss_idle'] / 1024:.1f} → {r['rss_peak'] / 1024:.1f} MiB | {r['rss_per_call']:.0f} KiB | {turns}"
               f"{r['ok']} / {r['failed']} (sipp exit {r['sipp_rc']}) |")
     print("\nSame window, the rest of the machine (not counted as voice-ua's):\n")
     fake_col = agent != "echo"
@@ -641,7 +788,17 @@ def print_round_table(agent, rows):
             extra.append("outcomes " + ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())))
         if r.get("agent_errors"):
             extra.append(f"agent errors {r['agent_errors']}")
-        if fake_col:
+        if turns_col:
+            lat = f"{r['latency_mean_s'] * 1000:.0f} ms" if r.get("latency_mean_s") is not None else "—"
+            stages = ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(r.get("stage_mean_s", {}).items()))
+            q = r.get("fake_requests", {})
+            extra.append(f"turns {r['turns_window']:.0f} in the {r['window_s']:.1f} s window, {r['turns_total']:.0f} "
+                         f"in all; barge-ins {r['barge_window']:.0f} in the window, {r['barge_total']:.0f} in all; "
+                         f"turn latency mean {lat} (stages, ms: {stages or '—'})")
+            extra.append(f"fake requests: STT {q.get('transcription')} ({q.get('empty')} empty), chat {q.get('chat')}, "
+                         f"TTS {q.get('speech')} ({q.get('cut')} cut by voice-ua), refused {q.get('refused')}, "
+                         f"not 200 {q.get('not_200')}; scripted transcripts left {r.get('transcripts_left')}")
+        elif fake_col:
             extra.append(f"fake sessions {r.get('fake_sessions')} (errors {r.get('fake_errors') or 'none'})")
         for (level, msg), count in r.get("top_log", []):
             extra.append(f"{count}× {level} \"{msg}\"")
@@ -657,7 +814,7 @@ def build(a):
 
 
 def agents_of(a):
-    return {"both": ["echo", "deepgram"], "all": ["echo", "deepgram", "openai", "twilio", "asp"]}.get(
+    return {"both": ["echo", "deepgram"], "all": ["echo", "deepgram", "openai", "twilio", "asp", "pipeline"]}.get(
         a.agent, [a.agent])
 
 
@@ -665,13 +822,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ns", nargs="*", type=int, default=[1, 50, 200], metavar="N", help="concurrent calls")
-    p.add_argument("--agent", choices=["echo", "deepgram", "openai", "twilio", "asp", "both", "all"],
+    p.add_argument("--agent", choices=["echo", "deepgram", "openai", "twilio", "asp", "pipeline", "both", "all"],
                    default="both")
     p.add_argument("--plays", type=int, default=4, help="g711a.pcap plays per call, 8 s each (default 4)")
     p.add_argument("--window", type=float, default=10, help="sampling window with all calls up, s (default 10)")
     p.add_argument("--settle", type=float, default=2, help="wait after all calls are up, s (default 2)")
     p.add_argument("--rate", type=int, default=25, help="calls per second while ramping up (default 25)")
     p.add_argument("--log", default="info", help="voice-ua's log filter (default info, as shipped)")
+    p.add_argument("--same-rtp", action="store_true",
+                   help="replay g711a.pcap's RTP unchanged each play (sequence numbers and timestamps "
+                        "restart every 8 s, as before; the default continues them)")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
     p.add_argument("--no-invite", action="store_true", help="skip the INVITE -> 200 OK latency")
     p.add_argument("--keep", action="store_true", help="keep each round's run directory (logs)")
@@ -697,7 +857,8 @@ def main():
 
     print(f"machine: {machine()}")
     print(f"voice-ua: {binary}; log filter {a.log!r}; calls: PCMA, {a.plays} × g711a.pcap "
-          f"({a.plays * 8 + 1} s), ramp {a.rate} calls/s, window {a.window:.0f} s after all up + {a.settle:.0f} s\n")
+          f"({a.plays * 8 + 1} s; RTP {'restarted' if a.same_rtp else 'continued'} each play), "
+          f"ramp {a.rate} calls/s, window {a.window:.0f} s after all up + {a.settle:.0f} s\n")
     print("| binary | stripped size |\n|---|---|")
     for label, path, tool in (("x86_64", binary, "strip"),
                               ("aarch64", os.path.join(TARGET, "aarch64-unknown-linux-gnu/release/voice-ua"),
@@ -720,7 +881,11 @@ def main():
     idle = []
     try:
         for agent in agents_of(a):
-            if agent in FAKES:
+            if agent == "pipeline":
+                extra, given = pipeline_transcripts(a)
+                fake = FakeAgent(agent, run, extra)
+                fake.transcripts = given
+            elif agent in FAKES:
                 fake = FakeAgent(agent, run)
             rows = []
             for n in a.ns:
