@@ -420,11 +420,20 @@ fn pipeline_caller_talking_over_a_long_answer_stops_it() {
     const TEST: &str = "pipeline_barge_in";
     let Some(speech) = Speech::shared(TEST) else { return };
     let run = RunDir::new(&format!("{TEST}-pipeline"));
-    let first = caller_speech(speech, &run, "Hello, when is the office open?");
-    // Long enough (about 3.5 s) that no second answer starts before the hangup.
-    let second =
-        caller_speech(speech, &run, "Sorry, I only need to know where the delivery entrance is, please.");
-    let (whole, whole_rate) = speech::read_wav(&speech.synthesize(&run, LONG_REPLY, 8000));
+    // The caller's two utterances and the whole answer, synthesized side by side (piper
+    // loads in each; about 2 s for the answer). The second utterance is long enough
+    // (about 3.5 s) that no second answer starts before the hangup.
+    let (first, second, (whole, whole_rate)) = std::thread::scope(|s| {
+        let first = s.spawn(|| caller_speech(speech, &run, "Hello, when is the office open?"));
+        let second = s.spawn(|| {
+            caller_speech(speech, &run, "Sorry, I only need to know where the delivery entrance is, please.")
+        });
+        let whole = speech::read_wav(&speech.synthesize(&run, LONG_REPLY, 8000));
+        let join = |h: std::thread::ScopedJoinHandle<Vec<i16>>| {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        };
+        (join(first), join(second), whole)
+    });
     let whole: Vec<f64> = whole.into_iter().map(f64::from).collect();
     // The answer starts a few seconds after the caller's first words end (endpointing,
     // Whisper, piper's first byte) and lasts about 20 s; the caller speaks again 7 s
