@@ -555,7 +555,7 @@ fn pipeline_turn_latency_figures() {
     microphone.resize(((n as f64 * EVERY_S + 15.0) * 8000.0) as usize, 0);
     let Some(mut rig) = Rig::call_with_mic(TEST, agent, "", false, &microphone) else { return };
     let pid = rig.ua.pid();
-    let (cpu_before, call_start) = (cpu_s(pid), Instant::now());
+    let (cpu_before, rss_before_kb, call_start) = (cpu_s(pid), status_kb(pid, "VmRSS"), Instant::now());
     let all =
         wait_until(Duration::from_secs_f64(n as f64 * EVERY_S + 60.0), Duration::from_millis(200), || {
             (turn_lines(&rig.ua).len() >= n).then_some(())
@@ -611,10 +611,12 @@ fn pipeline_turn_latency_figures() {
         }
     }
     println!(
-        "voice-ua over the call: {cpu:.2} s CPU in {call_s:.0} s ({:.1}% of one core), RSS {} MB now, peak {} MB",
+        "voice-ua over the call: {cpu:.2} s CPU in {call_s:.0} s ({:.1}% of one core); RSS {:.1} MB as the call \
+         began, {:.1} MB at its end, peak {:.1} MB",
         100.0 * cpu / call_s,
-        rss_kb / 1024,
-        hwm_kb / 1024
+        rss_before_kb as f64 / 1024.0,
+        rss_kb as f64 / 1024.0,
+        hwm_kb as f64 / 1024.0
     );
     assert_eq!(turns.len(), n, "every utterance is a turn in the record: {}", record["turns"]);
     for stage in ["endpointing_ms", "transcribe_ms", "think_ms", "speak_ms"] {
