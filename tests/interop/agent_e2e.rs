@@ -34,7 +34,7 @@ use voice_ua_fake_deepgram::{FakeConfig, FakeDeepgram, Record, Step};
 use crate::calls_baresip::{baresip_config, envelope, find_dump, ncc, read_wav, shuffled, WINDOW_S};
 use crate::support::calls::{self, PortBlock};
 use crate::support::kamailio::{self, Kamailio};
-use crate::support::ports::{free_port, is_listening};
+use crate::support::ports::{free_port, free_port_pair, is_listening};
 use crate::support::process::Proc;
 use crate::support::voice_ua::{self, VoiceUa};
 use crate::support::{logs, require_tools, wait_until, RunDir, EXT};
@@ -182,7 +182,8 @@ impl Baresip {
         let mut source = mic.to_vec();
         source.resize(source.len().max(8000 * 30), 0);
         write_wav(&silence, &source, 8000);
-        let sip_port = free_port();
+        // baresip's SIP over TLS takes sip_port + 1.
+        let sip_port = free_port_pair();
         let cons_port = free_port();
         let config = baresip_config(sip_port, (block.peer(4), block.peer(15)), &silence, cons_port, &dumps);
         std::fs::write(cfg_dir.join("config"), config).expect("write baresip config");

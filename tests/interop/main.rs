@@ -9,6 +9,10 @@
 //! Realtime server (greeting, tool call), the fake WebSocket bots (`websocket_*`: the
 //! Twilio dialect and ASP, greeting heard by baresip), and `pipecat_twilio`: voice-ua
 //! bridged to Pipecat, a real Twilio Media Streams peer (greeting, answer, close, clear).
+//! `agent_pipeline`: voice-ua's own pipeline with the real speech engines (Whisper hears
+//! baresip's piper speech, the scripted LLM `fake-pipeline` calls a tool and answers,
+//! piper speaks it, Whisper reads back what baresip heard; barge-in; an ignored latency
+//! measurement); build `fake-pipeline` too (`cargo build -p voice-ua-fake-pipeline`).
 //! `speech_server` proves the ring's local speech engines (Whisper tiny.en and piper
 //! behind an OpenAI-compatible server, `support/speech.rs`) on their own.
 //! `selfcheck` proves the peers' configs and the
@@ -27,6 +31,7 @@
 
 mod agent_e2e;
 mod agent_openai;
+mod agent_pipeline;
 mod bots_e2e;
 mod calls_baresip;
 mod calls_sipp;

@@ -26,6 +26,24 @@ pub fn free_port() -> u16 {
     panic!("no free UDP+TCP port on 127.0.0.1 after 500 tries");
 }
 
+/// A port on 127.0.0.1 free for UDP and TCP whose next port is free for both too; both
+/// are handed out. baresip listens for SIP over TLS on its SIP port + 1, and fails to
+/// start when that port is taken (e.g. by another process's outgoing connection).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..500 {
+        let port = free_port();
+        let Some(next) = port.checked_add(1) else { continue };
+        if UdpSocket::bind(("127.0.0.1", next)).is_err() || TcpListener::bind(("127.0.0.1", next)).is_err() {
+            continue;
+        }
+        let mut used = handed_out().lock().unwrap_or_else(|e| e.into_inner());
+        if used.insert(next) {
+            return port;
+        }
+    }
+    panic!("no two free UDP+TCP ports in a row on 127.0.0.1 after 500 tries");
+}
+
 /// Whether something listens on 127.0.0.1:`port` (TCP LISTEN, or a bound
 /// UDP socket), read from /proc/net without touching the socket.
 pub fn is_listening(port: u16, tcp: bool) -> bool {

@@ -131,7 +131,6 @@ impl Speech {
     }
 
     /// The OpenAI-style base URL: `http://127.0.0.1:PORT/v1`.
-    #[allow(dead_code)] // for the pipeline tests' voice-ua config
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
