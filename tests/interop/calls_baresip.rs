@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::calls::{self, PortBlock};
-use crate::support::ports::{free_port, is_listening};
+use crate::support::ports::{free_port, free_port_pair, is_listening};
 use crate::support::process::Proc;
 use crate::support::voice_ua;
 use crate::support::{logs, require_tools, wait_until, RunDir};
@@ -226,7 +226,8 @@ fn baresip_caller_hears_its_speech_echoed() {
 
     let cfg_dir = run.subdir("baresip");
     let dumps = run.subdir("dumps");
-    let sip_port = free_port();
+    // baresip also listens for SIP over TLS on the next port: both must be free.
+    let sip_port = free_port_pair();
     let cons_port = free_port();
     let config = baresip_config(sip_port, (block.peer(4), block.peer(8)), &speech, cons_port, &dumps);
     std::fs::write(cfg_dir.join("config"), config).expect("write baresip config");

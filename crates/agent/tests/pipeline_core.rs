@@ -153,6 +153,8 @@ fn a_turns_stages_are_timed_exactly_and_announced_before_its_audio() {
     assert_eq!(f.transcribe, Some(Duration::from_millis(120)));
     assert_eq!(f.think, Some(Duration::from_millis(250)));
     assert_eq!(f.speak, Some(Duration::from_millis(90)));
+    // The pipeline's own total: the four stages end to end (no gaps between them here).
+    assert_eq!(f.total, Some(Duration::from_millis(700 + 120 + 250 + 90)));
     assert!(matches!(ev[1], AgentEvent::Audio(_)));
     // 400 ms of audio is 20 frames, then the sentence's mark.
     assert_eq!(ev.iter().filter(|e| matches!(e, AgentEvent::Audio(_))).count(), 20);

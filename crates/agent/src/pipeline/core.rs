@@ -121,7 +121,12 @@ struct Reply {
 /// Instants of the turn in progress, for [`ReplyFigures`].
 #[derive(Debug, Default, Clone, Copy)]
 struct Timing {
+    /// When the end of the turn was decided.
+    turn_end: Option<Instant>,
     endpointing: Option<Duration>,
+    /// From the caller's last speech to the reply's first audio byte, as the pipeline
+    /// sees it (the call's own figure adds the playout and the pacer).
+    total: Option<Duration>,
     stt_sent: Option<Instant>,
     transcribe: Option<Duration>,
     llm_sent: Option<Instant>,
@@ -133,7 +138,7 @@ struct Timing {
 impl Timing {
     fn figures(&self) -> ReplyFigures {
         ReplyFigures {
-            total: None,
+            total: self.total,
             endpointing: self.endpointing,
             transcribe: self.transcribe,
             think: self.think,
@@ -386,7 +391,12 @@ impl PipelineCore {
     fn new_turn(&mut self, now: Instant, endpointing: Duration, wav: Vec<u8>) {
         self.turn += 1;
         self.cancel_unheard_reply();
-        self.timing = Timing { endpointing: Some(endpointing), stt_sent: Some(now), ..Timing::default() };
+        self.timing = Timing {
+            turn_end: Some(now),
+            endpointing: Some(endpointing),
+            stt_sent: Some(now),
+            ..Timing::default()
+        };
         self.outputs.push_back(Output::Transcribe { turn: self.turn, wav });
     }
 
@@ -622,6 +632,10 @@ impl PipelineCore {
                 self.endpointer.reset();
             }
             self.timing.speak = self.timing.tts_sent.map(|t| now.saturating_duration_since(t));
+            self.timing.total = self
+                .timing
+                .turn_end
+                .map(|t| now.saturating_duration_since(t) + self.timing.endpointing.unwrap_or_default());
             if turn > 0 {
                 let figures = self.timing.figures();
                 tracing::info!(?figures, "pipeline reply starts");
