@@ -24,31 +24,12 @@ use serde_json::Value;
 use crate::agent_e2e::{goertzel_amp, Agent, FakeAgent, Rig, TONE_WIN_S};
 use crate::support::calls;
 use crate::support::process::Proc;
-use crate::support::{logs, wait_until, RunDir, EXT, REQUIRE_ENV};
+use crate::support::{logs, wait_until, RunDir, EXT};
 
 /// The venv's python, made once per test process (a first install takes ~35 s).
 fn pipecat_python(test: &str) -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/support/pipecat-venv.sh");
-        let out =
-            Command::new("bash").arg(script).output().map_err(|e| format!("cannot run {script}: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.lines().last().map(PathBuf::from) {
-            Some(p) if out.status.success() && p.is_file() => Ok(p),
-            _ => Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
-        }
-    });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(why) if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") => {
-            panic!("{test}: no Pipecat venv: {why}; {REQUIRE_ENV}=1 so this is a failure")
-        }
-        Err(why) => {
-            eprintln!("\n*** SKIP *** {test}: no Pipecat venv: {why}\n");
-            None
-        }
-    }
+    crate::support::venv_python(test, "pipecat-venv.sh", "Pipecat", &PYTHON)
 }
 
 /// Pipecat's bot in its own process (and run directory), and voice-ua's `[agent]`

@@ -131,6 +131,39 @@ impl Drop for RunDir {
     }
 }
 
+/// A Python venv's interpreter, made by `support/<script>` (which prints its path last),
+/// once per test process through `cell`; `None` after a SKIP line naming `what` when it
+/// cannot be made, a panic instead under `VOICE_UA_REQUIRE_INTEROP=1`.
+pub fn venv_python(
+    test: &str,
+    script: &str,
+    what: &str,
+    cell: &'static std::sync::OnceLock<Result<PathBuf, String>>,
+) -> Option<PathBuf> {
+    let found = cell.get_or_init(|| {
+        let script = format!("{}/interop/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().last().map(PathBuf::from) {
+            Some(p) if out.status.success() && p.is_file() => Ok(p),
+            _ => Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        }
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(why) if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") => {
+            panic!("{test}: no {what} venv: {why}; {REQUIRE_ENV}=1 so this is a failure")
+        }
+        Err(why) => {
+            eprintln!("\n*** SKIP *** {test}: no {what} venv: {why}\n");
+            None
+        }
+    }
+}
+
 /// Calls `probe` every `every` until it returns `Some` or `timeout` passes.
 pub fn wait_until<T>(timeout: Duration, every: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::{RunDir, REQUIRE_ENV};
+use super::RunDir;
 use http::{multipart, Conn, Part};
 
 /// piper's voice speaks PCM16 mono at this rate; the server's `/v1/audio/speech`
@@ -42,26 +42,7 @@ fn script(name: &str) -> String {
 /// instead under `VOICE_UA_REQUIRE_INTEROP=1`.
 pub fn python(test: &str) -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        let script = script("speech-venv.sh");
-        let out =
-            Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {script}: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match stdout.lines().last().map(PathBuf::from) {
-            Some(p) if out.status.success() && p.is_file() => Ok(p),
-            _ => Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
-        }
-    });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(why) if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") => {
-            panic!("{test}: no speech venv: {why}; {REQUIRE_ENV}=1 so this is a failure")
-        }
-        Err(why) => {
-            eprintln!("\n*** SKIP *** {test}: no speech venv (Whisper, piper): {why}\n");
-            None
-        }
-    }
+    super::venv_python(test, "speech-venv.sh", "speech (Whisper, piper)", &PYTHON)
 }
 
 /// A running speech server (and the venv's python, for the command-line tools).
