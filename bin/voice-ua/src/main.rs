@@ -149,9 +149,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     AgentChoice::WebSocket(_) => anyhow::bail!(
                         "--agent checks a provider's API key; a WebSocket bot has none to check (place a test call instead)"
                     ),
-                    AgentChoice::Pipeline(_) => anyhow::bail!(
-                        "--agent checks a provider's API key; the pipeline's servers are checked by a test call (their URLs were checked above)"
-                    ),
+                    AgentChoice::Pipeline(p) => rt.block_on(voice_ua_agent::pipeline::check(p)).map(|stages| {
+                        let each: Vec<String> = stages
+                            .iter()
+                            .map(|s| format!("{} {} in {} ms", s.stage, s.answer, s.took.as_millis()))
+                            .collect();
+                        format!("OK (each server answered: {})", each.join("; "))
+                    }),
                 };
                 match checked {
                     Ok(line) => println!("agent check:        {line}"),

@@ -363,7 +363,7 @@ fn a_second_barge_in_keeps_what_was_heard_too() {
         r.speak(turn, 1, 1000);
         r.take();
         r.frames(20, voice());
-        assert!(r.take().iter().any(|o| *o == Output::Event(AgentEvent::FlushPlayback)));
+        assert!(r.take().contains(&Output::Event(AgentEvent::FlushPlayback)));
         // The call played the first sentence and a quarter of the second of this reply;
         // everything flushed before was never played and is not in the call's count.
         played += 8000 + 2000;

@@ -446,3 +446,18 @@ async fn the_end_of_turn_key_ends_the_turn_without_waiting_for_silence() {
     assert!(endpointing < Duration::from_millis(700), "{endpointing:?}");
     call.session.end_call();
 }
+
+#[tokio::test]
+async fn the_check_asks_each_server_once_and_names_the_one_that_fails() {
+    let fake = FakePipeline::start(Settings::new()).await.expect("fake");
+    let cfg = config(&fake);
+    let report = voice_ua_agent::pipeline::check(&cfg).await.expect("all three answer");
+    let stages: Vec<&str> = report.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, ["stt", "llm", "tts"]);
+    assert!(report[2].answer.contains("ms of audio"), "{report:?}");
+    assert_eq!((fake.transcriptions().len(), fake.chats().len(), fake.speeches().len()), (1, 1, 1));
+    assert!(fake.records().refused().is_empty(), "{:?}", fake.records().refused());
+    fake.fail_always(Stage::Tts, Some(Failure::Status(404)));
+    let e = voice_ua_agent::pipeline::check(&cfg).await.expect_err("the TTS fails").to_string();
+    assert!(e.contains("TTS server") && e.contains("HTTP 404"), "{e}");
+}

@@ -37,7 +37,7 @@ const MAX_LLM_ANSWER: usize = 1 << 20;
 
 /// What a stage task reports.
 #[derive(Debug)]
-enum StageMsg {
+pub(super) enum StageMsg {
     Transcript { turn: u32, text: String },
     Llm { turn: u32, round: u32, step: ChatStep },
     LlmEnded { turn: u32, round: u32 },
@@ -229,7 +229,12 @@ async fn wrong_type(response: HttpResponse, url: &Uri, wanted: &str, hint: &str)
 }
 
 /// One utterance to text.
-async fn transcribe(client: &HttpClient, url: &Uri, cfg: &SttConfig, wav: Vec<u8>) -> Result<String, String> {
+pub(super) async fn transcribe(
+    client: &HttpClient,
+    url: &Uri,
+    cfg: &SttConfig,
+    wav: Vec<u8>,
+) -> Result<String, String> {
     let mut fields: Vec<(&str, &str)> = vec![("model", cfg.model.as_str()), ("response_format", "json")];
     if let Some(language) = cfg.language.as_deref() {
         fields.push(("language", language));
@@ -262,7 +267,7 @@ async fn transcribe(client: &HttpClient, url: &Uri, cfg: &SttConfig, wav: Vec<u8
 }
 
 /// One LLM round, streamed: each step to the shell as it is assembled.
-async fn think(
+pub(super) async fn think(
     client: &HttpClient,
     url: &Uri,
     cfg: &LlmConfig,
@@ -394,7 +399,7 @@ fn speech_request(cfg: &TtsConfig, text: &str) -> String {
 }
 
 /// The reply's TTS worker: each sentence in order, its audio streamed back.
-async fn speak(
+pub(super) async fn speak(
     client: &HttpClient,
     url: &Uri,
     cfg: &TtsConfig,

@@ -11,10 +11,12 @@
 //! - `voice`: the TTS's PCM to the call's frames (one resampler per call).
 //! - `config`: [`PipelineConfig`] and its checks.
 //! - `connection`: the async shell, the per-call task making the HTTP requests.
+//! - `check`: each server asked once, for `voice-ua check --agent`.
 //! - this module: [`PipelineProvider`], the [`AgentProvider`].
 
 pub mod wire;
 
+mod check;
 mod config;
 mod connection;
 mod core;
@@ -22,6 +24,7 @@ mod voice;
 
 use std::sync::Arc;
 
+pub use self::check::{check, StageCheck};
 use self::config::PROVIDER;
 pub use self::config::{
     endpoint_url, LlmConfig, LlmPrices, PipelineConfig, Stage, SttConfig, TtsConfig,
