@@ -19,6 +19,9 @@ else
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -vx 'voice-ua-fuzz')
 fi
 triple="$(rustc -vV | sed -n 's/^host: //p')"
+# The fuzz crate's own target dir, whatever CARGO_TARGET_DIR the caller exported for the
+# workspace (the binaries are run from here below).
+export CARGO_TARGET_DIR="$PWD/target"
 out="${FUZZ_OUT:-$PWD/target/fuzz-run}"
 
 # --target keeps the flags off build scripts and proc macros (as cargo-fuzz does).
