@@ -25,7 +25,9 @@ voice-ua, and for a bridged run its dev-only fake server (`fake-deepgram`, `fake
    voice-ua reports all N calls active (/metrics) and a settle time has passed,
    voice-ua's CPU (utime + stime from /proc/PID/stat) and RSS are sampled over a window;
    the fake agent, sipp and Kamailio are sampled separately and never counted as
-   voice-ua's. Per call = (all up - idle) / N.
+   voice-ua's. Per call = (all up - idle) / N. Wakeups per call per second: the context
+   switches of all of voice-ua's threads (/proc/PID/task/*/status, voluntary +
+   involuntary) over the window, less the idle process's rate, over N.
    - echo agent: voice-ua's built-in echo test answers.
    - deepgram: voice-ua bridges every call over ws:// loopback to `fake-deepgram`
      (greeting, then every 5 s a user turn and a 3 s spoken reply, for the whole call).
@@ -146,6 +148,26 @@ def proc_cpu_rss(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     return cpu, rss
+
+
+def proc_wakeups(pid):
+    """Context switches (voluntary + involuntary) of every thread of one process so far:
+    each is the thread going to sleep or being put off the CPU, so their rate is the
+    process's wakeup rate."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return total
 
 
 def group_cpu(pgid):
@@ -646,11 +668,13 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         time.sleep(2)
         rss_idle = 0
         c0, _ = proc_cpu_rss(ua.pid)
+        w0 = proc_wakeups(ua.pid)
         for _ in range(6):
             rss_idle = max(rss_idle, proc_cpu_rss(ua.pid)[1])
             time.sleep(0.5)
         c1, _ = proc_cpu_rss(ua.pid)
         idle_cpu = (c1 - c0) / 3.0
+        idle_wakeups = (proc_wakeups(ua.pid) - w0) / 3.0
         fake_before = fake.sessions()[0] if fake else 0
         req_before = fake.requests() if fake and fake.name == "pipeline" else None
 
@@ -675,6 +699,7 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         m0 = metrics(http_port)  # turns so far (read outside the CPU window)
         s0 = (proc_cpu_rss(ua.pid)[0], proc_cpu_rss(fake.proc.pid)[0] if fake else 0.0, group_cpu(pg_sipp),
               group_cpu(pg_kam), machine_busy())
+        wk0 = proc_wakeups(ua.pid)
         t0 = time.time()
         rss_peak, fake_rss = 0, 0
         while time.time() - t0 < a.window:
@@ -684,6 +709,7 @@ def concurrent(binary, kam, agent_name, fake, n, a):
             time.sleep(0.25)
         s1 = (proc_cpu_rss(ua.pid)[0], proc_cpu_rss(fake.proc.pid)[0] if fake else 0.0, group_cpu(pg_sipp),
               group_cpu(pg_kam), machine_busy())
+        wk1 = proc_wakeups(ua.pid)
         window = time.time() - t0
         m1 = metrics(http_port)
         r["load1"] = os.getloadavg()[0]
@@ -701,6 +727,7 @@ def concurrent(binary, kam, agent_name, fake, n, a):
         busy = (s1[0] - s0[0]) / window
         r.update(
             busy_pct=busy * 100, idle_pct=idle_cpu * 100, cpu_per_call_pct=(busy - idle_cpu) * 100 / n,
+            wakeups_per_call_s=((wk1 - wk0) / window - idle_wakeups) / n, idle_wakeups_s=idle_wakeups,
             rss_idle=rss_idle, rss_peak=rss_peak, rss_per_call=(rss_peak - rss_idle) / n,
             fake_pct=(s1[1] - s0[1]) / window * 100, fake_rss=fake_rss,
             sipp_pct=(s1[2] - s0[2]) / window * 100, kam_pct=(s1[3] - s0[3]) / window * 100,
@@ -763,13 +790,15 @@ def print_round_table(agent, rows):
     turns_col = agent == "pipeline"
     print(f"\n**{title}**\n")
     print("| concurrent calls | voice-ua CPU (% of one core) | CPU per call | RSS idle → all up | RSS per call "
+          + "| wakeups per call per s (idle process) "
           + ("| turns per call: in window / whole call " if turns_col else "")
           + "| calls completed / failed |")
-    print("|---|---|---|---|---|---|" + ("---|" if turns_col else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if turns_col else ""))
     for r in rows:
         turns = (f"{r['turns_window'] / r['n']:.2f} / {r['turns_total'] / r['n']:.2f} | " if turns_col else "")
         print(f"| {r['n']} | {r['busy_pct']:.1f} % | {r['cpu_per_call_pct']:.3f} % | "
-              f"{r['rss_idle'] / 1024:.1f} → {r['rss_peak'] / 1024:.1f} MiB | {r['rss_per_call']:.0f} KiB | {turns}"
+              f"{r['rss_idle'] / 1024:.1f} → {r['rss_peak'] / 1024:.1f} MiB | {r['rss_per_call']:.0f} KiB | "
+              f"{r['wakeups_per_call_s']:.0f} ({r['idle_wakeups_s']:.0f}/s) | {turns}"
               f"{r['ok']} / {r['failed']} (sipp exit {r['sipp_rc']}) |")
     print("\nSame window, the rest of the machine (not counted as voice-ua's):\n")
     fake_col = agent != "echo"
