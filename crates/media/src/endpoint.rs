@@ -112,28 +112,15 @@ impl Default for EndpointSettings {
     }
 }
 
-fn check_ms(
+/// `value` of `setting` within `lo..=hi` (a NaN never is), or the error naming both.
+fn check<T: PartialOrd + ToString>(
     setting: &'static str,
-    value: u32,
-    lo: u32,
-    hi: u32,
+    value: T,
+    lo: T,
+    hi: T,
     expected: &'static str,
 ) -> Result<(), MediaError> {
-    if (lo..=hi).contains(&value) {
-        Ok(())
-    } else {
-        Err(MediaError::BadEndpointSetting { setting, value: value.to_string(), expected })
-    }
-}
-
-fn check_db(
-    setting: &'static str,
-    value: f32,
-    lo: f32,
-    hi: f32,
-    expected: &'static str,
-) -> Result<(), MediaError> {
-    if (lo..=hi).contains(&value) {
+    if lo <= value && value <= hi {
         Ok(())
     } else {
         Err(MediaError::BadEndpointSetting { setting, value: value.to_string(), expected })
@@ -143,21 +130,21 @@ fn check_db(
 impl EndpointSettings {
     /// Every setting within its range (see each field), or the first one that is not.
     pub fn validate(&self) -> Result<(), MediaError> {
-        check_ms("min_speech_ms", self.min_speech_ms, 0, 5000, "use 0 to 5000 ms")?;
-        check_ms("end_silence_ms", self.end_silence_ms, 100, 10_000, "use 100 to 10000 ms")?;
-        check_ms("max_utterance_ms", self.max_utterance_ms, 1000, 120_000, "use 1000 to 120000 ms")?;
-        check_ms("prefix_padding_ms", self.prefix_padding_ms, 0, 2000, "use 0 to 2000 ms")?;
-        check_db("noise_gate_dbfs", self.noise_gate_dbfs, -100.0, -10.0, "use -100 to -10 dBFS")?;
-        check_ms("barge_in_min_ms", self.barge_in_min_ms, 20, 5000, "use 20 to 5000 ms")?;
-        check_db("playback_margin_db", self.playback_margin_db, 0.0, 40.0, "use 0 to 40 dB")?;
-        check_ms(
+        check("min_speech_ms", self.min_speech_ms, 0, 5000, "use 0 to 5000 ms")?;
+        check("end_silence_ms", self.end_silence_ms, 100, 10_000, "use 100 to 10000 ms")?;
+        check("max_utterance_ms", self.max_utterance_ms, 1000, 120_000, "use 1000 to 120000 ms")?;
+        check("prefix_padding_ms", self.prefix_padding_ms, 0, 2000, "use 0 to 2000 ms")?;
+        check("noise_gate_dbfs", self.noise_gate_dbfs, -100.0, -10.0, "use -100 to -10 dBFS")?;
+        check("barge_in_min_ms", self.barge_in_min_ms, 20, 5000, "use 20 to 5000 ms")?;
+        check("playback_margin_db", self.playback_margin_db, 0.0, 40.0, "use 0 to 40 dB")?;
+        check(
             "min_speech_ms",
             self.min_speech_ms,
             0,
             self.max_utterance_ms,
             "must not exceed max_utterance_ms",
         )?;
-        check_ms(
+        check(
             "barge_in_min_ms",
             self.barge_in_min_ms,
             0,
