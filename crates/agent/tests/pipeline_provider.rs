@@ -154,7 +154,14 @@ async fn a_turn_is_transcribed_answered_and_spoken_sentence_by_sentence() {
     // The greeting plays first, without an LLM round.
     call.until(300, |c| c.marks.is_empty() && c.queued > 0 && !c.playing()).await;
     call.say(800).await;
-    call.until(400, |c| c.transcripts(Role::Agent).len() == 2 && !c.playing() && c.marks.is_empty()).await;
+    // Done: all three sentences synthesized (the greeting and two), and all of it played.
+    call.until(400, |c| {
+        c.transcripts(Role::Agent).len() == 2
+            && fake.speeches().len() == 3
+            && !c.playing()
+            && c.marks.is_empty()
+    })
+    .await;
 
     assert_eq!(call.transcripts(Role::User), ["is the gate open"]);
     assert_eq!(call.transcripts(Role::Agent)[1], "You asked: is the gate open. The gate is closed at night.");
@@ -460,4 +467,27 @@ async fn the_check_asks_each_server_once_and_names_the_one_that_fails() {
     fake.fail_always(Stage::Tts, Some(Failure::Status(404)));
     let e = voice_ua_agent::pipeline::check(&cfg).await.expect_err("the TTS fails").to_string();
     assert!(e.contains("TTS server") && e.contains("HTTP 404"), "{e}");
+}
+
+#[tokio::test]
+async fn an_llm_that_answers_the_whole_completion_at_once_is_understood_too() {
+    // A gateway that ignores `stream: true`: one JSON chat completion.
+    let (llm_url, request) = http_once(
+        r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the gateway. Welcome."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18}}"#,
+    )
+    .await;
+    let fake = FakePipeline::start(Settings::new().transcripts(&["hello"])).await.expect("fake");
+    let mut cfg = config(&fake);
+    cfg.llm.url = llm_url;
+    let provider = PipelineProvider::new(cfg).expect("provider");
+    let mut call = Call::open(&provider).await;
+    call.say(700).await;
+    call.until(400, |c| !c.transcripts(Role::Agent).is_empty() && c.queued > 0).await;
+    assert_eq!(call.transcripts(Role::Agent), ["Hello from the gateway. Welcome."]);
+    let sent = request.await.expect("the LLM request");
+    assert!(sent.contains(r#""stream":true"#), "{sent}");
+    let inputs: Vec<String> = fake.speeches().iter().filter_map(|s| s.input().map(str::to_owned)).collect();
+    assert_eq!(inputs.first().map(String::as_str), Some("Hello from the gateway."));
+    assert!(call.events.iter().any(|e| matches!(e, AgentEvent::Usage(u) if u.output_text_tokens == 6)));
+    call.session.end_call();
 }

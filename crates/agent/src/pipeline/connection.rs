@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 
 use super::config::{LlmConfig, PipelineConfig, Stage, SttConfig, TtsConfig};
 use super::core::{Output, PipelineCore};
-use super::wire::{multipart_form, ChatStep, ChatStream, FilePart, SseDecoder};
+use super::wire::{multipart_form, parse_completion, ChatStep, ChatStream, FilePart, SseDecoder};
 use crate::http::{Body, HttpClient, HttpError, HttpResponse};
 use crate::provider::{AgentEvent, AgentIo, CallFacts, CallInput, SessionEnd};
 use crate::tools::{start_tool, tool_finished, transfer_answer, PendingTransfer, ToolResult};
@@ -291,7 +291,32 @@ pub(super) async fn think(
             return;
         }
     };
-    if !response.header("content-type").is_some_and(|t| t.starts_with("text/event-stream")) {
+    let kind = response.header("content-type").unwrap_or_default().to_owned();
+    if kind.starts_with("application/json") {
+        // A server (or a gateway in front of it) that ignored `stream: true` and answered
+        // the whole completion at once: the same steps, all together.
+        let detail = match within(cfg.first_token_timeout, response.text(MAX_LLM_ANSWER)).await {
+            Ok(body) => match parse_completion(&body) {
+                Ok(steps) => {
+                    tracing::debug!("the LLM answered without streaming");
+                    for step in steps {
+                        if tx.send(StageMsg::Llm { turn, round, step }).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(StageMsg::LlmEnded { turn, round }).await;
+                    return;
+                }
+                Err(e) => format!(
+                    "at {url} answered JSON that is not a chat completion ({e}): is it an OpenAI-compatible chat completions endpoint?"
+                ),
+            },
+            Err(e) => describe(e, url),
+        };
+        let _ = tx.send(failed(detail)).await;
+        return;
+    }
+    if !kind.starts_with("text/event-stream") {
         let detail = wrong_type(
             response,
             url,
