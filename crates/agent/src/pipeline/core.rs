@@ -121,13 +121,12 @@ struct Reply {
 /// Instants of the turn in progress, for [`ReplyFigures`].
 #[derive(Debug, Default, Clone, Copy)]
 struct Timing {
-    /// When the end of the turn was decided.
+    /// When the end of the turn was decided, and the utterance went to the STT.
     turn_end: Option<Instant>,
     endpointing: Option<Duration>,
     /// From the caller's last speech to the reply's first audio byte, as the pipeline
     /// sees it (the call's own figure adds the playout and the pacer).
     total: Option<Duration>,
-    stt_sent: Option<Instant>,
     transcribe: Option<Duration>,
     llm_sent: Option<Instant>,
     think: Option<Duration>,
@@ -391,12 +390,7 @@ impl PipelineCore {
     fn new_turn(&mut self, now: Instant, endpointing: Duration, wav: Vec<u8>) {
         self.turn += 1;
         self.cancel_unheard_reply();
-        self.timing = Timing {
-            turn_end: Some(now),
-            endpointing: Some(endpointing),
-            stt_sent: Some(now),
-            ..Timing::default()
-        };
+        self.timing = Timing { turn_end: Some(now), endpointing: Some(endpointing), ..Timing::default() };
         self.outputs.push_back(Output::Transcribe { turn: self.turn, wav });
     }
 
@@ -432,7 +426,7 @@ impl PipelineCore {
             return;
         }
         if turn == self.turn {
-            self.timing.transcribe = self.timing.stt_sent.map(|t| now.saturating_duration_since(t));
+            self.timing.transcribe = self.timing.turn_end.map(|t| now.saturating_duration_since(t));
         }
         let text = text.trim();
         if text.is_empty() || !text.chars().any(char::is_alphanumeric) {
