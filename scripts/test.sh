@@ -29,6 +29,9 @@ bash tests/interop/support/pipecat-venv.sh >/dev/null
 # behind tests/interop/support/speech_server.py; made once (~20 s, ~650 MB) the same way.
 bash tests/interop/support/speech-venv.sh >/dev/null
 
+# A whole test run is built once, not edited: incremental state would add ~3 GB of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # The interop tests run the real binary: build it first.
 cargo build --workspace --bins
 VOICE_UA_REQUIRE_INTEROP=1 cargo test --workspace --all-targets
