@@ -38,7 +38,7 @@ pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
 pub use error::{AgentError, ProviderCode};
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
-    ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
+    HoldReason, ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
 pub use ws::install_crypto_provider;
 pub use ws::MAX_MESSAGE_BYTES;

@@ -261,8 +261,44 @@ pub enum AgentEvent {
     /// What a reply (or a transcription) used, as the provider bills it; the call adds
     /// these up for the record.
     Usage(Usage),
+    /// The agent is busy with something the caller cannot hear (a slow tool, a
+    /// reconnect): from `on: true` to `on: false` for the same reason, the call plays its
+    /// hold tone whenever no agent audio is queued, so the line is never dead air.
+    Hold {
+        /// What the caller is waiting for.
+        reason: HoldReason,
+        /// Start (true) or end (false) of the wait.
+        on: bool,
+    },
     /// The session is over; nothing follows.
     Ended(SessionEnd),
+}
+
+/// What a caller on hold ([`AgentEvent::Hold`]) is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldReason {
+    /// A function the agent called runs longer than its filler threshold.
+    Tool,
+    /// The agent's connection dropped and is being opened again.
+    Reconnect,
+}
+
+impl HoldReason {
+    /// The reason as one word, for logs and metrics: `tool`, `reconnect`.
+    pub const fn word(self) -> &'static str {
+        match self {
+            HoldReason::Tool => "tool",
+            HoldReason::Reconnect => "reconnect",
+        }
+    }
+
+    /// A bit of its own, for a set of reasons.
+    pub const fn bit(self) -> u8 {
+        match self {
+            HoldReason::Tool => 1,
+            HoldReason::Reconnect => 2,
+        }
+    }
 }
 
 /// An agent's own account of a reply's latency (Deepgram's `AgentStartedSpeaking`, the

@@ -7,7 +7,7 @@ use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Observation};
 use crate::transfer::{AfterPlayback, Transfer};
 use std::time::{Duration, Instant};
-use voice_ua_agent::{AgentEvent, CallInput, SessionEnd, TransferOutcome};
+use voice_ua_agent::{AgentEvent, CallInput, HoldReason, SessionEnd, TransferOutcome};
 use voice_ua_media::Law;
 use voice_ua_records::CallOutcome;
 use voice_ua_sip::Reason;
@@ -46,6 +46,7 @@ impl CallCore {
                 }
             }
             AgentEvent::Usage(usage) => self.figures.usage = self.figures.usage.plus(usage),
+            AgentEvent::Hold { reason, on } => self.hold(reason, on),
             AgentEvent::HangUp { after_playback: true, reason } => {
                 self.tool_used(now, "hangup", "ok");
                 self.after_playback = Some(AfterPlayback::HangUp(reason));
@@ -91,10 +92,37 @@ impl CallCore {
             AgentEvent::Ended(end) => {
                 tracing::info!("agent session ended: {end}");
                 self.agent_failed = true;
+                self.end_hold();
                 if self.after_playback.is_none() {
                     self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
                 }
             }
+        }
+    }
+
+    /// The caller waits for `reason` (or no longer): the hold tone plays while any
+    /// reason holds and no agent audio is queued.
+    pub(crate) fn hold(&mut self, reason: HoldReason, on: bool) {
+        let before = self.hold_reasons;
+        if on {
+            self.hold_reasons |= reason.bit();
+        } else {
+            self.hold_reasons &= !reason.bit();
+        }
+        if (before == 0) != (self.hold_reasons == 0) {
+            let on = self.hold_reasons != 0;
+            tracing::info!(reason = reason.word(), "hold tone {}", if on { "on" } else { "off" });
+            if let Some(leg) = self.leg.as_mut() {
+                leg.pacer.set_hold_tone(on);
+            }
+        }
+    }
+
+    /// No more waiting: the agent is gone.
+    fn end_hold(&mut self) {
+        self.hold_reasons = 0;
+        if let Some(leg) = self.leg.as_mut() {
+            leg.pacer.set_hold_tone(false);
         }
     }
 
@@ -226,6 +254,7 @@ impl CallCore {
             return;
         }
         self.agent_failed = true;
+        self.end_hold();
         // The agent had already said goodbye and asked to hang up after it: the caller
         // hears the goodbye to its end and the call ends, as the agent meant.
         if matches!(self.after_playback, Some(AfterPlayback::HangUp(_))) {

@@ -59,6 +59,8 @@ pub struct CallCore {
     pub(crate) after_playback: Option<AfterPlayback>,
     /// The agent failed (or ended): no more audio goes to it.
     pub(crate) agent_failed: bool,
+    /// Why the caller is on hold ([`voice_ua_agent::HoldReason::bit`]s); 0: not on hold.
+    pub(crate) hold_reasons: u8,
     pub(crate) turns: TurnClock,
     /// The agent's marks waiting for their audio to play.
     pub(crate) playback: Playback,
@@ -121,6 +123,7 @@ impl CallCore {
             transfer: None,
             after_playback: None,
             agent_failed: false,
+            hold_reasons: 0,
             turns: TurnClock::new(),
             playback: Playback::new(),
             figures: Figures::default(),

@@ -108,7 +108,9 @@ impl MediaLeg {
             _ => {}
         }
         if let Some(law) = law_of(plan.codec).filter(|l| *l != self.law) {
+            let hold = self.pacer.hold_tone_on();
             self.pacer = pacer_for(&plan, law, seed, now);
+            self.pacer.set_hold_tone(hold);
             self.law = law;
         }
         match (plan.dtmf_pt, self.dtmf.as_mut()) {

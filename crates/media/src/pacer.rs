@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::dtmf::DtmfSender;
 use crate::g711::Law;
+use crate::hold_tone::HoldTone;
 use crate::plc::FRAME_SAMPLES;
 use crate::rtp::{RtpHeader, HEADER_LEN};
 use crate::MediaError;
@@ -85,6 +86,10 @@ pub enum TransmitKind {
     Silence,
     /// An RFC 4733 telephone-event packet.
     Dtmf,
+    /// The hold tone: nothing was queued while the hold tone is on
+    /// ([`Pacer::set_hold_tone`]). Not agent audio: no marker, not counted in
+    /// [`PacerStats::audio_samples`].
+    HoldTone,
 }
 
 /// One packet written by [`Pacer::poll_transmit`]: its length in the buffer and what its
@@ -119,6 +124,8 @@ pub struct PacerStats {
     pub audio_samples: u64,
     /// Frame periods skipped after a tick later than the burst limit.
     pub skipped_frames: u64,
+    /// Packets that carried the hold tone.
+    pub hold_tone: u64,
 }
 
 /// The outbound pacer for one call.
@@ -141,6 +148,8 @@ pub struct Pacer {
     dtmf_head: usize,
     dtmf_len: usize,
     stats: PacerStats,
+    /// The hold tone, while it is on: it fills frames with nothing queued.
+    hold_tone: Option<HoldTone>,
 }
 
 impl Pacer {
@@ -165,6 +174,7 @@ impl Pacer {
             dtmf_head: 0,
             dtmf_len: 0,
             stats: PacerStats::default(),
+            hold_tone: None,
         }
     }
 
@@ -243,6 +253,22 @@ impl Pacer {
         Ok(())
     }
 
+    /// Turn the hold tone on or off. While on, a frame with no queued audio carries the
+    /// tone instead of silence ([`TransmitKind::HoldTone`]); queued audio always goes
+    /// first. Turning it on when it is off starts with a beep.
+    pub fn set_hold_tone(&mut self, on: bool) {
+        match (on, self.hold_tone.is_some()) {
+            (true, false) => self.hold_tone = Some(HoldTone::new(8000)),
+            (false, true) => self.hold_tone = None,
+            _ => {}
+        }
+    }
+
+    /// The hold tone is on.
+    pub fn hold_tone_on(&self) -> bool {
+        self.hold_tone.is_some()
+    }
+
     /// Barge-in: drop all queued audio. The next packet is silence.
     pub fn flush(&mut self) {
         self.stats.flushed_samples += self.len as u64;
@@ -289,6 +315,14 @@ impl Pacer {
         }
         payload.iter_mut().skip(available).for_each(|s| *s = self.config.law.silence());
         let marker = available > 0 && !self.talking;
+        let mut kind = if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio };
+        if let (0, Some(tone)) = (available, self.hold_tone.as_mut()) {
+            let mut pcm = [0i16; FRAME_SAMPLES];
+            tone.next_frame(&mut pcm);
+            self.config.law.encode_slice(&pcm, payload);
+            kind = TransmitKind::HoldTone;
+            self.stats.hold_tone += 1;
+        }
         if available == 0 {
             self.talking = false;
             self.stats.silence += 1;
@@ -311,12 +345,7 @@ impl Pacer {
         self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
-        Some(Transmit {
-            len: PACKET_LEN,
-            marker,
-            payload_type: header.payload_type,
-            kind: if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio },
-        })
+        Some(Transmit { len: PACKET_LEN, marker, payload_type: header.payload_type, kind })
     }
 
     /// If a telephone-event is due, write its packet instead of audio.
