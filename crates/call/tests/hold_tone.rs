@@ -18,7 +18,8 @@ fn the_line_beeps_while_the_agent_holds_and_falls_silent_after() {
     p.at(400 * MS, hold(true, HoldReason::Tool));
     p.at(4400 * MS, hold(false, HoldReason::Tool));
     p.run_until(Duration::from_secs(6));
-    let loud: Vec<Duration> = p.heard_since(0 * MS).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
+    let loud: Vec<Duration> =
+        p.heard_since(Duration::ZERO).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
     // A 200 ms beep at once (the 420 ms tick on: the hold came after the 400 ms one)
     // and again 2 s later; nothing after the hold ends.
     let first = *loud.first().expect("the hold tone was heard");
@@ -31,7 +32,7 @@ fn the_line_beeps_while_the_agent_holds_and_falls_silent_after() {
     // 10 packets per beep, two beeps.
     assert_eq!(loud.len(), 20);
     assert!(
-        p.heard_since(0 * MS).all(|h| !h.header.marker || h.at - p.t0 >= 4400 * MS),
+        p.heard_since(Duration::ZERO).all(|h| !h.header.marker || h.at - p.t0 >= 4400 * MS),
         "the tone starts no talkspurt"
     );
 }
@@ -44,7 +45,7 @@ fn agent_audio_goes_before_the_tone_and_starts_its_talkspurt() {
     p.agent_says(1000 * MS, 300);
     p.run_until(Duration::from_secs(2));
     let marked: Vec<Duration> =
-        p.heard_since(0 * MS).filter(|h| h.header.marker).map(|h| h.at - p.t0).collect();
+        p.heard_since(Duration::ZERO).filter(|h| h.header.marker).map(|h| h.at - p.t0).collect();
     assert_eq!(marked, vec![1000 * MS], "only the agent's reply is a talkspurt");
     let loud_after: Vec<Duration> =
         p.heard_since(1000 * MS).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
@@ -60,7 +61,8 @@ fn two_reasons_hold_until_both_end() {
     p.at(1000 * MS, hold(false, HoldReason::Tool));
     p.at(5000 * MS, hold(false, HoldReason::Reconnect));
     p.run_until(Duration::from_secs(7));
-    let loud: Vec<Duration> = p.heard_since(0 * MS).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
+    let loud: Vec<Duration> =
+        p.heard_since(Duration::ZERO).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
     // Beeps at ~0.42, 2.42 and 4.42 s: the tone went on through the first reason's end.
     assert_eq!(loud.len(), 30, "{loud:?}");
     assert!(loud.iter().all(|t| *t < 5000 * MS));
@@ -75,6 +77,7 @@ fn the_agent_failing_ends_the_hold() {
         Input::Agent(AgentEvent::Ended(voice_ua_agent::SessionEnd::AgentFinished { reason: "bye".into() })),
     );
     p.run_until(Duration::from_secs(4));
-    let loud: Vec<Duration> = p.heard_since(0 * MS).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
+    let loud: Vec<Duration> =
+        p.heard_since(Duration::ZERO).filter(|h| h.loud()).map(|h| h.at - p.t0).collect();
     assert!(loud.iter().all(|t| *t < 600 * MS), "no beep after the agent ended: {loud:?}");
 }
