@@ -13,7 +13,8 @@
 //!   holds its sans-IO wire formats.
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
 //! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade with a
-//!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap.
+//!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap;
+//!   [`reconnect`] decides when and how often a dropped session is opened again.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod openai;
 pub mod pipeline;
 pub mod provider;
+pub mod reconnect;
 mod renewal;
 pub mod tools;
 pub mod websocket;
@@ -40,5 +42,6 @@ pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
     HoldReason, ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
+pub use reconnect::ReconnectPolicy;
 pub use ws::install_crypto_provider;
 pub use ws::MAX_MESSAGE_BYTES;

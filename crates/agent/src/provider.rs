@@ -12,8 +12,9 @@
 //!   most [`MAX_FRAME_BYTES`] (faster than real time is fine: the call's pacer queues
 //!   it), [`AgentEvent::FlushPlayback`] (barge-in: drop queued agent audio now),
 //!   [`AgentEvent::HangUp`], [`AgentEvent::Transfer`], [`AgentEvent::SendDigits`],
-//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], [`AgentEvent::Usage`], and
-//!   at most one [`AgentEvent::Ended`], last.
+//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], [`AgentEvent::Usage`],
+//!   [`AgentEvent::Hold`] and [`AgentEvent::Reconnected`] around a reconnect, and at most
+//!   one [`AgentEvent::Ended`], last.
 //! - **playback, back to the agent**: an [`AgentEvent::Mark`] in the audio is answered
 //!   with [`CallInput::MarkPlayed`] when the caller has heard the audio before it (Twilio's
 //!   `mark`); an [`AgentEvent::FlushPlayback`] is answered with
@@ -269,6 +270,18 @@ pub enum AgentEvent {
         reason: HoldReason,
         /// Start (true) or end (false) of the wait.
         on: bool,
+    },
+    /// A reconnect is over (the connection to the agent dropped mid-call and was opened
+    /// again, between a `Hold { Reconnect, on: true }` and its `on: false`): `ok`, the
+    /// call goes on with a new session and the conversation so far; not `ok`, an
+    /// `Ended(Failed)` follows. For the metrics and the record.
+    Reconnected {
+        /// It worked.
+        ok: bool,
+        /// Connection attempts made.
+        attempts: u32,
+        /// From the drop to the new session streaming (or to giving up).
+        after: std::time::Duration,
     },
     /// The session is over; nothing follows.
     Ended(SessionEnd),

@@ -386,7 +386,10 @@ async fn builtin_transfer_answers_the_agent_with_the_pbx_outcome() {
 async fn error_message_ends_the_session_with_code_and_description() {
     let script = vec![Step::speak("Hi", 100, true), Step::error("INTERNAL_SERVER_ERROR", "Something broke")];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
-    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    // Without reconnecting (deepgram_reconnect.rs reconnects).
+    let mut config = config_for(&fake);
+    config.reconnect = voice_ua_agent::ReconnectPolicy::off();
+    let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
     let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     assert_eq!(audio_bytes(&events), 800);

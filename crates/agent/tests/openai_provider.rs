@@ -312,9 +312,12 @@ async fn builtin_hangup_ends_the_call_after_the_goodbye() {
     );
 }
 
+/// A session without reconnecting, to `script`'s failure (reconnects: openai_reconnect.rs).
 async fn failing(script: Vec<Step>) -> (voice_ua_agent::AgentError, Vec<AgentEvent>) {
     let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
-    let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
+    let mut config = config_for(&fake);
+    config.reconnect = voice_ua_agent::ReconnectPolicy::off();
+    let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     (failure(&events), events)
 }

@@ -14,11 +14,15 @@ use voice_ua_agent::openai::session::{
 };
 use voice_ua_agent::openai::{Prices, ToolChoice, TurnDetection};
 use voice_ua_agent::{
-    AgentError, AgentEvent, AudioFormat, AudioFrame, OpenAiConfig, Role, SessionEnd, Usage,
+    AgentError, AgentEvent, AudioFormat, AudioFrame, OpenAiConfig, ReconnectPolicy, Role, SessionEnd, Usage,
 };
 
+/// A session that does not reconnect: what ends it is tested here; reconnecting in
+/// openai_reconnect.rs.
 fn config() -> OpenAiConfig {
-    OpenAiConfig::new("k")
+    let mut c = OpenAiConfig::new("k");
+    c.reconnect = ReconnectPolicy::off();
+    c
 }
 
 fn drain(s: &mut OpenAiSession) -> Vec<Output> {

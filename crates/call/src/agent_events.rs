@@ -47,6 +47,12 @@ impl CallCore {
             }
             AgentEvent::Usage(usage) => self.figures.usage = self.figures.usage.plus(usage),
             AgentEvent::Hold { reason, on } => self.hold(reason, on),
+            AgentEvent::Reconnected { ok, attempts, after } => {
+                if ok {
+                    self.figures.agent_reconnects = self.figures.agent_reconnects.saturating_add(1);
+                }
+                self.observe(Observation::Reconnect { ok, attempts, after });
+            }
             AgentEvent::HangUp { after_playback: true, reason } => {
                 self.tool_used(now, "hangup", "ok");
                 self.after_playback = Some(AfterPlayback::HangUp(reason));

@@ -401,6 +401,7 @@ impl CallCore {
             transcript_lines = self.figures.transcript.len(),
             turns = (turns > 0).then_some(turns),
             turn_median_ms = voice_ua_records::median_latency_ms(&f.turns),
+            agent_reconnects = (f.agent_reconnects > 0).then_some(f.agent_reconnects),
             agent_tokens = usage.map(|u| u.total_tokens()),
             cost = usage.and_then(|u| u.cost()).map(tracing::field::display),
             hung_up_by = by,

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use voice_ua_agent::{
-    pipeline::PipelineConfig, AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind,
-    WebSocketConfig,
+    pipeline::PipelineConfig, AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig,
+    ReconnectPolicy, ToolKind, WebSocketConfig,
 };
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
@@ -40,6 +40,10 @@ pub struct AgentSection {
     pub greeting: Option<String>,
     pub fallback_audio: Option<PathBuf>,
     pub fallback_transfer: Option<String>,
+    /// Deepgram and OpenAI: connection attempts when the agent's socket drops mid-call.
+    pub reconnect_attempts: Option<u32>,
+    /// Deepgram and OpenAI: the budget of one reconnect, from the drop.
+    pub reconnect_window_ms: Option<u64>,
     #[serde(default)]
     pub functions: Vec<FunctionSection>,
     /// `[agent.openai]`: used when `provider = "openai"`.
@@ -268,6 +272,7 @@ fn shared(a: &AgentSection) -> Result<Shared<'_>, ConfigError> {
     };
     let functions = a.functions.iter().map(function).collect::<Result<Vec<_>, _>>()?;
     Ok(Shared {
+        reconnect: reconnect(a)?,
         url: a.url.as_deref(),
         ca_file: a.ca_file.clone(),
         prompt,
@@ -283,6 +288,7 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
         cfg.url = url.to_owned();
     }
     cfg.extra_ca_file = shared.ca_file;
+    cfg.reconnect = shared.reconnect;
     let d = AgentConfig::default();
     cfg.settings = AgentConfig {
         language: a.language.clone().unwrap_or(d.language),
@@ -296,6 +302,25 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
         experimental: d.experimental,
     };
     Ok(cfg)
+}
+
+/// `reconnect_attempts` (0 to 10; 0: never reconnect) and `reconnect_window_ms` (100 to
+/// 30000), the defaults where left out.
+fn reconnect(a: &AgentSection) -> Result<ReconnectPolicy, ConfigError> {
+    let mut policy = ReconnectPolicy::default();
+    if let Some(n) = a.reconnect_attempts {
+        if n > 10 {
+            return Err(invalid("agent.reconnect_attempts", &n.to_string(), "use 0 (never) to 10"));
+        }
+        policy.attempts = n;
+    }
+    if let Some(ms) = a.reconnect_window_ms {
+        if !(100..=30_000).contains(&ms) {
+            return Err(invalid("agent.reconnect_window_ms", &ms.to_string(), "use 100 to 30000"));
+        }
+        policy.window = Duration::from_millis(ms);
+    }
+    Ok(policy)
 }
 
 fn read_text(key: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -407,6 +432,29 @@ mod tests {
             matches!(&f[0].kind, ToolKind::Http { timeout, headers, .. } if *timeout == Duration::from_millis(2000) && headers[0].0 == "X-Api-Key")
         );
         assert!(matches!(&f[1].kind, ToolKind::Builtin(Builtin::Transfer { target }) if target == "9001"));
+    }
+
+    #[test]
+    fn reconnect_keys_reach_both_providers_and_are_checked() {
+        let (c, _) = choose(&AgentSection::default(), dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.reconnect, ReconnectPolicy { attempts: 3, window: Duration::from_millis(2000) });
+        let a = section("reconnect_attempts = 5\nreconnect_window_ms = 4000\n");
+        let (c, _) = choose(&a, dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.reconnect, ReconnectPolicy { attempts: 5, window: Duration::from_millis(4000) });
+        let a = section("provider = \"openai\"\nreconnect_attempts = 0\n");
+        let keys = EnvKeys { deepgram: None, openai: Some("sk-test".into()) };
+        let (c, _) = choose(&a, keys).expect("ok");
+        let AgentChoice::OpenAi(o) = c else { panic!("openai") };
+        assert!(!o.reconnect.enabled(), "0 attempts: never reconnect");
+        for (text, expect) in [
+            ("reconnect_attempts = 11", "agent.reconnect_attempts"),
+            ("reconnect_window_ms = 50", "use 100 to 30000"),
+        ] {
+            let e = choose(&section(text), dg("key".into())).expect_err(text).to_string();
+            assert!(e.contains(expect) && !e.contains('\n'), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -250,6 +250,8 @@ mod tests {
             "eagerness",
             "tool_choice",
             "renew_after_minutes",
+            "reconnect_attempts",
+            "reconnect_window_ms",
             "audio_in",
             "cached_in",
             "audio_out",

@@ -51,6 +51,8 @@ pub struct PricesSection {
 
 /// What `[agent]` gives every provider, checked.
 pub struct Shared<'a> {
+    /// `reconnect_attempts`, `reconnect_window_ms`.
+    pub reconnect: voice_ua_agent::ReconnectPolicy,
     pub url: Option<&'a str>,
     pub ca_file: Option<PathBuf>,
     pub prompt: Option<String>,
@@ -148,6 +150,7 @@ pub fn config(shared: Shared<'_>, s: &OpenAiSection, key: String) -> Result<Open
         }
     };
     c.functions = shared.functions;
+    c.reconnect = shared.reconnect;
     if let Some(minutes) = s.renew_after_minutes {
         let hard = voice_ua_agent::openai::RENEW_HARD_LIMIT.as_secs() / 60;
         if !(1..=hard).contains(&minutes) {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
 use crate::provider::AudioFormat;
+use crate::reconnect::ReconnectPolicy;
 use crate::tools::FunctionSpec;
 use crate::ws::mask;
 
@@ -25,6 +26,8 @@ pub struct DeepgramConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// What the agent listens with, thinks with, says.
     pub settings: AgentConfig,
+    /// How a session that drops mid-call is opened again.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl fmt::Debug for DeepgramConfig {
@@ -34,6 +37,7 @@ impl fmt::Debug for DeepgramConfig {
             .field("api_key", &mask(&self.api_key))
             .field("extra_ca_file", &self.extra_ca_file)
             .field("settings", &self.settings)
+            .field("reconnect", &self.reconnect)
             .finish()
     }
 }
@@ -46,6 +50,7 @@ impl DeepgramConfig {
             api_key: api_key.into(),
             extra_ca_file: None,
             settings: AgentConfig::default(),
+            reconnect: ReconnectPolicy::default(),
         }
     }
 

@@ -17,7 +17,9 @@
 //!   and the call is stalled): never alongside audio.
 //! - `UserStartedSpeaking` → [`AgentEvent::FlushPlayback`] at once. `AgentAudioDone` is
 //!   only logged: after a barge-in it may never come, so no state waits for it.
-//! - `Error` → `Ended(Failed)` with the code and description on one line.
+//! - `Error` → `Ended(Failed)` with the code and description on one line — or, mid-call
+//!   and when a new session may fare better, a reconnect (as when the socket drops):
+//!   the caller on hold, new sessions with the conversation (`reconnect`).
 //! - Before the 2 h cap, [`Output::Renew`] at a quiet moment (or forced), the conversation
 //!   carried over; the history and the timer are [`crate::renewal`]'s.
 //!
@@ -27,6 +29,7 @@
 //! This session keeps a provider-side figure for tests and debug logs: the user's
 //! `ConversationText` (Deepgram's end of turn) → the first agent audio frame.
 
+mod reconnect;
 mod renewal;
 
 use std::collections::{HashSet, VecDeque};
@@ -112,6 +115,8 @@ pub struct DeepgramSession {
     last_agent_audio: Option<Instant>,
     /// Between `UserStartedSpeaking` and the user's `ConversationText`.
     user_speaking: bool,
+    /// Opening the session again when its socket drops mid-call.
+    reconnect: crate::reconnect::Reconnecting,
 }
 
 impl DeepgramSession {
@@ -139,6 +144,7 @@ impl DeepgramSession {
             settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
+            reconnect: crate::reconnect::Reconnecting::default(),
         }
     }
 
@@ -216,6 +222,9 @@ impl DeepgramSession {
 
     /// When [`DeepgramSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(t) = self.reconnect_timeout() {
+            return Some(t);
+        }
         match self.state {
             State::AwaitingWelcome | State::AwaitingSettingsApplied => {
                 Some(self.step_started + HANDSHAKE_TIMEOUT)
@@ -230,6 +239,9 @@ impl DeepgramSession {
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reconnect_on_timeout(now) {
+            return;
+        }
         match self.state {
             State::AwaitingWelcome if now >= self.step_started + HANDSHAKE_TIMEOUT => {
                 self.fail(
@@ -255,7 +267,7 @@ impl DeepgramSession {
     /// whatever was queued before it; before `SettingsApplied` (and when empty) it is
     /// dropped and counted; after the end it is ignored.
     pub fn handle_call_audio(&mut self, now: Instant, frame: &AudioFrame) {
-        if self.state != State::Streaming || frame.is_empty() {
+        if self.state != State::Streaming || frame.is_empty() || self.reconnecting() {
             if self.state != State::Ended {
                 self.audio_frames_dropped += 1;
             }
@@ -268,7 +280,7 @@ impl DeepgramSession {
 
     /// A text frame from Deepgram.
     pub fn handle_text(&mut self, now: Instant, text: &str) {
-        if self.state == State::Ended {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         let message = match ServerMessage::parse(text) {
@@ -376,10 +388,7 @@ impl DeepgramSession {
                 tracing::warn!(%code, %description, "Deepgram warning");
             }
             ServerMessage::Error { code, description } => {
-                self.fail_with_code(
-                    format!("Deepgram error {code}: {description}"),
-                    ProviderCode::new(&code),
-                );
+                self.lost(now, format!("Deepgram error {code}: {description}"), Some(&code));
             }
             ServerMessage::InjectionRefused { message } => {
                 tracing::debug!(%message, "Deepgram refused an injected message");
@@ -393,7 +402,7 @@ impl DeepgramSession {
 
     /// A binary frame (agent audio) from Deepgram.
     pub fn handle_binary(&mut self, now: Instant, bytes: &[u8]) {
-        if self.state == State::Ended || bytes.is_empty() {
+        if self.state == State::Ended || bytes.is_empty() || self.reconnecting() {
             return;
         }
         self.last_agent_audio = Some(now);
@@ -422,6 +431,9 @@ impl DeepgramSession {
 
     /// A function finished. Cancelled or unknown ids are dropped.
     pub fn handle_tool_result(&mut self, now: Instant, id: String, name: String, content: String) {
+        if self.tool_result_stale(&id, &name) {
+            return;
+        }
         if self.cancelled_tools.remove(&id) || !self.pending_tools.remove(&id) {
             tracing::debug!(%id, %name, "dropping the result of a cancelled or unknown function call");
             return;
@@ -435,7 +447,7 @@ impl DeepgramSession {
 
     /// Send any other client message (e.g. `InjectAgentMessage`) once streaming.
     pub fn send_message(&mut self, now: Instant, message: &ClientMessage) -> bool {
-        if self.state != State::Streaming {
+        if self.state != State::Streaming || self.reconnecting() {
             return false;
         }
         self.send(now, message);
@@ -443,15 +455,14 @@ impl DeepgramSession {
     }
 
     /// The WebSocket closed or broke; `why` describes it for the log line.
-    pub fn handle_closed(&mut self, _now: Instant, why: &str) {
-        if self.state == State::Ended {
+    pub fn handle_closed(&mut self, now: Instant, why: &str) {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
-        let detail = match self.state {
-            State::Streaming => format!("Deepgram closed the session mid-call ({why})"),
-            _ => format!("Deepgram closed the connection during setup ({why})"),
-        };
-        self.fail(detail);
+        match self.state {
+            State::Streaming => self.lost(now, format!("Deepgram closed the session mid-call ({why})"), None),
+            _ => self.fail(format!("Deepgram closed the connection during setup ({why})")),
+        }
     }
 
     /// The call is over: close the socket, end with `CallEnded`.

@@ -15,6 +15,7 @@ use super::messages::{
     ResponseParams, SessionConfig, ToolSpec, TranscriptionSpec, TurnDetectionSpec, UsageInfo,
 };
 use crate::provider::{AudioFormat, Usage};
+use crate::reconnect::ReconnectPolicy;
 use crate::tools::FunctionSpec;
 use crate::ws::mask;
 
@@ -73,6 +74,8 @@ pub struct OpenAiConfig {
     pub renew_after: Duration,
     /// Caller frames per append, 1..=[`MAX_APPEND_FRAMES`].
     pub append_frames: usize,
+    /// How a session that drops mid-call is opened again.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -92,6 +95,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("prices", &self.prices)
             .field("renew_after", &self.renew_after)
             .field("append_frames", &self.append_frames)
+            .field("reconnect", &self.reconnect)
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +291,7 @@ impl OpenAiConfig {
             prices: Prices::default(),
             renew_after: DEFAULT_RENEW_AFTER,
             append_frames: DEFAULT_APPEND_FRAMES,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 

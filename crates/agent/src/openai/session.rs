@@ -31,11 +31,14 @@
 //! - `response.done` → [`AgentEvent::Usage`] at the configured prices.
 //! - `error`: logged and survived, except a refused `session.update` and the
 //!   session-fatal ones; those, a close mid-call and a handshake that never completes end
-//!   the session as `Failed` with a typed [`ProviderCode`].
+//!   the session as `Failed` with a typed [`ProviderCode`] — unless, mid-call, a new
+//!   session may fare better: then the caller is put on hold and the session reconnects
+//!   with the conversation (`reconnect`).
 //! - Before OpenAI's 60-minute cap, [`Output::Renew`] at a quiet moment (or forced): a new
 //!   connection, the conversation re-seeded as message items.
 
 mod playback;
+mod reconnect;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -221,6 +224,8 @@ pub struct OpenAiSession {
     /// The caller stopped speaking: a turn's start, for the debug latency line.
     turn_start: Option<Instant>,
     counts: Counts,
+    /// Opening the session again when its socket drops mid-call.
+    reconnect: crate::reconnect::Reconnecting,
 }
 
 /// The renewal timings for `config`: due after `renew_after`, forced by
@@ -279,7 +284,9 @@ impl OpenAiSession {
             closed_for_renewal: false,
             turn_start: None,
             counts: Counts::default(),
+            reconnect: crate::reconnect::Reconnecting::default(),
         };
+        s.reconnect.set_policy(config.reconnect);
         let update = ClientEvent::SessionUpdate {
             event_id: Some(SESSION_UPDATE_ID.into()),
             session: Box::new(session),
@@ -321,6 +328,9 @@ impl OpenAiSession {
 
     /// When [`OpenAiSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(t) = self.reconnect_timeout() {
+            return Some(t);
+        }
         match self.state {
             State::AwaitingSessionUpdated => Some(self.opened + HANDSHAKE_TIMEOUT),
             State::Streaming => self.renewal.next_check(),
@@ -330,6 +340,9 @@ impl OpenAiSession {
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reconnect_on_timeout(now) {
+            return;
+        }
         match self.state {
             State::AwaitingSessionUpdated if now >= self.opened + HANDSHAKE_TIMEOUT => self.fail(
                 format!(
@@ -347,7 +360,11 @@ impl OpenAiSession {
     /// [`Output::SendAudio`] when full; before `session.updated` (and when empty) it is
     /// dropped and counted; after the end it is ignored.
     pub fn handle_call_audio(&mut self, _now: Instant, frame: &AudioFrame) {
-        if self.state != State::Streaming || frame.is_empty() || self.closed_for_renewal {
+        if self.state != State::Streaming
+            || frame.is_empty()
+            || self.closed_for_renewal
+            || self.reconnecting()
+        {
             if self.state != State::Ended {
                 self.counts.frames_dropped += 1;
             }
@@ -366,7 +383,7 @@ impl OpenAiSession {
 
     /// A text frame from OpenAI.
     pub fn handle_text(&mut self, now: Instant, text: &str) {
-        if self.state == State::Ended {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         if text.len() > MAX_EVENT_BYTES {
@@ -449,7 +466,7 @@ impl OpenAiSession {
                     tracing::warn!(name = %limit.name, reset_seconds = ?limit.reset_seconds, "OpenAI rate limit reached");
                 }
             }
-            ServerEvent::Error { error } => self.on_error(error),
+            ServerEvent::Error { error } => self.on_error(now, error),
             ServerEvent::Unknown { type_name, .. } => {
                 self.counts.unknown += 1;
                 if sampled(self.counts.unknown) {
@@ -516,7 +533,7 @@ impl OpenAiSession {
     /// `played_samples` of agent audio. The reply that was playing is truncated there.
     pub fn handle_playback_flushed(&mut self, _now: Instant, played_samples: u64) {
         let cuts = self.playback.flushed(played_samples);
-        if self.state != State::Streaming || self.closed_for_renewal {
+        if self.state != State::Streaming || self.closed_for_renewal || self.reconnecting() {
             return;
         }
         for Truncate { item_id, audio_end_ms } in cuts {
@@ -575,6 +592,9 @@ impl OpenAiSession {
     /// answered the model is asked to go on. Unknown (or already answered) ids are
     /// dropped.
     pub fn handle_tool_result(&mut self, _now: Instant, call_id: String, name: String, content: String) {
+        if self.tool_result_stale(&call_id, &name) {
+            return;
+        }
         let Some(response_id) = self.pending_tools.remove(&call_id) else {
             tracing::debug!(%call_id, %name, "dropping the result of an unknown function call");
             return;
@@ -635,7 +655,7 @@ impl OpenAiSession {
         self.continue_tool_turn(&id);
     }
 
-    fn on_error(&mut self, error: ErrorDetail) {
+    fn on_error(&mut self, now: Instant, error: ErrorDetail) {
         let code = error.code.clone().unwrap_or_default();
         let refused = self.state == State::AwaitingSessionUpdated
             || error.event_id.as_deref() == Some(SESSION_UPDATE_ID);
@@ -651,17 +671,18 @@ impl OpenAiSession {
             return;
         }
         let param = error.param.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
-        let detail = if refused {
-            format!("OpenAI refused the session configuration: {word}: {}{param}", error.message)
-        } else {
-            format!("OpenAI error {word}: {}{param}", error.message)
-        };
-        self.fail(detail, &word.to_ascii_uppercase());
+        if refused {
+            let detail =
+                format!("OpenAI refused the session configuration: {word}: {}{param}", error.message);
+            self.fail(detail, &word.to_ascii_uppercase());
+            return;
+        }
+        self.lost(now, format!("OpenAI error {word}: {}{param}", error.message), &word.to_ascii_uppercase());
     }
 
     /// The WebSocket closed or broke.
-    pub fn handle_closed(&mut self, _now: Instant, closed: Closed) {
-        if self.state == State::Ended {
+    pub fn handle_closed(&mut self, now: Instant, closed: Closed) {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         if self.renewal.asked() && self.state == State::Streaming && !matches!(closed, Closed::TooLarge(_)) {
@@ -701,7 +722,7 @@ impl OpenAiSession {
                 "EVENT_TOO_LARGE".to_owned(),
             ),
         };
-        self.fail(detail, &code);
+        self.lost(now, detail, &code);
     }
 
     /// The call is over: close the socket, end with `CallEnded`.
