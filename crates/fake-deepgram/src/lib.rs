@@ -20,6 +20,12 @@
 //! each error is followed by a normal close. After `SettingsApplied` it plays its
 //! [`Step`] script and records what each connection sent ([`Record`]).
 //!
+//! Failure modes for reconnect tests: a connection dropped mid-turn
+//! ([`Step::SpeakThenDrop`], [`Step::drop_after_audio`]), the first K connections
+//! dropped right after the handshake ([`FakeConfig::close_after_handshake`]), upgrades
+//! refused from the Nth connection on ([`FakeConfig::refuse_from`]), and a script per
+//! connection ([`FakeConfig::script_for`]).
+//!
 //! This file holds the running server ([`FakeDeepgram`]) and its [`Record`]s; `config`
 //! holds [`FakeConfig`], `script` the [`Step`]s, `session` one connection
 //! (upgrade, protocol checks, script run). The listener and the wss:// certificates are
@@ -59,6 +65,8 @@ pub const BAD_KEY_TEXT: &str = "INVALID_AUTH: Invalid credentials.";
 /// What one connection did, recorded when it ends.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
+    /// Which connection this was: 1 for the first.
+    pub connection: u32,
     /// The `Authorization` header.
     pub authorization: Option<String>,
     /// The upgrade was refused (401/404).
