@@ -283,15 +283,28 @@ pub(crate) enum Act {
     /// Ask the shell for the next attempt ([`crate::ws::Output::Reconnect`]).
     Attempt,
     /// End the session as failed with this line and code, after the call is told
-    /// ([`Reconnecting::gave_up_events`]).
+    /// ([`Act::events`]).
     Fail {
         /// The failure line.
         detail: String,
         /// The code of the failure that started the reconnect.
         code: Option<ProviderCode>,
-        /// The call's two events before the end: `Hold off` and `Reconnected { ok: false }`.
-        events: [AgentEvent; 2],
+        /// Attempts made.
+        attempts: u32,
+        /// From the drop to giving up.
+        after: Duration,
     },
+}
+
+impl Act {
+    /// The call's two events before a failed reconnect's end: `Hold off` and
+    /// `Reconnected { ok: false }`.
+    pub(crate) fn events(attempts: u32, after: Duration) -> [AgentEvent; 2] {
+        [
+            AgentEvent::Hold { reason: HoldReason::Reconnect, on: false },
+            AgentEvent::Reconnected { ok: false, attempts, after },
+        ]
+    }
 }
 
 /// A provider session's reconnect state: its policy, the reconnect under way, the
@@ -375,11 +388,12 @@ impl Reconnecting {
             }
             Next::GiveUp(why) => {
                 let Some(r) = self.current.take() else { return Act::Nothing };
-                let events = [
-                    AgentEvent::Hold { reason: HoldReason::Reconnect, on: false },
-                    AgentEvent::Reconnected { ok: false, attempts: r.attempts(), after: r.elapsed(now) },
-                ];
-                Act::Fail { detail: format!("{}; {why}", r.cause()), code: self.code.take(), events }
+                Act::Fail {
+                    detail: format!("{}; {why}", r.cause()),
+                    code: self.code.take(),
+                    attempts: r.attempts(),
+                    after: r.elapsed(now),
+                }
             }
         }
     }

@@ -249,6 +249,13 @@ async fn the_fake_drops_mid_reply_and_the_call_goes_on_with_its_conversation() {
         .flat_map(|e| if let AgentEvent::Audio(f) = e { f.as_bytes().to_vec() } else { Vec::new() })
         .collect();
     assert_eq!(after_hold, tone(AudioFormat::Ulaw8k, 400));
+    // A little more of the call: the caller's audio now reaches the new session.
+    let mut ticks = 0;
+    drive(&mut session, AudioFormat::Ulaw8k, |_| {
+        ticks += 1;
+        ticks > 20
+    })
+    .await;
     finish(&mut session).await;
     let mut records = fake.wait_records(2, LIMIT).await;
     records.sort_by_key(|r| r.connection);

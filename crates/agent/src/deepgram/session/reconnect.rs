@@ -106,8 +106,8 @@ impl DeepgramSession {
         match act {
             Act::Nothing => {}
             Act::Attempt => self.out.push_back(Output::Reconnect),
-            Act::Fail { detail, code, events } => {
-                for event in events {
+            Act::Fail { detail, code, attempts, after } => {
+                for event in Act::events(attempts, after) {
                     self.event(event);
                 }
                 self.fail_with_code(detail, code);

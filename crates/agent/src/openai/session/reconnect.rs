@@ -101,8 +101,8 @@ impl OpenAiSession {
         match act {
             Act::Nothing => {}
             Act::Attempt => self.out.push_back(Output::Reconnect),
-            Act::Fail { detail, code, events } => {
-                for event in events {
+            Act::Fail { detail, code, attempts, after } => {
+                for event in Act::events(attempts, after) {
                     self.event(event);
                 }
                 let code = code.map(|c| c.as_str().to_owned()).unwrap_or_default();
