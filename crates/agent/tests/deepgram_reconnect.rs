@@ -333,3 +333,62 @@ async fn all_attempts_refused_end_the_session_after_the_hold() {
         assert_eq!(records.iter().filter(|r| r.refused == Some(status)).count(), attempts as usize);
     }
 }
+
+/// The figure in docs/performance.md: from the drop (the call told `Hold on`) to the new
+/// session's first reply audio, against the fake over wss:// on 127.0.0.1, 20 calls.
+/// `cargo test -p voice-ua-agent --test deepgram_reconnect -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: prints the figures"]
+async fn measure_drop_to_first_reply_audio() {
+    let (mut figures, mut streaming) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let fake = FakeDeepgram::start(
+            FakeConfig::new(KEY)
+                .tls(true)
+                .script_for(1, vec![Step::speak_then_drop("Hello", 1000, 200)])
+                .script(vec![Step::speak("Go on", 200, true)]),
+        )
+        .await
+        .expect("fake");
+        let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+        let mut session = provider.open(facts("dg-measure@pbx", AudioFormat::Ulaw8k)).await.expect("open");
+        let frame = common::session::loud(AudioFormat::Ulaw8k);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let (mut held, mut back) = (None, false);
+        let figure = loop {
+            tokio::select! {
+                _ = tick.tick() => { let _ = session.send_audio(frame); }
+                event = tokio::time::timeout(LIMIT, session.event()) => match event {
+                    Ok(Some(e)) if e == HOLD_ON => held = Some(std::time::Instant::now()),
+                    Ok(Some(AgentEvent::Reconnected { ok: true, after, .. })) => {
+                        streaming.push(after);
+                        back = true;
+                    }
+                    Ok(Some(AgentEvent::Audio(_))) if back => {
+                        break held.expect("hold before the reply").elapsed();
+                    }
+                    Ok(Some(AgentEvent::Ended(e))) => panic!("ended: {e}"),
+                    Ok(Some(_)) => {}
+                    other => panic!("no reply after the reconnect: {other:?}"),
+                },
+            }
+        };
+        figures.push(figure);
+        finish(&mut session).await;
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (what, mut v) in [
+        ("the drop seen → the new session streaming (Reconnected.after)", streaming),
+        ("Hold on received → the first reply audio received (the call's view)", figures),
+    ] {
+        v.sort();
+        println!(
+            "{what}, {} calls: min {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            v.len(),
+            ms(v[0]),
+            ms(v[v.len() / 2]),
+            ms(v[v.len() * 95 / 100 - 1]),
+            ms(v[v.len() - 1])
+        );
+    }
+}
