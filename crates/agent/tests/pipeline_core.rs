@@ -32,6 +32,7 @@ fn config() -> PipelineConfig {
             headers: vec![],
             timeout: Duration::from_secs(1),
         },
+        filler: Default::default(),
     }];
     c
 }

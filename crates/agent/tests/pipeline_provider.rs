@@ -221,6 +221,7 @@ async fn a_tool_call_runs_and_its_result_is_spoken() {
         description: "Open a gate".into(),
         parameters: json!({"type":"object","properties":{"gate":{"type":"string"}},"required":["gate"]}),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
@@ -264,6 +265,7 @@ async fn ollama_tool_calls_arrive_whole_and_no_tool_choice_is_sent() {
         description: "End the call".into(),
         parameters: json!({"type":"object","properties":{}}),
         kind: ToolKind::Builtin(voice_ua_agent::Builtin::Hangup),
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
@@ -294,6 +296,7 @@ async fn arguments_that_are_not_json_go_back_to_the_model_and_it_is_asked_again(
         description: "Open a gate".into(),
         parameters: json!({"type":"object","properties":{"gate":{"type":"string"}}}),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;

@@ -17,6 +17,8 @@ pub struct FakeConfig {
     pub settings_applied_delay: Duration,
     /// Played by every connection after `SettingsApplied`.
     pub script: Vec<Step>,
+    /// Answer every `InjectAgentMessage` with `InjectionRefused`.
+    pub refuse_injections: bool,
 }
 
 impl FakeConfig {
@@ -28,7 +30,14 @@ impl FakeConfig {
             idle_timeout: Duration::from_secs(10),
             settings_applied_delay: Duration::ZERO,
             script: Vec::new(),
+            refuse_injections: false,
         }
+    }
+
+    /// Refuse every `InjectAgentMessage`.
+    pub fn refuse_injections(mut self, on: bool) -> Self {
+        self.refuse_injections = on;
+        self
     }
 
     /// Serve wss://.

@@ -342,7 +342,13 @@ fn function(f: &FunctionSection) -> Result<FunctionSpec, ConfigError> {
             return Err(invalid("agent.functions.kind", other, "use http, transfer, hangup or send_dtmf"))
         }
     };
-    Ok(FunctionSpec { name: f.name.clone(), description: f.description.clone(), parameters, kind })
+    Ok(FunctionSpec {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        parameters,
+        kind,
+        filler: Default::default(),
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,9 @@ pub struct OpenAiConfig {
     pub renew_after: Duration,
     /// Caller frames per append, 1..=[`MAX_APPEND_FRAMES`].
     pub append_frames: usize,
+    /// A DTMF key that sends the digits typed before it at once, when set (OpenAI's
+    /// server VAD ends spoken turns itself).
+    pub end_of_turn_key: Option<char>,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -287,6 +290,7 @@ impl OpenAiConfig {
             prices: Prices::default(),
             renew_after: DEFAULT_RENEW_AFTER,
             append_frames: DEFAULT_APPEND_FRAMES,
+            end_of_turn_key: None,
         }
     }
 
