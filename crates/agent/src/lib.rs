@@ -14,6 +14,7 @@
 //! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins, and
 //!   keeps the caller from dead air while a slow one runs ([`tools::filler`]).
 //! - [`keypad`] turns the caller's DTMF into turn control and typed text.
+//! - [`privacy`] says whether conversation text may be logged (off by default).
 //! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade with a
 //!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
@@ -25,6 +26,7 @@ pub mod http;
 pub mod keypad;
 pub mod openai;
 pub mod pipeline;
+pub mod privacy;
 pub mod provider;
 mod renewal;
 pub mod tools;

@@ -407,7 +407,9 @@ impl DeepgramSession {
             ServerMessage::Unknown { type_name, .. } => {
                 tracing::debug!(%type_name, "ignoring a Deepgram message type voice-ua does not know");
             }
-            other => tracing::trace!(message = ?other, "Deepgram message"),
+            // History and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(message = ?other, "Deepgram message"),
+            _ => tracing::trace!("Deepgram message (not logged: it may carry conversation text)"),
         }
     }
 

@@ -471,7 +471,9 @@ impl OpenAiSession {
                     tracing::debug!(%type_name, count = self.counts.unknown, "ignoring an OpenAI event type voice-ua does not know");
                 }
             }
-            other => tracing::trace!(event = ?other, "OpenAI event"),
+            // Transcript deltas and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(event = ?other, "OpenAI event"),
+            _ => tracing::trace!("OpenAI event (not logged: it may carry conversation text)"),
         }
     }
 

@@ -711,7 +711,14 @@ impl PipelineCore {
             return;
         }
         let heard = reply.heard(played);
-        tracing::info!(heard = %heard, "the caller heard this much of the reply");
+        if crate::privacy::log_text() {
+            tracing::info!(heard = %heard, "the caller heard this much of the reply");
+        } else {
+            tracing::info!(
+                heard_words = heard.split_whitespace().count(),
+                "the caller heard this much of the reply"
+            );
+        }
         if !reply.in_history {
             self.history.push_assistant_heard(&heard, true);
         }
