@@ -149,6 +149,7 @@ async fn http_tool_result_goes_back_with_the_same_id_and_name() {
             headers: vec![("X-Secret".into(), "s3".into())],
             timeout: Duration::from_secs(2),
         },
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
@@ -191,6 +192,7 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
             headers: vec![],
             timeout: Duration::from_secs(2),
         },
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
@@ -217,6 +219,7 @@ fn weather_function(url: String) -> FunctionSpec {
             "required": ["city", "unit"]
         }),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     }
 }
 
@@ -311,6 +314,7 @@ async fn builtin_arguments_from_the_llm_are_bounded() {
             description: name.into(),
             parameters: json!({"type": "object", "properties": {}}),
             kind: ToolKind::Builtin(builtin),
+            filler: Default::default(),
         });
     }
     let provider = DeepgramProvider::new(config).expect("provider");
@@ -349,6 +353,7 @@ async fn transfer_answer(outcome: TransferOutcome) -> String {
         description: "Transfer the caller to sales".into(),
         parameters: json!({"type":"object","properties":{}}),
         kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");

@@ -113,6 +113,7 @@ fn the_ga_session_update_goes_first_with_the_calls_law_both_ways() {
         description: "Open the gate".into(),
         parameters: json!({"type": "object", "properties": {}}),
         kind: voice_ua_agent::ToolKind::Builtin(voice_ua_agent::Builtin::Hangup),
+        filler: Default::default(),
     });
     for (format, law) in [(AudioFormat::Ulaw8k, "audio/pcmu"), (AudioFormat::Alaw8k, "audio/pcma")] {
         let mut s = OpenAiSession::new(t0, format, &c, None).expect("G.711");

@@ -1,11 +1,14 @@
 //! What the agent asks of the call — audio to play, barge-in, hang up, transfer, send
 //! digits — and what it tells it (transcripts, figures, tools, its end), plus the
 //! blind transfer it can start and the fallback when it fails: the caller is never
-//! left in silence.
+//! left in silence. The consent prompt (a recording notice) plays before the agent's
+//! first words and survives a barge-in; transcript lines are logged only when
+//! configured (the record keeps them either way).
 
 use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Observation};
 use crate::transfer::{AfterPlayback, Transfer};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voice_ua_agent::{AgentEvent, CallInput, HoldReason, SessionEnd, TransferOutcome};
 use voice_ua_media::Law;
@@ -26,11 +29,7 @@ impl CallCore {
             }
             AgentEvent::FlushPlayback => {
                 self.observe(Observation::BargeIn);
-                let mut played_samples = 0;
-                if let Some(leg) = self.leg.as_mut() {
-                    leg.pacer.flush();
-                    played_samples = leg.pacer.stats().audio_samples;
-                }
+                let played_samples = self.flush_agent_audio();
                 while let Some(id) = self.playback.take() {
                     self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: true }));
                 }
@@ -82,7 +81,11 @@ impl CallCore {
                 self.tool_used(now, "dtmf", result);
             }
             AgentEvent::Transcript { role, text, at } => {
-                tracing::info!(?role, %text, "transcript");
+                if self.settings.log_transcripts {
+                    tracing::info!(?role, %text, "transcript");
+                } else {
+                    tracing::debug!(?role, chars = text.chars().count(), "transcript line (text not logged)");
+                }
                 self.figures.said(at, role, text);
             }
             AgentEvent::ReplyStarted(figures) => self.turns.reply_announced(figures),
@@ -277,21 +280,53 @@ impl CallCore {
         tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
         // The agent is gone: its marks are never answered.
         while self.playback.take().is_some() {}
-        if let Some(leg) = self.leg.as_mut() {
-            leg.pacer.flush();
-            let mut chunk = [0u8; 160];
-            for part in settings.fallback.ulaw.chunks(160) {
-                let out = &mut chunk[..part.len()];
-                out.copy_from_slice(part);
-                if leg.law == Law::Alaw {
-                    voice_ua_media::g711::ulaw_to_alaw_in_place(out);
-                }
-                leg.pacer.push_encoded(out);
-            }
-        }
+        self.flush_agent_audio();
+        self.push_prompt(&settings.fallback.ulaw);
         self.after_playback = Some(match &settings.fallback.transfer {
             Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },
             None => AfterPlayback::GiveUp(format!("agent failed: {cause}")),
         });
+    }
+}
+
+impl CallCore {
+    /// The consent prompt, first thing on a new media leg.
+    pub(crate) fn play_consent_prompt(&mut self) {
+        let prompt = Arc::clone(&self.settings);
+        if prompt.consent_prompt.is_empty() {
+            return;
+        }
+        tracing::info!(seconds = prompt.consent_prompt.len() as f64 / 8000.0, "playing the consent prompt");
+        self.consent_samples = prompt.consent_prompt.len() as u64;
+        self.push_prompt(&prompt.consent_prompt);
+    }
+
+    /// Drop the agent's queued audio (barge-in, fallback). What is left of the consent
+    /// prompt plays on. Returns how much agent audio the caller has heard, in samples,
+    /// the consent prompt not counted.
+    fn flush_agent_audio(&mut self) -> u64 {
+        let Some(leg) = self.leg.as_mut() else { return 0 };
+        leg.pacer.flush();
+        let played = leg.pacer.stats().audio_samples;
+        if played < self.consent_samples {
+            let settings = Arc::clone(&self.settings);
+            let rest = settings.consent_prompt.get(played as usize..).unwrap_or_default();
+            self.push_prompt(rest);
+        }
+        played.saturating_sub(self.consent_samples)
+    }
+
+    /// Queue μ-law 8 kHz audio for the caller, in the call's law.
+    fn push_prompt(&mut self, ulaw: &[u8]) {
+        let Some(leg) = self.leg.as_mut() else { return };
+        let mut chunk = [0u8; 160];
+        for part in ulaw.chunks(160) {
+            let out = &mut chunk[..part.len()];
+            out.copy_from_slice(part);
+            if leg.law == Law::Alaw {
+                voice_ua_media::g711::ulaw_to_alaw_in_place(out);
+            }
+            leg.pacer.push_encoded(out);
+        }
     }
 }

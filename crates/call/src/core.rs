@@ -64,6 +64,9 @@ pub struct CallCore {
     pub(crate) turns: TurnClock,
     /// The agent's marks waiting for their audio to play.
     pub(crate) playback: Playback,
+    /// Samples of the consent prompt at the head of the call's audio (0: none): a
+    /// barge-in does not cut them, and the agent's count of its audio leaves them out.
+    pub(crate) consent_samples: u64,
     pub(crate) figures: Figures,
     actions: VecDeque<Action>,
     pub(crate) ending: Option<Ending>,
@@ -126,6 +129,7 @@ impl CallCore {
             hold_reasons: 0,
             turns: TurnClock::new(),
             playback: Playback::new(),
+            consent_samples: 0,
             figures: Figures::default(),
             // Room for a tick's actions (an agent frame, an observation); it grows only if a
             // burst ever needs more. An action with a frame is ~650 bytes.
@@ -333,6 +337,7 @@ impl CallCore {
         let law = law_of(plan.codec).unwrap_or(Law::Ulaw);
         let seed = self.stir();
         self.leg = Some(MediaLeg::new(now, plan, law, self.settings.jitter, self.pbx_ips.clone(), seed));
+        self.play_consent_prompt();
         if let TimerDecision::Run { interval, refresher, .. } = self.timer_decision {
             self.timer = Some(SessionTimer::start(now, interval, refresher));
         }

@@ -26,6 +26,8 @@ pub struct FakeConfig {
     pub close_after_handshake: u32,
     /// From connection `n` on, the upgrade is refused with this HTTP status.
     pub refuse_from: Option<(u32, u16)>,
+    /// Answer every `InjectAgentMessage` with `InjectionRefused`.
+    pub refuse_injections: bool,
 }
 
 impl FakeConfig {
@@ -40,7 +42,14 @@ impl FakeConfig {
             scripts: BTreeMap::new(),
             close_after_handshake: 0,
             refuse_from: None,
+            refuse_injections: false,
         }
+    }
+
+    /// Refuse every `InjectAgentMessage`.
+    pub fn refuse_injections(mut self, on: bool) -> Self {
+        self.refuse_injections = on;
+        self
     }
 
     /// Serve wss://.

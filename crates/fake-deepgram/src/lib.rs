@@ -16,6 +16,11 @@
 //!   two when [`FakeConfig::settings_applied_delay`] holds `SettingsApplied` back);
 //! - an unparsable text frame gets `UNPARSABLE_CLIENT_MESSAGE`;
 //! - no client message for [`FakeConfig::idle_timeout`] gets `CLIENT_MESSAGE_TIMEOUT`;
+//! - a Flux (`v2`) listen provider without a model, or with `smart_format`, gets
+//!   `INVALID_SETTINGS`; `ForceEndTurn` with a Nova (`v1`) listener is answered with
+//!   `Warning FORCE_END_TURN_UNSUPPORTED`;
+//! - `InjectAgentMessage` is recorded and, with [`FakeConfig::refuse_injections`],
+//!   answered with `InjectionRefused`;
 //!
 //! each error is followed by a normal close. After `SettingsApplied` it plays its
 //! [`Step`] script and records what each connection sent ([`Record`]).
@@ -83,6 +88,14 @@ pub struct Record {
     pub keepalives: usize,
     /// `FunctionCallResponse`s received.
     pub function_responses: Vec<FunctionCallResponse>,
+    /// `InjectAgentMessage`s received: `(message, behavior)`, each with when it arrived.
+    pub injected_agent: Vec<(String, Option<String>, std::time::Instant)>,
+    /// `InjectUserMessage` contents received.
+    pub injected_user: Vec<String>,
+    /// `ForceEndTurn`s received.
+    pub force_end_turns: usize,
+    /// Warning codes the fake sent.
+    pub warnings_sent: Vec<String>,
     /// Error codes the fake sent.
     pub errors_sent: Vec<String>,
     /// Other protocol faults the fake noticed.

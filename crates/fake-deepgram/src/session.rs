@@ -200,6 +200,11 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
                                     conn.fail("INVALID_SETTINGS", "audio formats not supported by this fake").await;
                                     return;
                                 };
+                                let listen = &settings.agent.listen.provider;
+                                if listen.is_flux() && (listen.model.is_none() || listen.smart_format.is_some()) {
+                                    conn.fail("INVALID_SETTINGS", "a v2 (Flux) listen provider needs a model and takes no smart_format").await;
+                                    return;
+                                }
                                 conn.format = output;
                                 conn.record.settings = Some(*settings);
                                 if config.settings_applied_delay.is_zero() {
@@ -213,6 +218,27 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
                                 return;
                             }
                             ClientMessage::KeepAlive => conn.record.keepalives += 1,
+                            ClientMessage::InjectAgentMessage { message, behavior } => {
+                                conn.record.injected_agent.push((message.clone(), behavior, std::time::Instant::now()));
+                                if config.refuse_injections && !conn.send(&ServerMessage::InjectionRefused { message }).await {
+                                    conn.record.end = "client gone".into();
+                                    return;
+                                }
+                            }
+                            ClientMessage::InjectUserMessage { content } => conn.record.injected_user.push(content),
+                            ClientMessage::ForceEndTurn => {
+                                conn.record.force_end_turns += 1;
+                                let flux = conn.record.settings.as_ref().is_some_and(|s| s.agent.listen.provider.is_flux());
+                                if !flux {
+                                    let code = "FORCE_END_TURN_UNSUPPORTED";
+                                    conn.record.warnings_sent.push(code.into());
+                                    let warning = ServerMessage::Warning { code: code.into(), description: "ForceEndTurn needs a Flux listen provider".into() };
+                                    if !conn.send(&warning).await {
+                                        conn.record.end = "client gone".into();
+                                        return;
+                                    }
+                                }
+                            }
                             ClientMessage::FunctionCallResponse(response) => {
                                 if let Wait::Response { id, name } = &wait {
                                     if response.id.as_deref() == Some(id.as_str()) {

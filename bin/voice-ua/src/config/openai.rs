@@ -58,6 +58,8 @@ pub struct Shared<'a> {
     pub prompt: Option<String>,
     pub greeting: Option<String>,
     pub functions: Vec<FunctionSpec>,
+    /// `agent.end_of_turn_key`.
+    pub end_of_turn_key: Option<char>,
 }
 
 /// A name OpenAI would take as it is: letters, digits, `.`, `_` and `-`.
@@ -79,6 +81,7 @@ pub fn config(shared: Shared<'_>, s: &OpenAiSection, key: String) -> Result<Open
         c.url = url.to_owned();
     }
     c.extra_ca_file = shared.ca_file;
+    c.end_of_turn_key = shared.end_of_turn_key;
     if let Some(prompt) = shared.prompt {
         c.instructions = prompt;
     }

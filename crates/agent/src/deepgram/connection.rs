@@ -35,8 +35,7 @@ pub(super) async fn run(
     mut io: AgentIo,
 ) {
     let settings = config.settings_message(call.format);
-    let mut session = DeepgramSession::new(now(), call.format, settings);
-    session.set_reconnect(config.reconnect);
+    let mut session = new_session(&config, call.format, settings);
     let mut ws = match connect(&config, &tls).await {
         Ok(ws) => ws,
         Err(error) => {
@@ -111,9 +110,7 @@ pub(super) async fn run(
             }
             input = io.recv() => match input {
                 Some(CallInput::Audio(frame)) => session.handle_call_audio(now(), &frame),
-                Some(CallInput::Digit(digit)) => {
-                    tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
-                }
+                Some(CallInput::Digit(digit)) => session.handle_digit(now(), digit),
                 Some(CallInput::TransferResult(outcome)) => {
                     if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
                         session.handle_tool_result(now(), id, name, content);
@@ -241,9 +238,18 @@ async fn open_streaming(
     format: AudioFormat,
     settings: Settings,
 ) -> Result<(Ws, DeepgramSession), AgentError> {
-    let mut session = DeepgramSession::new(now(), format, settings);
-    session.set_reconnect(config.reconnect);
+    let session = new_session(config, format, settings);
     ws::handshake(connect(config, tls).await?, session).await
+}
+
+/// A session for a call in `format` that sends `settings`, with the configured
+/// functions' fillers and the end-of-turn key.
+fn new_session(config: &DeepgramConfig, format: AudioFormat, settings: Settings) -> DeepgramSession {
+    let mut session = DeepgramSession::new(now(), format, settings)
+        .with_functions(&config.settings.functions)
+        .with_end_of_turn_key(config.settings.end_of_turn_key);
+    session.set_reconnect(config.reconnect);
+    session
 }
 
 impl Handshake for DeepgramSession {

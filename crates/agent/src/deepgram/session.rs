@@ -29,6 +29,8 @@
 //! This session keeps a provider-side figure for tests and debug logs: the user's
 //! `ConversationText` (Deepgram's end of turn) → the first agent audio frame.
 
+mod filler;
+mod keypad;
 mod reconnect;
 mod renewal;
 
@@ -39,8 +41,10 @@ pub use self::renewal::{
     HISTORY_MAX_CHARS, HISTORY_MAX_LINES, RENEW_AFTER, RENEW_FORCE_AFTER, RENEW_QUIET, RENEW_RETRY,
 };
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
+use crate::keypad::Keypad;
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
 use crate::renewal::{History, Moment, RenewalTimer};
+use crate::tools::Fillers;
 use crate::{AgentError, ProviderCode};
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
@@ -117,6 +121,12 @@ pub struct DeepgramSession {
     user_speaking: bool,
     /// Opening the session again when its socket drops mid-call.
     reconnect: crate::reconnect::Reconnecting,
+    /// What the caller hears while a slow function runs (`session/filler.rs`).
+    fillers: Fillers,
+    /// Digits typed and the end-of-turn key (`session/keypad.rs`).
+    keypad: Keypad,
+    /// The listener is Flux (`ForceEndTurn` works).
+    flux: bool,
 }
 
 impl DeepgramSession {
@@ -141,6 +151,9 @@ impl DeepgramSession {
             audio_frames_dropped: 0,
             history: renewal::carried(settings.agent.context.as_ref()),
             renewal: RenewalTimer::new(renewal::POLICY),
+            fillers: Fillers::default(),
+            keypad: Keypad::default(),
+            flux: settings.agent.listen.provider.is_flux(),
             settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
@@ -231,7 +244,9 @@ impl DeepgramSession {
             }
             State::Streaming => {
                 let keepalive = self.last_sent + KEEPALIVE_AFTER;
-                Some(self.renewal.next_check().map_or(keepalive, |t| t.min(keepalive)))
+                let next = self.renewal.next_check().map_or(keepalive, |t| t.min(keepalive));
+                let turns = [self.fillers.poll_timeout(), self.keypad.poll_timeout()];
+                Some(turns.into_iter().flatten().fold(next, Instant::min))
             }
             State::Ended => None,
         }
@@ -253,6 +268,9 @@ impl DeepgramSession {
                 self.fail("Deepgram did not confirm the Settings (no SettingsApplied within 10 s)".into());
             }
             State::Streaming => {
+                self.fillers.handle_timeout(now);
+                self.drain_fillers(now);
+                self.keypad_timeout(now);
                 if now >= self.last_sent + KEEPALIVE_AFTER {
                     tracing::debug!("no audio to send: KeepAlive");
                     self.send(now, &ClientMessage::KeepAlive);
@@ -344,6 +362,8 @@ impl DeepgramSession {
                     }
                     tracing::info!(id = %call.id, name = %call.name, "agent calls a function");
                     self.pending_tools.insert(call.id.clone());
+                    self.fillers.started(now, &call.id, &call.name);
+                    self.drain_fillers(now);
                     self.out.push_back(Output::RunTool(ToolCall {
                         id: call.id,
                         name: call.name,
@@ -354,6 +374,8 @@ impl DeepgramSession {
             ServerMessage::FunctionCallCancelled { functions } => {
                 for call in functions {
                     if self.pending_tools.remove(&call.id) {
+                        self.fillers.finished(&call.id);
+                        self.drain_fillers(now);
                         tracing::info!(id = %call.id, name = %call.name, "function call cancelled");
                         self.cancelled_tools.insert(call.id);
                     }
@@ -390,13 +412,13 @@ impl DeepgramSession {
             ServerMessage::Error { code, description } => {
                 self.lost(now, format!("Deepgram error {code}: {description}"), Some(&code));
             }
-            ServerMessage::InjectionRefused { message } => {
-                tracing::debug!(%message, "Deepgram refused an injected message");
-            }
+            ServerMessage::InjectionRefused { message } => self.injection_refused(now, &message),
             ServerMessage::Unknown { type_name, .. } => {
                 tracing::debug!(%type_name, "ignoring a Deepgram message type voice-ua does not know");
             }
-            other => tracing::trace!(message = ?other, "Deepgram message"),
+            // History and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(message = ?other, "Deepgram message"),
+            _ => tracing::trace!("Deepgram message (not logged: it may carry conversation text)"),
         }
     }
 
@@ -441,8 +463,10 @@ impl DeepgramSession {
         if self.state == State::Ended {
             return;
         }
+        self.fillers.finished(&id);
         let response = FunctionCallResponse { id: Some(id), name, content };
         self.send(now, &ClientMessage::FunctionCallResponse(response));
+        self.drain_fillers(now);
     }
 
     /// Send any other client message (e.g. `InjectAgentMessage`) once streaming.
@@ -470,6 +494,7 @@ impl DeepgramSession {
         if self.state == State::Ended {
             return;
         }
+        self.stop_fillers();
         self.state = State::Ended;
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)));
         self.out.push_back(Output::Close);
@@ -486,6 +511,7 @@ impl DeepgramSession {
             return;
         }
         tracing::warn!(%detail, "Deepgram session failed");
+        self.stop_fillers();
         self.state = State::Ended;
         let error = AgentError::Provider { provider: PROVIDER.into(), detail, code };
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));

@@ -76,6 +76,9 @@ pub struct OpenAiConfig {
     pub append_frames: usize,
     /// How a session that drops mid-call is opened again.
     pub reconnect: ReconnectPolicy,
+    /// A DTMF key that sends the digits typed before it at once, when set (OpenAI's
+    /// server VAD ends spoken turns itself).
+    pub end_of_turn_key: Option<char>,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -292,6 +295,7 @@ impl OpenAiConfig {
             renew_after: DEFAULT_RENEW_AFTER,
             append_frames: DEFAULT_APPEND_FRAMES,
             reconnect: ReconnectPolicy::default(),
+            end_of_turn_key: None,
         }
     }
 

@@ -127,9 +127,7 @@ pub(super) async fn run(
                 Some(CallInput::PlaybackFlushed { played_samples }) => {
                     session.handle_playback_flushed(now(), played_samples);
                 }
-                Some(CallInput::Digit(digit)) => {
-                    tracing::debug!(%digit, "caller pressed a key; OpenAI Realtime over WebSocket takes no DTMF, ignored");
-                }
+                Some(CallInput::Digit(digit)) => session.handle_digit(now(), digit),
                 Some(CallInput::TransferResult(outcome)) => {
                     if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
                         session.handle_tool_result(now(), id, name, content);

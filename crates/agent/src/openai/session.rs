@@ -39,6 +39,7 @@
 
 mod playback;
 mod reconnect;
+mod turns;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -46,10 +47,11 @@ use std::time::{Duration, Instant, SystemTime};
 pub use self::playback::{Playback, Truncate};
 use super::config::{OpenAiConfig, Prices, RENEW_HARD_LIMIT};
 use super::messages::{AudioDelta, ClientEvent, ErrorDetail, Item, ResponseInfo, ServerEvent};
+use crate::keypad::Keypad;
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, Role, SessionEnd};
 use crate::renewal::{History, Moment, Policy, RenewalTimer};
 pub use crate::renewal::{HISTORY_MAX_CHARS, HISTORY_MAX_LINES};
-use crate::tools::ToolCall;
+use crate::tools::{Fillers, ToolCall};
 use crate::{AgentError, ProviderCode};
 
 /// How long `session.updated` may take after connecting.
@@ -226,6 +228,13 @@ pub struct OpenAiSession {
     counts: Counts,
     /// Opening the session again when its socket drops mid-call.
     reconnect: crate::reconnect::Reconnecting,
+    /// What the caller hears while a slow function runs (`session/turns.rs`).
+    fillers: Fillers,
+    /// Digits typed and the end-of-turn key (`session/turns.rs`).
+    keypad: Keypad,
+    /// Typed digits went in while a response ran: they get a `response.create` once it
+    /// is done.
+    typed_waiting: bool,
 }
 
 /// The renewal timings for `config`: due after `renew_after`, forced by
@@ -285,6 +294,9 @@ impl OpenAiSession {
             turn_start: None,
             counts: Counts::default(),
             reconnect: crate::reconnect::Reconnecting::default(),
+            fillers: Fillers::new(&config.functions, false),
+            keypad: Keypad::new(config.end_of_turn_key),
+            typed_waiting: false,
         };
         s.reconnect.set_policy(config.reconnect);
         let update = ClientEvent::SessionUpdate {
@@ -333,7 +345,7 @@ impl OpenAiSession {
         }
         match self.state {
             State::AwaitingSessionUpdated => Some(self.opened + HANDSHAKE_TIMEOUT),
-            State::Streaming => self.renewal.next_check(),
+            State::Streaming => [self.renewal.next_check(), self.turn_timeout()].into_iter().flatten().min(),
             State::Ended => None,
         }
     }
@@ -351,7 +363,10 @@ impl OpenAiSession {
                 ),
                 "HANDSHAKE_TIMEOUT",
             ),
-            State::Streaming => self.check_renew(now),
+            State::Streaming => {
+                self.turn_timers(now);
+                self.check_renew(now);
+            }
             _ => {}
         }
     }
@@ -451,7 +466,7 @@ impl OpenAiSession {
                 }
             }
             ServerEvent::FunctionCallArgumentsDone { response_id, call_id, name, arguments, .. } => {
-                self.on_function_call(response_id, call_id, name, arguments);
+                self.on_function_call(now, response_id, call_id, name, arguments);
             }
             ServerEvent::ResponseDone { response } => self.on_response_done(response),
             ServerEvent::OutputAudioDelta { response_id, item_id, delta, .. } => {
@@ -473,7 +488,9 @@ impl OpenAiSession {
                     tracing::debug!(%type_name, count = self.counts.unknown, "ignoring an OpenAI event type voice-ua does not know");
                 }
             }
-            other => tracing::trace!(event = ?other, "OpenAI event"),
+            // Transcript deltas and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(event = ?other, "OpenAI event"),
+            _ => tracing::trace!("OpenAI event (not logged: it may carry conversation text)"),
         }
     }
 
@@ -544,6 +561,7 @@ impl OpenAiSession {
 
     fn on_function_call(
         &mut self,
+        now: Instant,
         response_id: String,
         call_id: String,
         name: Option<String>,
@@ -585,7 +603,9 @@ impl OpenAiSession {
         tracing::info!(%call_id, %name, "agent calls a function");
         self.tool_turns[turn].running += 1;
         self.pending_tools.insert(call_id.clone(), response_id);
+        self.fillers.started(now, &call_id, &name);
         self.out.push_back(Output::RunTool(ToolCall { id: call_id, name, arguments }));
+        self.drain_fillers();
     }
 
     /// A function finished: its output goes back, and once every call of its response is
@@ -599,6 +619,7 @@ impl OpenAiSession {
             tracing::debug!(%call_id, %name, "dropping the result of an unknown function call");
             return;
         };
+        self.fillers.finished(&call_id);
         if self.state == State::Ended {
             return;
         }
@@ -610,6 +631,7 @@ impl OpenAiSession {
             turn.running = turn.running.saturating_sub(1);
         }
         self.continue_tool_turn(&response_id);
+        self.drain_fillers();
     }
 
     /// When a response's calls are all answered and it completed, ask for the next one.
@@ -653,6 +675,7 @@ impl OpenAiSession {
             turn.completed = Some(status == "completed");
         }
         self.continue_tool_turn(&id);
+        self.answer_typed();
     }
 
     fn on_error(&mut self, now: Instant, error: ErrorDetail) {
@@ -730,6 +753,7 @@ impl OpenAiSession {
         if self.state == State::Ended {
             return;
         }
+        self.stop_fillers();
         self.state = State::Ended;
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)));
         self.out.push_back(Output::Close);
@@ -742,6 +766,7 @@ impl OpenAiSession {
             return;
         }
         tracing::warn!(%detail, "OpenAI session failed");
+        self.stop_fillers();
         self.state = State::Ended;
         let error = AgentError::Provider { provider: PROVIDER.into(), detail, code: ProviderCode::new(code) };
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));

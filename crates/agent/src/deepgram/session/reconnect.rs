@@ -68,6 +68,9 @@ impl DeepgramSession {
         let streaming = self.state == State::Streaming;
         match self.reconnect.lost(now, streaming, detail, code) {
             Ok(()) => {
+                // A slow function's filler or tone ends with its session: the reconnect's
+                // hold takes over, and the function's result will be dropped.
+                self.stop_fillers();
                 self.event(AgentEvent::Hold { reason: HoldReason::Reconnect, on: true });
                 self.out.push_back(Output::Reconnect);
             }

@@ -61,6 +61,9 @@ impl OpenAiSession {
         let streaming = self.state == State::Streaming;
         match self.reconnect.lost(now, streaming, detail, Some(code)) {
             Ok(()) => {
+                // A slow function's filler or tone ends with its session: the reconnect's
+                // hold takes over, and the function's result will be dropped.
+                self.stop_fillers();
                 self.batch = AppendBatch::EMPTY;
                 self.batch_frames = 0;
                 self.event(AgentEvent::Hold { reason: HoldReason::Reconnect, on: true });
