@@ -162,5 +162,62 @@ fn endpoint_push(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, g711_codec, rtp_parse, jitter_push_pop, pacer_tick, resample_frame, endpoint_push);
+/// The echo canceller per 20 ms frame: playing (speech-like playback echoed back 80 ms
+/// late at -12 dB, the filter converged and adapting) and idle (nothing sent for longer
+/// than an echo lasts: the frame passes after the delay search's bookkeeping).
+fn echo_cancel(c: &mut Criterion) {
+    use voice_ua_media::aec::echo_path::{EchoLine, EchoSettings, Talker};
+    use voice_ua_media::EchoCanceller;
+    let mut group = c.benchmark_group("aec");
+    for rate in [8000u32, 16000] {
+        let n = rate as usize / 50;
+        let frames = 500;
+        let mut talker = Talker::new(rate, -18.0, 1);
+        let mut line =
+            EchoLine::new(EchoSettings { rate, delay_ms: 80, atten_db: 12.0, noise_dbfs: -50.0, seed: 2 });
+        let far = talker.take(frames * n);
+        let mut near = vec![0i16; frames * n];
+        let mut echo = vec![0i16; n];
+        for k in 0..frames {
+            line.frame(&far[k * n..(k + 1) * n], &[], &mut echo, &mut near[k * n..(k + 1) * n]);
+        }
+        let mut aec = EchoCanceller::new(rate).expect("rate");
+        let mut out = vec![0i16; n];
+        for k in 0..frames {
+            out.copy_from_slice(&near[k * n..(k + 1) * n]);
+            aec.process(&far[k * n..(k + 1) * n], &mut out);
+        }
+        let mut k = 0;
+        group.bench_function(format!("playing, 20 ms at {rate} Hz"), |b| {
+            b.iter(|| {
+                k = (k + 1) % frames;
+                out.copy_from_slice(&near[k * n..(k + 1) * n]);
+                aec.process(black_box(&far[k * n..(k + 1) * n]), black_box(&mut out));
+            })
+        });
+        let silence = vec![0i16; n];
+        for _ in 0..50 {
+            aec.process(&silence, &mut out);
+        }
+        group.bench_function(format!("idle, 20 ms at {rate} Hz"), |b| {
+            b.iter(|| {
+                k = (k + 1) % frames;
+                out.copy_from_slice(&near[k * n..(k + 1) * n]);
+                aec.process(black_box(&silence), black_box(&mut out));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    g711_codec,
+    rtp_parse,
+    jitter_push_pop,
+    pacer_tick,
+    resample_frame,
+    endpoint_push,
+    echo_cancel
+);
 criterion_main!(benches);

@@ -51,6 +51,9 @@ pub enum MediaError {
     /// The endpointer was asked for a sample rate other than 8 or 16 kHz.
     #[error("endpointing runs on 8000 or 16000 Hz audio, not {0} Hz: resample the caller's audio first")]
     EndpointRate(u32),
+    /// The echo canceller was asked for a sample rate other than 8 or 16 kHz.
+    #[error("echo cancellation runs on 8000 or 16000 Hz audio, not {0} Hz: resample the call's audio first")]
+    EchoRate(u32),
     /// An endpointing setting outside its sensible range.
     #[error("endpointing setting {setting} = {value} is out of range: {expected}")]
     BadEndpointSetting {

@@ -10,10 +10,12 @@
 //! Send path: agent audio → [`Resampler`] → [`Pacer::push_linear`]; on each timer
 //! ([`Pacer::poll_timeout`]) drain [`Pacer::poll_transmit`] into the socket;
 //! barge-in is [`Pacer::flush`], DTMF out is [`Pacer::send_dtmf`]. Each played-out caller
-//! frame also goes to [`CallerVad::push`] for turn timing, or, for an agent without
+//! frame is first cleaned of our own playback's echo ([`EchoCanceller::process`], the
+//! reference being what the caller heard) and then goes to [`CallerVad::push`] for turn timing, or, for an agent without
 //! endpointing of its own, to [`Endpointer::push`], which decides when the caller's turn
 //! ends and hands over the utterance.
 
+pub mod aec;
 pub mod dtmf;
 pub mod endpoint;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod rtp;
 pub mod source;
 pub mod vad;
 
+pub use aec::{EchoCanceller, SpeechOverEcho};
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, TelephoneEvent};
 pub use endpoint::{EndReason, EndpointEvent, EndpointSettings, Endpointer};
 pub use error::MediaError;

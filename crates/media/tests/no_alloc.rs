@@ -1,11 +1,13 @@
 //! The per-frame paths allocate nothing in steady state: a counting global allocator
 //! watches jitter push/pop (with loss and reordering), pacer push/tick/DTMF/flush,
 //! G.711 and resampling after set-up (among them 22.05 kHz TTS audio to 8 kHz), and the
-//! endpointer through speech, barge-in, turn ends, keys and resets (counted by the
-//! `allocation-counter` crate's global allocator).
+//! endpointer through speech, barge-in, turn ends, keys and resets, and the echo
+//! canceller through delay search, adaptation, double talk and idle frames (counted by
+//! the `allocation-counter` crate's global allocator).
 
 use std::time::{Duration, Instant};
 
+use voice_ua_media::aec::echo_path::{EchoLine, EchoSettings, Talker};
 use voice_ua_media::endpoint::{EndpointEvent, EndpointSettings, Endpointer};
 use voice_ua_media::g711::Law;
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
@@ -121,5 +123,43 @@ fn the_endpointer_does_not_allocate_per_frame() {
         assert_eq!(reasons, [12, 6, 6], "silence, max length, key");
         assert_eq!(barge_ins, 3);
         assert!(utterance_samples > 0);
+    }
+}
+
+#[test]
+fn the_echo_canceller_does_not_allocate_per_frame() {
+    for rate in [8000u32, 16000] {
+        let n = rate as usize / 50;
+        let mut aec = voice_ua_media::EchoCanceller::new(rate).expect("rate");
+        let mut detector = voice_ua_media::SpeechOverEcho::new();
+        // The signals are made before counting: 6 s of playback with its echo, the
+        // caller talking over the last 2 s, then 2 s with nothing sent.
+        let mut far_talker = Talker::new(rate, -18.0, 1);
+        let mut caller = Talker::new(rate, -22.0, 2);
+        let mut line =
+            EchoLine::new(EchoSettings { rate, delay_ms: 90, atten_db: 10.0, noise_dbfs: -50.0, seed: 3 });
+        let frames = 400;
+        let mut far = vec![0i16; frames * n];
+        let mut near = vec![0i16; frames * n];
+        let mut echo = vec![0i16; n];
+        for k in 0..frames {
+            let f = &mut far[k * n..(k + 1) * n];
+            if k < 300 {
+                far_talker.fill(f);
+            }
+            let talk = if (200..300).contains(&k) { caller.take(n) } else { Vec::new() };
+            line.frame(f, &talk, &mut echo, &mut near[k * n..(k + 1) * n]);
+        }
+        let mut speech = 0;
+        let info = allocation_counter::measure(|| {
+            for k in 0..frames {
+                let out = &mut near[k * n..(k + 1) * n];
+                aec.process(&far[k * n..(k + 1) * n], out);
+                speech += usize::from(detector.push(out, aec.echo_bound_dbfs()));
+            }
+        });
+        assert_eq!(info.count_total, 0, "{} allocations at {rate} Hz", info.count_total);
+        assert!(aec.delay_estimate().is_some(), "the canceller ran, not just passed frames");
+        assert!(speech > 20, "the caller was heard over the echo ({speech} frames)");
     }
 }
