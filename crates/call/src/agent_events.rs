@@ -27,13 +27,11 @@ impl CallCore {
                     leg.pacer.push_encoded(frame.as_bytes());
                 }
             }
+            // Carried out when the caller really spoke over the playback (barge_in.rs).
             AgentEvent::FlushPlayback => {
-                self.observe(Observation::BargeIn);
-                let played_samples = self.flush_agent_audio();
-                while let Some(id) = self.playback.take() {
-                    self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: true }));
+                if self.echo.request(self.audio_queued()) {
+                    self.flush_playback();
                 }
-                self.push(Action::ToAgent(CallInput::PlaybackFlushed { played_samples }));
             }
             AgentEvent::Mark(id) => {
                 let (sent, queued) = match self.leg.as_ref() {
@@ -133,6 +131,17 @@ impl CallCore {
         if let Some(leg) = self.leg.as_mut() {
             leg.pacer.set_hold_tone(false);
         }
+    }
+
+    /// Barge-in: the agent's queued audio goes, its marks are answered as cleared, and
+    /// it learns how much the caller heard.
+    pub(crate) fn flush_playback(&mut self) {
+        self.observe(Observation::BargeIn);
+        let played_samples = self.flush_agent_audio();
+        while let Some(id) = self.playback.take() {
+            self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: true }));
+        }
+        self.push(Action::ToAgent(CallInput::PlaybackFlushed { played_samples }));
     }
 
     fn audio_queued(&self) -> bool {
@@ -278,8 +287,9 @@ impl CallCore {
             None => "ending the call".to_string(),
         };
         tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
-        // The agent is gone: its marks are never answered.
+        // The agent is gone: its marks are never answered, its flush never carried out.
         while self.playback.take().is_some() {}
+        self.echo.forget();
         self.flush_agent_audio();
         self.push_prompt(&settings.fallback.ulaw);
         self.after_playback = Some(match &settings.fallback.transfer {

@@ -9,6 +9,7 @@
 //! This file owns the phases and the drain side; the tick, the agent's events and the
 //! in-call signals live in `tick.rs`, `agent_events.rs` and `signals.rs`.
 
+use crate::barge_in::EchoGuard;
 use crate::figures::{Figures, WallClock};
 use crate::io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
 use crate::media_leg::{law_of, MediaLeg, FRAME};
@@ -76,6 +77,8 @@ pub struct CallCore {
     /// This tick's audio, both sides, when kept (see [`CallSetup::keep_audio`]); only
     /// recorded calls pay for it.
     pub(crate) heard: Option<Box<Heard>>,
+    /// The echo canceller and the barge-in gate.
+    pub(crate) echo: EchoGuard,
 }
 
 /// One tick's audio, both sides, for the recording.
@@ -140,6 +143,7 @@ impl CallCore {
             heard: setup.keep_audio.then(|| {
                 Box::new(Heard { caller: [0; FRAME], agent: [0; FRAME], agent_len: 0, ready: false })
             }),
+            echo: EchoGuard::new(settings.echo_cancel, settings.barge_in_min_ms, settings.duck_ms),
             settings,
         };
         match negotiated {
@@ -215,7 +219,11 @@ impl CallCore {
 
     /// The next RTP packet to send, copied into `buf` (at least 172 bytes).
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Datagram> {
-        let (len, to) = self.leg.as_mut()?.take_packet(buf)?;
+        let leg = self.leg.as_mut()?;
+        let (len, to) = leg.take_packet(buf)?;
+        if self.echo.ducking() {
+            crate::barge_in::duck_packet(leg.law, leg.plan.pt, &mut buf[..len]);
+        }
         Some(Datagram { len, to })
     }
 
@@ -372,6 +380,22 @@ impl CallCore {
         Some((&h.caller, h.agent.get(..h.agent_len).unwrap_or(&[])))
     }
 
+    /// The agent's flush requests the core dropped because the caller had not spoken
+    /// over the playback (the agent heard our own echo).
+    pub fn false_barge_ins_suppressed(&self) -> u64 {
+        self.figures.false_barge_ins_suppressed
+    }
+
+    /// The echo's delay behind our playback, once the canceller has found it.
+    pub fn echo_delay(&self) -> Option<Duration> {
+        self.echo.delay()
+    }
+
+    /// The echo canceller's running ERLE (dB), once it runs.
+    pub fn echo_erle_db(&self) -> Option<f32> {
+        self.echo.erle_db()
+    }
+
     /// The call's RTP figures so far.
     pub fn media_stats(&self) -> MediaStats {
         self.leg.as_ref().map(MediaLeg::stats).unwrap_or_default()
@@ -408,6 +432,8 @@ impl CallCore {
             turn_median_ms = voice_ua_records::median_latency_ms(&f.turns),
             agent_reconnects = (f.agent_reconnects > 0).then_some(f.agent_reconnects),
             agent_tokens = usage.map(|u| u.total_tokens()),
+            false_barge_ins = (f.false_barge_ins_suppressed > 0).then_some(f.false_barge_ins_suppressed),
+            echo_delay_ms = self.echo.delay().map(|d| d.as_millis() as u64),
             cost = usage.and_then(|u| u.cost()).map(tracing::field::display),
             hung_up_by = by,
             %outcome,

@@ -43,6 +43,8 @@ pub(crate) struct Figures {
     pub(crate) turns_dropped: u64,
     /// Times the agent's connection dropped mid-call and was opened again.
     pub(crate) agent_reconnects: u32,
+    /// The agent's flush requests dropped for want of caller speech (its own echo).
+    pub(crate) false_barge_ins_suppressed: u64,
 }
 
 impl Figures {

@@ -85,6 +85,9 @@ pub enum Observation {
     Turn { latency: Duration, figures: ReplyFigures },
     /// The agent flushed its queued audio (barge-in).
     BargeIn,
+    /// The agent asked to flush its playback but the caller had not spoken over it
+    /// (the agent heard an echo or noise): the playback went on.
+    FalseBargeInSuppressed,
     /// A built-in tool the agent used (transfer, hangup, dtmf) or a provider tool, with
     /// its result word.
     Tool { name: String, result: &'static str },

@@ -1,6 +1,7 @@
 //! One call as a sans-IO core: [`CallCore`] answers the INVITE, carries RTP through
-//! its jitter buffer and pacer, passes audio and digits to the agent and carries out
-//! what the agent asks (barge-in, hang up, transfer, digits), runs the session timer and
+//! its jitter buffer and pacer, cleans the caller's audio of our playback's echo,
+//! passes audio and digits to the agent and carries out what the agent asks (barge-in,
+//! when the caller really spoke; hang up, transfer, digits), runs the session timer and
 //! the transfer's NOTIFYs, times each turn and keeps the record's figures.
 //!
 //! It has no sockets, no tasks and no clock: every input comes with the `now` it
@@ -8,6 +9,7 @@
 //! its driver; the tests drive it in virtual time.
 
 mod agent_events;
+mod barge_in;
 mod core;
 mod figures;
 mod io;
@@ -20,7 +22,10 @@ mod transfer;
 mod turn;
 
 pub use crate::core::CallCore;
+pub use barge_in::{DUCK_GAIN_DB, HOLD as BARGE_IN_HOLD};
 pub use io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
 pub use media_leg::law_of;
-pub use settings::{CallSettings, CallSetup, Fallback};
+pub use settings::{
+    CallSettings, CallSetup, Fallback, DEFAULT_BARGE_IN_MIN_MS, DEFAULT_DUCK_MS, DEFAULT_ECHO_CANCEL,
+};
 pub use transfer::TRANSFER_REPORT_AFTER;

@@ -46,7 +46,23 @@ pub struct CallSettings {
     /// Log each transcript line (what the caller and the agent said) at info. Off by
     /// default: the call record keeps the transcript either way.
     pub log_transcripts: bool,
+    /// Cancel the echo of our own playback in the caller's audio before the VAD and
+    /// the agent hear it, and decide barge-ins ourselves (see `barge_in.rs`).
+    pub echo_cancel: bool,
+    /// The caller speech (surviving echo cancellation) within the last 500 ms that a
+    /// barge-in needs while the agent's audio plays.
+    pub barge_in_min_ms: u32,
+    /// Duck the playback (-12 dB) this long before a confirmed barge-in flushes it
+    /// (0: flush at once).
+    pub duck_ms: u32,
 }
+
+/// [`CallSettings::echo_cancel`]'s default.
+pub const DEFAULT_ECHO_CANCEL: bool = true;
+/// [`CallSettings::barge_in_min_ms`]'s default.
+pub const DEFAULT_BARGE_IN_MIN_MS: u32 = 200;
+/// [`CallSettings::duck_ms`]'s default: off.
+pub const DEFAULT_DUCK_MS: u32 = 0;
 
 /// The facts of one call the core cannot learn itself.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The call's data path, both ways, once per 20 ms tick — one frame each way:
 //!
 //!   datagram → source filter → RTP parse → (telephone-event → digit) | jitter buffer
-//!   tick: jitter buffer → 20 ms frame (PLC filled) → VAD (turn timing) → G.711 → agent
+//!   tick: jitter buffer → 20 ms frame (PLC filled) → echo canceller → VAD (turn
+//!         timing) → G.711 → agent
 //!   agent audio → pacer (one frame per tick, silence when empty, flushed on barge-in)
 //!         → packet ring → driver → socket
 //!
@@ -43,9 +44,12 @@ impl CallCore {
         let delay = leg.jitter.stats().delay;
         let law = leg.law;
         let frame = leg.jitter.pop(now);
+        // Our own playback's echo out before the VAD and the agent hear it (the
+        // recording keeps the caller's audio as it came).
+        let clean = self.echo.caller_frame(frame.samples);
         let mut bytes = [0u8; FRAME];
-        let n = law.encode_slice(frame.samples, &mut bytes);
-        self.turns.caller_frame(now, frame.samples, delay);
+        let n = law.encode_slice(clean, &mut bytes);
+        self.turns.caller_frame(now, clean, delay);
         if let Some(h) = self.heard.as_deref_mut() {
             let n = frame.samples.len().min(FRAME);
             h.caller[..n].copy_from_slice(&frame.samples[..n]);
@@ -61,6 +65,11 @@ impl CallCore {
         while let Some(leg) = self.leg.as_mut() {
             let pt = leg.plan.pt;
             let Some((tx, packet)) = leg.transmit(now) else { break };
+            if tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
+                if let Some(payload) = packet.get(12..12 + FRAME) {
+                    self.echo.played(law, payload);
+                }
+            }
             // What the caller hears this tick, for the recording.
             if let Some(h) = self.heard.as_deref_mut() {
                 if h.agent_len == 0 && tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
@@ -84,6 +93,7 @@ impl CallCore {
         if reply_started {
             self.reply_started(now, delay);
         }
+        self.barge_in_step();
         self.after_playback_if_done(now);
         self.media_timeout(now);
     }

@@ -1,6 +1,8 @@
 //! Barge-in and turn timing, in virtual time: a flush silences the caller's line from
 //! the very next packet, and a turn's latency is measured from the caller's end of
-//! speech (as received) to the agent's first packet.
+//! speech (as received) to the agent's first packet. (The flush tests run without the
+//! echo gate, so the agent's flush is carried out at once; tests/echo_barge_in.rs has
+//! the gate.)
 
 mod harness;
 
@@ -11,7 +13,7 @@ use voice_ua_call::Observation;
 
 #[test]
 fn a_flush_silences_the_line_from_the_next_packet_and_is_counted_once() {
-    let mut p = Pair::new();
+    let mut p = Pair::without_echo_gate();
     // 2 s of reply, all at once at 400 ms (a tick: 260 + 7 × 20), so it would play
     // 400 ms … 2380 ms. The caller barges in; the agent flushes at 1010 ms, between
     // the ticks of 1000 ms and 1020 ms.
@@ -39,7 +41,7 @@ fn a_flush_silences_the_line_from_the_next_packet_and_is_counted_once() {
 
 #[test]
 fn after_a_flush_the_next_reply_starts_a_new_talkspurt_at_once() {
-    let mut p = Pair::new();
+    let mut p = Pair::without_echo_gate();
     p.agent_says(400 * MS, 2000);
     p.at(1010 * MS, Input::Agent(AgentEvent::FlushPlayback));
     // The agent's next reply, at the 1500 ms tick: it plays at once, marked, and only

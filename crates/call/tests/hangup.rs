@@ -45,7 +45,7 @@ fn a_hang_up_after_playback_with_nothing_queued_ends_at_the_next_tick() {
 
 #[test]
 fn a_barge_in_after_the_hang_up_was_asked_ends_the_call_at_the_next_tick() {
-    let mut p = Pair::new();
+    let mut p = Pair::without_echo_gate();
     p.agent_says(1000 * MS, 600);
     p.at(1010 * MS, hang_up(true));
     // The caller talks over the goodbye: what is left of it is dropped, and nothing is

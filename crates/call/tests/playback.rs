@@ -49,7 +49,7 @@ fn a_mark_with_nothing_queued_is_answered_at_once() {
 
 #[test]
 fn a_flush_clears_the_waiting_marks_and_reports_what_the_caller_heard() {
-    let mut p = Pair::new();
+    let mut p = Pair::without_echo_gate();
     // A first reply of 100 ms plays out whole (400 … 480 ms) and its mark is answered.
     p.agent_says(400 * MS, 100);
     p.at(400 * MS, Input::Agent(AgentEvent::Mark(1)));

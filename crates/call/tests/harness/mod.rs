@@ -50,7 +50,16 @@ pub fn settings() -> CallSettings {
         fallback: Fallback::default(),
         consent_prompt: Vec::new(),
         log_transcripts: false,
+        echo_cancel: voice_ua_call::DEFAULT_ECHO_CANCEL,
+        barge_in_min_ms: voice_ua_call::DEFAULT_BARGE_IN_MIN_MS,
+        duck_ms: voice_ua_call::DEFAULT_DUCK_MS,
     }
+}
+
+/// The default settings with echo cancellation, and so the barge-in gate, off: the
+/// agent's flush is carried out at once, whatever the caller did.
+pub fn settings_without_echo_gate() -> CallSettings {
+    CallSettings { echo_cancel: false, ..settings() }
 }
 
 /// What the caller's RTP stream carries.
@@ -162,6 +171,16 @@ impl Pair {
     /// A call with a PCMU offer (sendrecv), default settings and a default PBX script.
     pub fn new() -> Pair {
         Pair::with(settings(), PbxScript::default(), Some(offer("sendrecv")), TimerRequest::default())
+    }
+
+    /// [`Pair::new`] with [`settings_without_echo_gate`].
+    pub fn without_echo_gate() -> Pair {
+        Pair::with(
+            settings_without_echo_gate(),
+            PbxScript::default(),
+            Some(offer("sendrecv")),
+            TimerRequest::default(),
+        )
     }
 
     pub fn with(
