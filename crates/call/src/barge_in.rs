@@ -10,7 +10,8 @@
 //! gets echo-cancelled audio. [`SpeechOverEcho`] then marks the frames where the caller
 //! really talks, over the last 500 ms.
 //!
-//! The gate: while agent audio is queued, an `AgentEvent::FlushPlayback` is carried out
+//! The gate: while agent audio is queued (or its echo can still come back), an
+//! `AgentEvent::FlushPlayback` is carried out
 //! only once the caller has talked for `barge_in_min_ms` of the last 500 ms. A request
 //! without that is held for up to [`HOLD`] waiting for it, then dropped and counted (a
 //! false barge-in: the agent heard its own echo). With `duck_ms`, a confirmed barge-in
@@ -22,6 +23,7 @@
 use crate::core::CallCore;
 use crate::io::Observation;
 use std::time::Duration;
+use voice_ua_media::vad::SILENCE_DBFS;
 use voice_ua_media::{EchoCanceller, Law, SpeechOverEcho};
 
 /// How long a flush request without caller speech waits for it.
@@ -125,10 +127,12 @@ impl EchoGuard {
         self.speech.count_ones() >= self.min_frames
     }
 
-    /// The agent asked to flush, with agent audio `playing`: true to flush at once;
-    /// false when the request is held (or ducking started).
+    /// The agent asked to flush, with agent audio `playing` (queued): true to flush at
+    /// once; false when the request is held (or ducking started). The playback's echo
+    /// outlasts it by the echo's delay, so the gate holds as long as an echo can come.
     pub(crate) fn request(&mut self, playing: bool) -> bool {
-        if !self.enabled || !playing {
+        let echoing = self.canceller.as_ref().is_some_and(|c| c.echo_bound_dbfs() > SILENCE_DBFS);
+        if !self.enabled || !(playing || echoing) {
             return true;
         }
         if self.ducking.is_some() {

@@ -111,7 +111,8 @@ impl Talker {
             pitch: 140.0,
             pitch_slope: 0.0,
             phase: 0.0,
-            syllables_to_pause: 0,
+            // A talker starts with a phrase of a few syllables.
+            syllables_to_pause: 4,
             gain,
             hp_prev_x: 0.0,
             hp_prev_y: 0.0,

@@ -117,9 +117,9 @@ impl BlockFilter {
         self.time[n..].copy_from_slice(e);
         self.fft.forward(&self.time, &mut self.spec.re, &mut self.spec.im);
         // The normalised error per bin, shared by every partition; bins far below the
-        // average (speech has little above 4 kHz) are held to 1 % of it.
+        // average (speech has little above 4 kHz) are held to 10 % of it.
         let mean = self.power.iter().sum::<f32>() / bins as f32;
-        let floor = floor + 0.01 * mean;
+        let floor = floor + 0.1 * mean;
         let (sr, si) = (&mut self.spec.re, &mut self.spec.im);
         let parts = self.parts as f32;
         for ((sr, si), p) in sr.iter_mut().zip(si.iter_mut()).zip(&self.power) {

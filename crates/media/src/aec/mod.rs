@@ -6,7 +6,8 @@
 //! - **delay** (`delay.rs`): the echo's bulk delay, 0–250 ms, from a 1 kHz
 //!   cross-correlation of the reference and the caller's audio;
 //! - **linear filter** (`filter.rs`): a partitioned-block frequency-domain NLMS filter
-//!   over a 64 ms tail starting 4 ms before that delay, in 4 ms blocks;
+//!   over 64 ms starting 24 ms before that delay (a jitter buffer that shrinks by a
+//!   frame moves the echo 20 ms sooner), in 4 ms blocks;
 //! - **double talk**: a Geigel detector (the caller's block peak against the reference's
 //!   peak over the tail, the threshold following the measured echo return loss) freezes
 //!   adaptation while the caller talks, with a 40 ms hangover;
@@ -41,8 +42,10 @@ const BLOCK_MS: usize = 4;
 const PARTS: usize = 16;
 /// The tail modelled, in ms.
 pub const TAIL_MS: usize = PARTS * BLOCK_MS;
-/// The filter's window starts this long before the estimated delay.
-const LEAD_MS: usize = 4;
+/// The filter's window starts this long before the estimated delay: room for the
+/// estimate's error and for the echo coming back sooner when the PBX's or our jitter
+/// buffer shrinks (by 20 ms steps), so such a move needs no new estimate.
+const LEAD_MS: usize = 24;
 /// A far-end frame this loud (dBFS) or more may echo.
 const FAR_ACTIVE_DBFS: f32 = -55.0;
 /// NLMS step.
@@ -204,7 +207,7 @@ impl EchoCanceller {
     /// The loudest reference level (dBFS) that can be echoing into the current frame.
     fn far_window_dbfs(&self) -> f32 {
         let window = match self.delay.estimate_ms() {
-            Some(ms) => (ms / 20)..((ms + TAIL_MS) / 20 + 2).min(FAR_LEVELS),
+            Some(ms) => (ms.saturating_sub(LEAD_MS) / 20)..((ms + TAIL_MS) / 20 + 2).min(FAR_LEVELS),
             None => 0..FAR_LEVELS,
         };
         let mut loudest = crate::vad::SILENCE_DBFS;
@@ -347,17 +350,20 @@ impl EchoCanceller {
             self.near_power = self.near_power * 0.995 + pd;
             self.err_power = self.err_power * 0.995 + pe;
             self.noise_power = self.noise_power * 0.995 + self.noise;
-            // (Only where the filter explains most of the signal: a caller the detector
+            // (Only where the filter takes at least 3 dB off: a caller the detector
             // missed must not make the residual look large.)
-            if py > 4.0 * self.noise && pe < py {
+            if py > 4.0 * self.noise && 2.0 * pe < py {
                 // The residual over the echo estimate, a ratio of smoothed sums.
-                self.leak_err = self.leak_err * 0.9 + (pe - self.noise).max(0.0);
-                self.leak_echo = self.leak_echo * 0.9 + py;
+                self.leak_err = self.leak_err * 0.98 + (pe - self.noise).max(0.0);
+                self.leak_echo = self.leak_echo * 0.98 + py;
                 self.leak = (self.leak_err / self.leak_echo).clamp(1e-4, 4.0);
             }
         }
         // The residual echo suppressor.
-        let residual = self.leak * py;
+        // The residual: the filter's recent leakage, but never more than what its ERLE
+        // of the last seconds leaves.
+        let leak = self.leak.min(10f32.powf(-self.erle_hold / 10.0));
+        let residual = leak * py;
         self.residual += residual;
         // Over-subtract the residual twice, once while the caller talks.
         let over = if talking { 1.0 } else { 2.0 };
@@ -365,8 +371,11 @@ impl EchoCanceller {
         let next = if target > self.gain { target } else { 0.5 * self.gain + 0.5 * target };
         let start = self.gain;
         self.gain = next;
+        // A filter that adds more than it takes away (still converging, or upset by
+        // the caller) is bypassed for the block: the caller's audio goes on as it came.
+        let source = if pe > pd { &self.near[b * n..(b + 1) * n] } else { &self.err[..] };
         let out = &mut near[b * n..(b + 1) * n];
-        for (i, (o, &e)) in out.iter_mut().zip(&self.err).enumerate() {
+        for (i, (o, &e)) in out.iter_mut().zip(source).enumerate() {
             let g = start + (next - start) * (i + 1) as f32 / n as f32;
             *o = (e * g).round().clamp(-32768.0, 32767.0) as i16;
         }
