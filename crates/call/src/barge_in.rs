@@ -16,7 +16,9 @@
 //! without that is held for up to [`HOLD`] waiting for it, then dropped and counted (a
 //! false barge-in: the agent heard its own echo). With `duck_ms`, a confirmed barge-in
 //! first attenuates the playback by [`DUCK_GAIN_DB`] for that long, then flushes.
-//! Without playback, or with echo cancellation off, requests pass at once, as before.
+//! Without playback, with echo cancellation off, or once a second of playback found no
+//! echo on the line at all (nothing to fool the agent with), requests pass at once, as
+//! before.
 //! Nothing here allocates per frame (the canceller is made on the first frame and again
 //! only when the frame length, i.e. the rate, changes).
 
@@ -132,7 +134,7 @@ impl EchoGuard {
     /// outlasts it by the echo's delay, so the gate holds as long as an echo can come.
     pub(crate) fn request(&mut self, playing: bool) -> bool {
         let echoing = self.canceller.as_ref().is_some_and(|c| c.echo_bound_dbfs() > SILENCE_DBFS);
-        if !self.enabled || !(playing || echoing) {
+        if !self.engaged() || !(playing || echoing) {
             return true;
         }
         if self.ducking.is_some() {
@@ -145,6 +147,13 @@ impl EchoGuard {
             self.held = Some(HOLD_TICKS);
         }
         false
+    }
+
+    /// The gate applies: echo cancellation is on and the line echoes our playback, or
+    /// it has not played long enough to tell (a line found without echo cannot fool
+    /// the agent with it, and its flushes pass as before).
+    fn engaged(&self) -> bool {
+        self.enabled && self.canceller.as_ref().is_none_or(|c| c.echo_found() != Some(false))
     }
 
     /// Confirmed: flush now (true), or duck first.
@@ -169,7 +178,7 @@ impl EchoGuard {
             return GateStep::Nothing;
         }
         let Some(left) = self.held else { return GateStep::Nothing };
-        if self.confirmed() {
+        if self.confirmed() || !self.engaged() {
             return if self.start() { GateStep::Flush } else { GateStep::Nothing };
         }
         if left <= 1 {

@@ -242,3 +242,20 @@ fn with_ducking_the_playback_drops_12_db_before_the_flush() {
     }
     assert!(p.heard_since(1220 * MS).all(|h| !h.loud()), "flushed after the duck");
 }
+
+#[test]
+fn on_a_line_without_echo_the_agents_flush_passes_once_a_second_has_played() {
+    // The PBX sends silence: no echo. The reply starts at 400 ms.
+    let mut p = Pair::new();
+    p.agent_says(REPLY_AT, 4000);
+    // 200 ms into the reply nothing is known of the line yet: held, then dropped.
+    p.at(610 * MS, Input::Agent(AgentEvent::FlushPlayback));
+    // 1.6 s into it the line has shown no echo: carried out at once, as before.
+    p.at(2010 * MS, Input::Agent(AgentEvent::FlushPlayback));
+    p.run_until(Duration::from_secs(3));
+    let barge_ins: Vec<Duration> =
+        p.observed_where(|o| matches!(o, Observation::BargeIn)).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(barge_ins, [2010 * MS]);
+    assert_eq!(p.core.false_barge_ins_suppressed(), 1);
+    assert_eq!(p.loud_span(), Some((REPLY_AT, 2000 * MS)));
+}

@@ -12,6 +12,7 @@ use voice_ua_media::{pcm_level_dbfs, EchoCanceller, MediaError, SpeechOverEcho};
 /// What one run of echo (then the caller talking over it) gave.
 struct Run {
     delay_ms: Option<u128>,
+    echo_found: bool,
     erle_linear: f32,
     /// The echo's reduction by the whole chain over the echo-only part's last 4 s.
     erle_total: f64,
@@ -64,6 +65,7 @@ fn run(rate: u32, delay_ms: u32, atten_db: f64, echo_seconds: usize) -> Run {
         .unwrap_or(0);
     Run {
         delay_ms: aec.delay_estimate().map(|d| d.as_millis()),
+        echo_found: aec.echo_found() == Some(true),
         erle_linear,
         erle_total: erle_db(&before, &after),
         false_run,
@@ -86,6 +88,7 @@ fn the_echo_is_found_and_taken_down_at_8_and_16_khz() {
         for (delay, atten) in [(20u32, 6.0), (80, 12.0), (150, 20.0), (150, 6.0)] {
             let r = run(rate, delay, atten, 10);
             let found = r.delay_ms.expect("a delay estimate");
+            assert!(r.echo_found, "{rate} Hz {delay} ms: the line echoes");
             assert!(found.abs_diff(u128::from(delay)) <= 10, "{rate} Hz {delay} ms: found {found} ms");
             assert!(
                 r.erle_total >= 20.0,
@@ -142,4 +145,38 @@ fn frames_of_the_wrong_length_pass_untouched() {
     assert_eq!(near, want);
     aec.process(&[1000; 160], &mut near[..100]);
     assert_eq!(near, want);
+}
+
+#[test]
+fn on_a_line_without_echo_a_caller_quieter_than_the_playback_is_heard_after_a_second() {
+    let n = 160;
+    let mut aec = EchoCanceller::new(8000).expect("rate");
+    let mut det = SpeechOverEcho::new();
+    let mut agent = Talker::new(8000, -12.0, 3);
+    let mut caller = Talker::new(8000, -24.0, 4);
+    let mut line =
+        EchoLine::new(EchoSettings { rate: 8000, delay_ms: 60, atten_db: 200.0, noise_dbfs: -50.0, seed: 1 });
+    let (mut far, mut echo, mut near) = (vec![0i16; n], vec![0i16; n], vec![0i16; n]);
+    let mut heard = |seconds: usize, talking: bool, aec: &mut EchoCanceller, det: &mut SpeechOverEcho| {
+        let mut frames = 0;
+        for _ in 0..seconds * 50 {
+            agent.fill(&mut far);
+            let talk = if talking { caller.take(n) } else { Vec::new() };
+            line.frame(&far, &talk, &mut echo, &mut near);
+            aec.process(&far, &mut near);
+            frames += usize::from(det.push(&near, aec.echo_bound_dbfs()));
+        }
+        frames
+    };
+    // The first second (the agent talking in less than 50 of its frames): nothing is
+    // known of the line, and the caller 12 dB under the playback is not taken for
+    // speech over it (it could be a 6 dB echo).
+    assert_eq!(heard(1, true, &mut aec, &mut det), 0);
+    assert_eq!(aec.delay_estimate(), None, "there is no echo to find");
+    assert_eq!(aec.echo_found(), None, "under a second of playback is not enough to tell");
+    // After a second of playback without an echo, the same caller is heard.
+    heard(1, false, &mut aec, &mut det);
+    assert_eq!(aec.echo_found(), Some(false));
+    let frames = heard(2, true, &mut aec, &mut det);
+    assert!(frames > 50, "the caller heard in {frames} of 100 frames");
 }

@@ -4,7 +4,8 @@
 //!
 //! Only frames where we were sending something update the correlation (an echo needs a
 //! source), and a lag is reported once its squared correlation stands well above the
-//! mean over all lags for a few frames in a row. The filter behind it (`filter.rs`)
+//! mean over all lags, and its normalised correlation above chance, for a few frames in
+//! a row. The filter behind it (`filter.rs`)
 //! covers a tail starting a little before the estimate, so the 1 ms grid is plenty.
 //! Per frame: 20 decimated samples × 251 lags multiply-adds; nothing allocated.
 
@@ -20,6 +21,9 @@ const HISTORY: usize = LAGS + PER_FRAME;
 const FORGET: f32 = 0.97;
 /// The peak's squared correlation over the mean of all lags needed to report it.
 const PEAK_OVER_MEAN: f32 = 6.0;
+/// The least squared normalised correlation at the peak: an echo correlates with what
+/// we sent, a caller talking does not (by chance, ρ stays well under 0.45 over a second).
+const MIN_RHO_SQ: f32 = 0.2;
 /// Frames in a row a new peak must win to move an estimate.
 const MOVE_FRAMES: u32 = 25;
 /// Frames in a row the same peak (±1 ms) must win before it is reported.
@@ -32,6 +36,9 @@ pub(crate) struct DelayEstimator {
     /// Decimated far end, newest first: `far[j]` is `j` ms before the frame's end.
     far: [f32; HISTORY],
     corr: [f32; LAGS],
+    /// The far end's and the near end's power, smoothed as the correlation is.
+    far_power: f32,
+    near_power: f32,
     candidate: usize,
     stable: u32,
     estimate: Option<usize>,
@@ -44,6 +51,8 @@ impl DelayEstimator {
             factor: (rate / 1000) as usize,
             far: [0.0; HISTORY],
             corr: [0.0; LAGS],
+            far_power: 0.0,
+            near_power: 0.0,
             candidate: usize::MAX,
             stable: 0,
             estimate: None,
@@ -79,6 +88,10 @@ impl DelayEstimator {
         for c in self.corr.iter_mut() {
             *c *= FORGET;
         }
+        let fp: f32 = self.far[..PER_FRAME].iter().map(|x| x * x).sum();
+        let np: f32 = self.near.iter().map(|y| y * y).sum();
+        self.far_power = self.far_power * FORGET + fp;
+        self.near_power = self.near_power * FORGET + np;
         for (i, &y) in self.near.iter().enumerate() {
             let from = PER_FRAME - 1 - i;
             for (c, &x) in self.corr.iter_mut().zip(&self.far[from..from + LAGS]) {
@@ -95,7 +108,8 @@ impl DelayEstimator {
             }
         }
         mean /= LAGS as f32;
-        if best.1 > PEAK_OVER_MEAN * mean && best.1 > 0.0 {
+        let rho_sq = best.1 / (self.far_power * self.near_power).max(1e-9);
+        if best.1 > PEAK_OVER_MEAN * mean && rho_sq > MIN_RHO_SQ {
             if self.candidate.abs_diff(best.0) <= 1 {
                 self.stable = self.stable.saturating_add(1);
             } else {

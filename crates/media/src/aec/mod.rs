@@ -54,6 +54,11 @@ const MU: f32 = 0.5;
 const DT_HANGOVER_BLOCKS: u32 = 10;
 /// The least echo return loss a line is assumed to have (G.168 assumes 6 dB).
 const ASSUMED_ERL_DB: f32 = 6.0;
+/// Frames of playback after which a line without a delay estimate is taken to have no
+/// echo (1 s).
+const NO_ECHO_AFTER_FRAMES: u32 = 50;
+/// The echo return loss assumed then.
+const NO_ECHO_ERL_DB: f32 = 30.0;
 /// How fast the held ERLE falls, per frame (1 dB/s).
 const ERLE_HOLD_DECAY_DB: f32 = 0.02;
 /// From this ERLE on, the filter's own residual estimate bounds the echo left.
@@ -86,6 +91,8 @@ pub struct EchoCanceller {
     far_peak_head: usize,
     /// Frames since the reference was last active.
     since_far: u32,
+    /// Frames with an active reference, in all.
+    far_frames: u32,
     /// Far-end frame levels (dBFS), a ring; `far_level_head` is the next slot.
     far_levels: [f32; FAR_LEVELS],
     far_level_head: usize,
@@ -136,6 +143,7 @@ impl EchoCanceller {
             far_peaks: [0.0; PARTS],
             far_peak_head: 0,
             since_far: u32::MAX,
+            far_frames: 0,
             far_levels: [crate::vad::SILENCE_DBFS; FAR_LEVELS],
             far_level_head: 0,
             erl_amp: 0.25,
@@ -172,6 +180,19 @@ impl EchoCanceller {
         self.delay.estimate_ms().map(|ms| Duration::from_millis(ms as u64))
     }
 
+    /// Whether the line echoes our playback: `Some(true)` once the echo's delay is
+    /// found, `Some(false)` after a second of playback without finding any, `None`
+    /// before that.
+    pub fn echo_found(&self) -> Option<bool> {
+        if self.delay.estimate_ms().is_some() {
+            Some(true)
+        } else if self.far_frames >= NO_ECHO_AFTER_FRAMES {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Echo return loss enhancement of the linear filter (dB), over the last second or
     /// so of echo without the caller talking, the line's noise taken off both sides
     /// (at most 40 dB); 0 before there is any.
@@ -194,12 +215,18 @@ impl EchoCanceller {
     /// suppressor: the loudest reference that can be echoing into it, less the echo
     /// return loss (measured, slowly; 6 dB until then) and the filter's ERLE (its best
     /// of the last seconds: a caller talking over the echo upsets the filter for a
-    /// moment and must not raise the bound while they talk). Silence when nothing we
-    /// sent can be echoing.
+    /// moment and must not raise the bound while they talk). When a second of playback
+    /// found no echo at all, 30 dB below the reference. Silence when nothing we sent can
+    /// be echoing.
     pub fn echo_bound_dbfs(&self) -> f32 {
         let loudest = self.far_window_dbfs();
         if loudest <= crate::vad::SILENCE_DBFS {
             return crate::vad::SILENCE_DBFS;
+        }
+        // No echo found after a second of playback: none worth the name (an echo 20 dB
+        // down is found in a quarter of a second).
+        if self.echo_found() == Some(false) {
+            return loudest - NO_ECHO_ERL_DB;
         }
         loudest - self.erl_db - self.erle_hold.min(30.0)
     }
@@ -246,6 +273,7 @@ impl EchoCanceller {
         self.far_level_head = (self.far_level_head + 1) % FAR_LEVELS;
         let far_active = far_level > FAR_ACTIVE_DBFS;
         self.since_far = if far_active { 0 } else { self.since_far.saturating_add(1) };
+        self.far_frames = self.far_frames.saturating_add(u32::from(far_active));
         for (d, &s) in self.near.iter_mut().zip(near.iter()) {
             *d = f32::from(s);
         }
