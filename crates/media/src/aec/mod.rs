@@ -4,16 +4,22 @@
 //!
 //! The canceller, per 20 ms frame (8 or 16 kHz):
 //! - **delay** (`delay.rs`): the echo's bulk delay, 0–250 ms, from a 1 kHz
-//!   cross-correlation of the reference and the caller's audio;
+//!   cross-correlation of the reference and the caller's audio; a second of playback
+//!   without one means the line has no echo worth the name ([`EchoCanceller::echo_found`]);
 //! - **linear filter** (`filter.rs`): a partitioned-block frequency-domain NLMS filter
 //!   over 64 ms starting 24 ms before that delay (a jitter buffer that shrinks by a
 //!   frame moves the echo 20 ms sooner), in 4 ms blocks;
 //! - **double talk**: a Geigel detector (the caller's block peak against the reference's
-//!   peak over the tail, the threshold following the measured echo return loss) freezes
-//!   adaptation while the caller talks, with a 40 ms hangover;
+//!   peak over the tail, the threshold following the measured peak ratio, never above
+//!   0.5), and once the filter has converged also the error standing 6 dB above what
+//!   the filter leaves, freezes adaptation while the caller talks (40 ms hangover); a
+//!   block where the filter adds more than it removes passes the caller's audio as is;
 //! - **residual echo suppressor**: a broadband gain per block, from the residual the
-//!   filter leaves (its measured leakage × the echo estimate) against the error's power,
-//!   down to -30 dB, opening at once and closing over a few blocks.
+//!   filter leaves (its measured leakage, capped by its ERLE of the last seconds, × the
+//!   echo estimate) against the error's power, down to -30 dB, opening at once and
+//!   closing over a few blocks;
+//! - **echo bound** ([`EchoCanceller::echo_bound_dbfs`]): how loud the echo left in a
+//!   frame can be, for [`SpeechOverEcho`].
 //!
 //! When nothing has been sent for longer than the echo can last, the frame passes
 //! untouched and costs next to nothing. No allocation after [`EchoCanceller::new`].
