@@ -221,7 +221,8 @@ impl CallCore {
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Datagram> {
         let leg = self.leg.as_mut()?;
         let (len, to) = leg.take_packet(buf)?;
-        if self.echo.ducking() {
+        // Ducking re-encodes the G.711 payload; other codecs are not ducked.
+        if self.echo.ducking() && law_of(leg.plan.codec).is_some() {
             crate::barge_in::duck_packet(leg.law, leg.plan.pt, &mut buf[..len]);
         }
         Some(Datagram { len, to })
