@@ -135,7 +135,8 @@ fn pipeline(
          [agent.pipeline.llm]\nurl = \"{llm}\"\nmodel = \"scripted\"\n\
          [agent.pipeline.tts]\nurl = \"{url}\"\nmodel = \"{tts_model}\"\nvoice = \"joe\"\n\
          sample_rate = 22050\nfirst_byte_timeout_ms = 20000\n\
-         [records]\npath = \"{}\"\n",
+         [records]\npath = \"{}\"\n\
+         [log]\ntranscripts = true\n",
         db.display(),
         url = speech.base_url(),
     );

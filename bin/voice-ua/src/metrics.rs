@@ -60,6 +60,8 @@ pub struct Metrics {
     /// `voice_ua_agent_turn_stage_seconds`, one series per stage, made at start.
     turn_stages: [(TurnStage, Histogram); 4],
     barge_ins: IntCounter,
+    /// Barge-ins the agent asked for during playback that the echo gate dropped.
+    false_barge_ins: IntCounter,
     tool_calls: IntCounterVec,
     agent_errors: IntCounterVec,
     /// `voice_ua_agent_reconnects_total{provider,result}`.
@@ -172,6 +174,10 @@ impl Metrics {
             )?,
             turn_stages,
             barge_ins: counter("voice_ua_barge_ins_total", "Agent audio flushed because the caller spoke")?,
+            false_barge_ins: counter(
+                "voice_ua_false_barge_ins_suppressed_total",
+                "Barge-ins the agent asked for during playback with no caller speech surviving echo cancellation: dropped",
+            )?,
             tool_calls: reg(
                 &registry,
                 IntCounterVec::new(
@@ -349,6 +355,11 @@ impl Metrics {
         self.barge_ins.inc();
     }
 
+    /// The echo gate dropped a barge-in the agent asked for (no caller speech over our playback).
+    pub fn false_barge_in(&self) {
+        self.false_barge_ins.inc();
+    }
+
     /// A built-in tool the agent called: `name` is transfer, hangup or dtmf.
     pub fn tool_call(&self, name: &str, result: &str) {
         self.tool_calls.with_label_values(&[name, result]).inc();
@@ -421,6 +432,7 @@ mod tests {
         {
             let mut call = m.call_started();
             m.barge_in();
+            m.false_barge_in();
             m.turn(Duration::from_millis(300), &ReplyFigures::default());
             m.tool_call("transfer", "accepted");
             m.agent_error(&voice_ua_agent::AgentError::Provider {
@@ -458,6 +470,7 @@ mod tests {
             ("voice_ua_rtp_frames_concealed_total", "3"),
             ("voice_ua_last_call_jitter_seconds", "0.004"),
             ("voice_ua_barge_ins_total", "1"),
+            ("voice_ua_false_barge_ins_suppressed_total", "1"),
             ("voice_ua_tool_calls_total{name=\"transfer\",result=\"accepted\"}", "1"),
             ("voice_ua_agent_errors_total{code=\"CLIENT_MESSAGE_TIMEOUT\",kind=\"provider\"}", "1"),
             ("voice_ua_agent_errors_total{code=\"none\",kind=\"agent_stopped\"}", "1"),

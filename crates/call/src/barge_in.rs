@@ -34,6 +34,10 @@ pub const HOLD: Duration = Duration::from_millis(300);
 const HOLD_TICKS: u32 = 15;
 /// Frames the speech history covers (500 ms).
 const WINDOW_FRAMES: u32 = 25;
+/// After a keypress, flush requests pass for this long.
+pub const KEY_PASS: Duration = Duration::from_secs(2);
+/// [`KEY_PASS`] in ticks.
+const KEY_PASS_TICKS: u32 = (KEY_PASS.as_millis() / 20) as u32;
 /// The playback's attenuation while ducking, in dB.
 pub const DUCK_GAIN_DB: f32 = -12.0;
 /// The longest frame handled (20 ms at 16 kHz).
@@ -68,6 +72,9 @@ pub(crate) struct EchoGuard {
     ducking: Option<u32>,
     /// Flush requests dropped for want of caller speech.
     pub(crate) suppressed: u64,
+    /// Ticks left in which a flush passes because the caller pressed a key: an agent
+    /// that stops talking on a keypress (a DTMF barge-in) is obeyed, speech or not.
+    key_ticks: u32,
 }
 
 impl EchoGuard {
@@ -85,12 +92,14 @@ impl EchoGuard {
             held: None,
             ducking: None,
             suppressed: 0,
+            key_ticks: 0,
         }
     }
 
     /// This tick's caller frame, cleaned of the echo (the frame itself when off or of
     /// an unknown length); updates the caller-speech history.
     pub(crate) fn caller_frame<'a>(&'a mut self, samples: &'a [i16]) -> &'a [i16] {
+        self.key_ticks = self.key_ticks.saturating_sub(1);
         let n = samples.len();
         if !self.enabled || n == 0 || n > MAX_FRAME {
             return samples;
@@ -134,7 +143,7 @@ impl EchoGuard {
     /// outlasts it by the echo's delay, so the gate holds as long as an echo can come.
     pub(crate) fn request(&mut self, playing: bool) -> bool {
         let echoing = self.canceller.as_ref().is_some_and(|c| c.echo_bound_dbfs() > SILENCE_DBFS);
-        if !self.engaged() || !(playing || echoing) {
+        if !self.engaged() || !(playing || echoing) || self.key_ticks > 0 {
             return true;
         }
         if self.ducking.is_some() {
@@ -178,7 +187,7 @@ impl EchoGuard {
             return GateStep::Nothing;
         }
         let Some(left) = self.held else { return GateStep::Nothing };
-        if self.confirmed() || !self.engaged() {
+        if self.confirmed() || !self.engaged() || self.key_ticks > 0 {
             return if self.start() { GateStep::Flush } else { GateStep::Nothing };
         }
         if left <= 1 {
@@ -188,6 +197,12 @@ impl EchoGuard {
         }
         self.held = Some(left - 1);
         GateStep::Nothing
+    }
+
+    /// The caller pressed a key: for the next [`KEY_PASS`], a flush the agent asks for
+    /// is the keypress's doing (a DTMF barge-in), not an echo's, and passes.
+    pub(crate) fn key_pressed(&mut self) {
+        self.key_ticks = KEY_PASS_TICKS;
     }
 
     /// The flush happened another way (the agent failed, a new call leg): forget any

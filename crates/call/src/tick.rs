@@ -31,7 +31,13 @@ impl CallCore {
 
     /// A key the caller pressed (RFC 4733 or SIP INFO), for the agent.
     pub(crate) fn forward_digit(&mut self, d: char) {
-        tracing::info!(digit = %d, "caller pressed a key");
+        // The digits themselves (a PIN, a card number) only where transcripts are logged.
+        if self.settings.log_transcripts {
+            tracing::info!(digit = %d, "caller pressed a key");
+        } else {
+            tracing::info!("caller pressed a key");
+        }
+        self.echo.key_pressed();
         if let Ok(digit) = Digit::new(d) {
             self.push(Action::ToAgent(CallInput::Digit(digit)));
         }

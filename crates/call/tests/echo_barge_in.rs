@@ -257,3 +257,19 @@ fn on_a_line_without_echo_the_agents_flush_passes_once_a_second_has_played() {
     assert_eq!(p.core.false_barge_ins_suppressed(), 1);
     assert_eq!(p.loud_span(), Some((REPLY_AT, 2000 * MS)));
 }
+
+#[test]
+fn a_flush_right_after_a_keypress_passes_the_gate() {
+    // As above, but the caller presses a key 200 ms into the reply and the agent stops
+    // talking for it (a DTMF barge-in): no speech, yet the flush is carried out at once.
+    let mut p = Pair::new();
+    p.agent_says(REPLY_AT, 4000);
+    p.at(600 * MS, Input::Signal(voice_ua_call::Signal::Digit('5')));
+    p.at(610 * MS, Input::Agent(AgentEvent::FlushPlayback));
+    p.run_until(Duration::from_secs(2));
+    let barge_ins: Vec<Duration> =
+        p.observed_where(|o| matches!(o, Observation::BargeIn)).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(barge_ins, [610 * MS]);
+    assert_eq!(p.core.false_barge_ins_suppressed(), 0);
+    assert_eq!(p.loud_span(), Some((REPLY_AT, 600 * MS)));
+}

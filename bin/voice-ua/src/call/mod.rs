@@ -334,7 +334,7 @@ impl Driver {
         match o {
             Observation::Turn { latency, figures } => m.turn(latency, &figures),
             Observation::BargeIn => m.barge_in(),
-            Observation::FalseBargeInSuppressed => {}
+            Observation::FalseBargeInSuppressed => m.false_barge_in(),
             Observation::Tool { name, result } => m.tool_call(&name, result),
             Observation::AgentError(e) => m.agent_error(&e),
             Observation::Reconnect { ok, attempts, after } => {

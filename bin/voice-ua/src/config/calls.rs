@@ -18,6 +18,9 @@ pub struct CallsSection {
     pub ring_ms: Option<u64>,
     pub jitter_start_ms: Option<u64>,
     pub jitter_max_ms: Option<u64>,
+    pub echo_cancel: Option<bool>,
+    pub barge_in_min_ms: Option<u32>,
+    pub duck_ms: Option<u32>,
 }
 
 /// The call settings, validated.
@@ -31,6 +34,13 @@ pub struct CallSettings {
     pub ring: Duration,
     pub jitter_start: Duration,
     pub jitter_max: Duration,
+    /// Cancel the echo of our playback in the caller's audio, and let a barge-in during
+    /// playback through only on caller speech that survives it.
+    pub echo_cancel: bool,
+    /// Caller speech (after echo cancellation) a barge-in during playback needs.
+    pub barge_in_min_ms: u32,
+    /// Playback ducked this long before a barge-in's flush (0: off).
+    pub duck_ms: u32,
 }
 
 /// Validate the `[calls]` section (defaults: PCMU, PCMA; ports 10000-10500; 30 s media timeout).
@@ -87,7 +97,26 @@ pub fn settings(c: &CallsSection) -> Result<CallSettings, ConfigError> {
             "use 20 ms up to jitter_max_ms (at most 1000)",
         ));
     }
+    let barge_in_min_ms = c.barge_in_min_ms.unwrap_or(voice_ua_call::DEFAULT_BARGE_IN_MIN_MS);
+    if !(40..=1000).contains(&barge_in_min_ms) {
+        return Err(invalid(
+            "calls.barge_in_min_ms",
+            &barge_in_min_ms.to_string(),
+            "use 40 to 1000 milliseconds",
+        ));
+    }
+    let duck_ms = c.duck_ms.unwrap_or(voice_ua_call::DEFAULT_DUCK_MS);
+    if duck_ms > 500 {
+        return Err(invalid(
+            "calls.duck_ms",
+            &duck_ms.to_string(),
+            "use 0 (off) to 500 milliseconds; 150-300 is usual",
+        ));
+    }
     Ok(CallSettings {
+        echo_cancel: c.echo_cancel.unwrap_or(voice_ua_call::DEFAULT_ECHO_CANCEL),
+        barge_in_min_ms,
+        duck_ms,
         allow,
         max_calls,
         codecs,
@@ -130,11 +159,21 @@ mod tests {
                 .expect("ok");
         let c = calls(&cfg).expect("valid");
         assert_eq!((c.allow.len(), c.codecs.clone(), c.rtp_ports), (1, vec![Codec::Pcma], (20000, 20100)));
+        assert_eq!(
+            (c.echo_cancel, c.barge_in_min_ms, c.duck_ms),
+            (true, 200, 0),
+            "echo-safe barge-in by default"
+        );
+        let cfg = parse("[calls]\necho_cancel = false\nbarge_in_min_ms = 300\nduck_ms = 200\n").expect("ok");
+        let c = calls(&cfg).expect("valid");
+        assert_eq!((c.echo_cancel, c.barge_in_min_ms, c.duck_ms), (false, 300, 200));
         for (key, bad) in [
             ("allow", "[\"pbx.lan\"]"),
             ("codecs", "[\"G729\"]"),
             ("rtp_ports", "\"9-5\""),
             ("max_calls", "0"),
+            ("barge_in_min_ms", "10"),
+            ("duck_ms", "900"),
         ] {
             let cfg = parse(&format!("[calls]\n{key} = {bad}\n")).expect("ok");
             let e = calls(&cfg).expect_err(key);
