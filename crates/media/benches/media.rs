@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use voice_ua_media::endpoint::{EndpointSettings, Endpointer};
 use voice_ua_media::g711::{self, Law};
+use voice_ua_media::g722::{G722Decoder, G722Encoder, FRAME_BYTES, FRAME_SAMPLES};
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
 use voice_ua_media::resample::Resampler;
@@ -25,6 +26,29 @@ fn g711_codec(c: &mut Criterion) {
     group.bench_function("ulaw_decode", |b| b.iter(|| g711::decode_ulaw(black_box(&codes), &mut back)));
     group.bench_function("alaw_decode", |b| b.iter(|| g711::decode_alaw(black_box(&codes), &mut back)));
     group.bench_function("ulaw_to_alaw", |b| b.iter(|| g711::ulaw_to_alaw_in_place(black_box(&mut codes))));
+    group.finish();
+}
+
+/// One 20 ms G.722 frame (320 samples ↔ 160 bytes) each way: the per-call codec cost.
+fn g722_codec(c: &mut Criterion) {
+    let pcm: Vec<i16> = (0..FRAME_SAMPLES)
+        .map(|i| (6000.0 * (i as f64 * 0.3).sin() + 2000.0 * (i as f64 * 2.1).sin()) as i16)
+        .collect();
+    let mut enc = G722Encoder::new();
+    let mut dec = G722Decoder::new();
+    let mut codes = [0u8; FRAME_BYTES];
+    let mut back = [0i16; FRAME_SAMPLES];
+    let mut group = c.benchmark_group("g722");
+    group.throughput(Throughput::Elements(FRAME_SAMPLES as u64));
+    group.bench_function("encode_20ms", |b| b.iter(|| enc.encode(black_box(&pcm), &mut codes)));
+    enc.encode(&pcm, &mut codes);
+    group.bench_function("decode_20ms", |b| b.iter(|| dec.decode(black_box(&codes), &mut back)));
+    group.bench_function("encode_decode_20ms", |b| {
+        b.iter(|| {
+            enc.encode(black_box(&pcm), &mut codes);
+            dec.decode(black_box(&codes), &mut back)
+        })
+    });
     group.finish();
 }
 
@@ -162,5 +186,14 @@ fn endpoint_push(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, g711_codec, rtp_parse, jitter_push_pop, pacer_tick, resample_frame, endpoint_push);
+criterion_group!(
+    benches,
+    g711_codec,
+    g722_codec,
+    rtp_parse,
+    jitter_push_pop,
+    pacer_tick,
+    resample_frame,
+    endpoint_push
+);
 criterion_main!(benches);
