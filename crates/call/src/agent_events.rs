@@ -8,7 +8,6 @@ use crate::io::{Action, EndedBy, Observation};
 use crate::transfer::{AfterPlayback, Transfer};
 use std::time::{Duration, Instant};
 use voice_ua_agent::{AgentEvent, CallInput, SessionEnd, TransferOutcome};
-use voice_ua_media::Law;
 use voice_ua_records::CallOutcome;
 use voice_ua_sip::Reason;
 
@@ -21,7 +20,7 @@ impl CallCore {
         match event {
             AgentEvent::Audio(frame) => {
                 if let Some(leg) = self.leg.as_mut() {
-                    leg.pacer.push_encoded(frame.as_bytes());
+                    leg.play(frame.as_bytes());
                 }
             }
             AgentEvent::FlushPlayback => {
@@ -244,15 +243,7 @@ impl CallCore {
         while self.playback.take().is_some() {}
         if let Some(leg) = self.leg.as_mut() {
             leg.pacer.flush();
-            let mut chunk = [0u8; 160];
-            for part in settings.fallback.ulaw.chunks(160) {
-                let out = &mut chunk[..part.len()];
-                out.copy_from_slice(part);
-                if leg.law == Law::Alaw {
-                    voice_ua_media::g711::ulaw_to_alaw_in_place(out);
-                }
-                leg.pacer.push_encoded(out);
-            }
+            leg.play_ulaw(&settings.fallback.ulaw);
         }
         self.after_playback = Some(match &settings.fallback.transfer {
             Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },

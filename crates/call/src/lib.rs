@@ -10,6 +10,7 @@
 mod agent_events;
 mod core;
 mod figures;
+mod heard;
 mod io;
 mod media_leg;
 mod playback;
@@ -21,6 +22,6 @@ mod turn;
 
 pub use crate::core::CallCore;
 pub use io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
-pub use media_leg::law_of;
+pub use media_leg::{agent_format, codec_of, law_of};
 pub use settings::{CallSettings, CallSetup, Fallback};
 pub use transfer::TRANSFER_REPORT_AFTER;
