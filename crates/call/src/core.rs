@@ -354,7 +354,8 @@ impl CallCore {
     }
 
     /// The last tick's audio, once per tick, when kept: what the caller said (as played
-    /// out of the jitter buffer) and what they heard from us (empty when we sent nothing).
+    /// out of the jitter buffer) and what they heard from us (empty when we sent nothing),
+    /// both at 8 kHz (a G.722 call's 16 kHz audio downsampled, see `heard.rs`).
     pub fn take_heard(&mut self) -> Option<(&[i16], &[i16])> {
         let h = self.heard.as_deref_mut()?;
         if !std::mem::replace(&mut h.ready, false) {
