@@ -168,8 +168,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Register(_) => {
             init_logging(checked.log_format, checked.log_filter);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let config::Checked { sip, calls, agent, fallback, http, records, .. } = checked;
-            rt.block_on(register(sip, calls, agent, fallback, http, records))
+            let config::Checked { sip, calls, agent, fallback, http, records, privacy, .. } = checked;
+            voice_ua_agent::privacy::set_log_text(privacy.log_transcripts);
+            rt.block_on(register(sip, calls, agent, (fallback, privacy), http, records))
         }
         Command::Calls(args) => records_cli::run(&args, cli.config.as_deref()),
     }
@@ -307,7 +308,7 @@ async fn register(
     mut settings: voice_ua_sip::SipSettings,
     calls: config::CallSettings,
     agent_choice: AgentChoice,
-    fallback: config::Fallback,
+    (fallback, privacy): (config::Fallback, config::Privacy),
     http_listen: Option<std::net::SocketAddr>,
     records: Option<config::RecordSettings>,
 ) -> anyhow::Result<ExitCode> {
@@ -367,6 +368,8 @@ async fn register(
             jitter,
             domain,
             fallback,
+            consent_prompt: privacy.consent_prompt,
+            log_transcripts: privacy.log_transcripts,
         }),
         media_ip: agent.contact().ip(),
         bind_ip,

@@ -62,6 +62,8 @@ pub struct Metrics {
     barge_ins: IntCounter,
     tool_calls: IntCounterVec,
     agent_errors: IntCounterVec,
+    /// `voice_ua_agent_reconnects_total{provider,result}`.
+    agent_reconnects: IntCounterVec,
     /// The SIP layer's refusal counters, read at each scrape.
     refusals: std::sync::OnceLock<std::sync::Arc<RefusalCounts>>,
     /// SIP requests refused outside the call counts: in-dialog 403s and dropped datagrams.
@@ -188,6 +190,17 @@ impl Metrics {
                         "Agent failures by kind and the agent's error code (e.g. Deepgram's CLIENT_MESSAGE_TIMEOUT)",
                     ),
                     &["kind", "code"],
+                )?,
+            )?,
+            agent_reconnects: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "voice_ua_agent_reconnects_total",
+                        "Agent connections that dropped mid-call and were opened again (result ok: the \
+                         call went on with the conversation; failed: no attempt worked, the fallback played)",
+                    ),
+                    &["provider", "result"],
                 )?,
             )?,
             refusals: std::sync::OnceLock::new(),
@@ -341,6 +354,11 @@ impl Metrics {
         self.tool_calls.with_label_values(&[name, result]).inc();
     }
 
+    /// A reconnect of `provider`'s session ended: `ok`, or it failed.
+    pub fn agent_reconnect(&self, provider: &str, ok: bool) {
+        self.agent_reconnects.with_label_values(&[provider, if ok { "ok" } else { "failed" }]).inc();
+    }
+
     /// An agent failure, by the error's variant and the agent's own code when it gave one.
     pub fn agent_error(&self, e: &voice_ua_agent::AgentError) {
         self.agent_errors.with_label_values(&[e.kind(), e.code().unwrap_or("none")]).inc();
@@ -411,6 +429,9 @@ mod tests {
                 code: voice_ua_agent::ProviderCode::new("CLIENT_MESSAGE_TIMEOUT"),
             });
             m.agent_error(&voice_ua_agent::AgentError::AgentStopped { provider: "deepgram".into() });
+            m.agent_reconnect("deepgram", true);
+            m.agent_reconnect("deepgram", true);
+            m.agent_reconnect("openai", false);
             m.rtp_summary(&MediaStats {
                 packets_in: 200,
                 packets_out: 198,
@@ -440,6 +461,8 @@ mod tests {
             ("voice_ua_tool_calls_total{name=\"transfer\",result=\"accepted\"}", "1"),
             ("voice_ua_agent_errors_total{code=\"CLIENT_MESSAGE_TIMEOUT\",kind=\"provider\"}", "1"),
             ("voice_ua_agent_errors_total{code=\"none\",kind=\"agent_stopped\"}", "1"),
+            ("voice_ua_agent_reconnects_total{provider=\"deepgram\",result=\"ok\"}", "2"),
+            ("voice_ua_agent_reconnects_total{provider=\"openai\",result=\"failed\"}", "1"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.25\"}", "0"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"0.5\"}", "1"),
             ("voice_ua_agent_turn_latency_seconds_bucket{le=\"+Inf\"}", "1"),

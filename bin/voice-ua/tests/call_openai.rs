@@ -137,7 +137,10 @@ async fn an_agent_failure_plays_the_fallback_and_transfers_to_the_human() {
         Step::speak("Hello", 200),
         Step::error("server_error", "", "The server had an error while processing your request."),
     ];
-    let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake agent");
+    // The reconnect after the server error is refused (401): no attempt is left, so the
+    // fallback plays.
+    let fake =
+        FakeOpenAi::start(FakeConfig::new(KEY).script(script).refuse_from(2, 401)).await.expect("fake agent");
     let config = agent_config(&fake, "fallback_transfer = \"9001\"\n");
     let call = fallback_and_refer("oa-fallback", config, ENV).await;
     call.assert_heard_and_transferred("SERVER_ERROR");

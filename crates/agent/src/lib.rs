@@ -11,18 +11,25 @@
 //! - [`openai`] bridges a call to the OpenAI Realtime API ([`OpenAiProvider`]).
 //! - [`pipeline`] is the on-prem pipeline agent (STT, LLM with tools, TTS); [`pipeline::wire`]
 //!   holds its sans-IO wire formats.
-//! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins.
+//! - [`tools`] runs the functions an agent calls: HTTP webhooks and the built-ins, and
+//!   keeps the caller from dead air while a slow one runs ([`tools::filler`]).
+//! - [`keypad`] turns the caller's DTMF into turn control and typed text.
+//! - [`privacy`] says whether conversation text may be logged (off by default).
 //! - [`ws`] is what the WebSocket providers share (TLS, the URL rule, the upgrade with a
-//!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap.
+//!   timeout and its typed failure, the message cap, the reusable payload buffer); `renewal` keeps the history and the timer of a session renewed before its cap;
+//!   [`reconnect`] decides when and how often a dropped session is opened again.
 //! - [`error`] holds the crate's one error type, [`AgentError`].
 
 pub mod deepgram;
 pub mod echo;
 pub mod error;
 pub mod http;
+pub mod keypad;
 pub mod openai;
 pub mod pipeline;
+pub mod privacy;
 pub mod provider;
+pub mod reconnect;
 mod renewal;
 pub mod tools;
 pub mod websocket;
@@ -38,7 +45,8 @@ pub use websocket::{Dialect, WebSocketConfig, WebSocketProvider};
 pub use error::{AgentError, ProviderCode};
 pub use provider::{
     AgentEvent, AgentIo, AgentProvider, AgentSession, AudioFormat, AudioFrame, CallFacts, CallInput, Digit,
-    ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
+    HoldReason, ReplyFigures, Role, SessionEnd, SessionStats, TransferOutcome, Usage,
 };
+pub use reconnect::ReconnectPolicy;
 pub use ws::install_crypto_provider;
 pub use ws::MAX_MESSAGE_BYTES;

@@ -12,8 +12,9 @@
 //!   most [`MAX_FRAME_BYTES`] (faster than real time is fine: the call's pacer queues
 //!   it), [`AgentEvent::FlushPlayback`] (barge-in: drop queued agent audio now),
 //!   [`AgentEvent::HangUp`], [`AgentEvent::Transfer`], [`AgentEvent::SendDigits`],
-//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], [`AgentEvent::Usage`], and
-//!   at most one [`AgentEvent::Ended`], last.
+//!   [`AgentEvent::Transcript`], [`AgentEvent::ReplyStarted`], [`AgentEvent::Usage`],
+//!   [`AgentEvent::Hold`] and [`AgentEvent::Reconnected`] around a reconnect, and at most
+//!   one [`AgentEvent::Ended`], last.
 //! - **playback, back to the agent**: an [`AgentEvent::Mark`] in the audio is answered
 //!   with [`CallInput::MarkPlayed`] when the caller has heard the audio before it (Twilio's
 //!   `mark`); an [`AgentEvent::FlushPlayback`] is answered with
@@ -261,8 +262,56 @@ pub enum AgentEvent {
     /// What a reply (or a transcription) used, as the provider bills it; the call adds
     /// these up for the record.
     Usage(Usage),
+    /// The agent is busy with something the caller cannot hear (a slow tool, a
+    /// reconnect): from `on: true` to `on: false` for the same reason, the call plays its
+    /// hold tone whenever no agent audio is queued, so the line is never dead air.
+    Hold {
+        /// What the caller is waiting for.
+        reason: HoldReason,
+        /// Start (true) or end (false) of the wait.
+        on: bool,
+    },
+    /// A reconnect is over (the connection to the agent dropped mid-call and was opened
+    /// again, between a `Hold { Reconnect, on: true }` and its `on: false`): `ok`, the
+    /// call goes on with a new session and the conversation so far; not `ok`, an
+    /// `Ended(Failed)` follows. For the metrics and the record.
+    Reconnected {
+        /// It worked.
+        ok: bool,
+        /// Connection attempts made.
+        attempts: u32,
+        /// From the drop to the new session streaming (or to giving up).
+        after: std::time::Duration,
+    },
     /// The session is over; nothing follows.
     Ended(SessionEnd),
+}
+
+/// What a caller on hold ([`AgentEvent::Hold`]) is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldReason {
+    /// A function the agent called runs longer than its filler threshold.
+    Tool,
+    /// The agent's connection dropped and is being opened again.
+    Reconnect,
+}
+
+impl HoldReason {
+    /// The reason as one word, for logs and metrics: `tool`, `reconnect`.
+    pub const fn word(self) -> &'static str {
+        match self {
+            HoldReason::Tool => "tool",
+            HoldReason::Reconnect => "reconnect",
+        }
+    }
+
+    /// A bit of its own, for a set of reasons.
+    pub const fn bit(self) -> u8 {
+        match self {
+            HoldReason::Tool => 1,
+            HoldReason::Reconnect => 2,
+        }
+    }
 }
 
 /// An agent's own account of a reply's latency (Deepgram's `AgentStartedSpeaking`, the

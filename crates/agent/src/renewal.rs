@@ -49,6 +49,11 @@ impl History {
         self.lines.len()
     }
 
+    /// Lines ever added, the dropped ones too.
+    pub(crate) fn heard(&self) -> u64 {
+        self.heard
+    }
+
     /// A renewal takes a copy of the lines now: later ones are [`History::since_mark`].
     pub(crate) fn mark(&mut self) {
         self.mark = self.heard;

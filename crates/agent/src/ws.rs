@@ -146,9 +146,10 @@ pub(crate) async fn connect(
         provider_error(provider, format!("the {label} API key holds characters a header cannot carry"))
     })?;
     let peer = Peer { name: label, error_header, credential: "API key", auth_fix: "check the key" };
-    open(url, &[(AUTHORIZATION, auth)], tls, CONNECT_TIMEOUT, max_message, peer)
-        .await
-        .map_err(|e| provider_error(provider, e.detail))
+    open(url, &[(AUTHORIZATION, auth)], tls, CONNECT_TIMEOUT, max_message, peer).await.map_err(|e| {
+        let code = crate::ProviderCode::new(&e.kind.code());
+        AgentError::Provider { provider: provider.into(), detail: e.detail, code }
+    })
 }
 
 /// Why a connect failed, as a word.
@@ -164,6 +165,20 @@ pub(crate) enum ConnectFailure {
     Tls,
     /// Anything else (DNS, reset, a broken upgrade).
     Other,
+}
+
+impl ConnectFailure {
+    /// The failure as a provider code (`HTTP_401`, `CONNECT_TIMEOUT`, …): what the metrics
+    /// count and what [`crate::reconnect::worth_retrying`] reads.
+    pub(crate) fn code(self) -> String {
+        match self {
+            ConnectFailure::Timeout => "CONNECT_TIMEOUT".into(),
+            ConnectFailure::Refused => "CONNECT_REFUSED".into(),
+            ConnectFailure::Http(status) => format!("HTTP_{status}"),
+            ConnectFailure::Tls => "TLS_FAILED".into(),
+            ConnectFailure::Other => "CONNECT_FAILED".into(),
+        }
+    }
 }
 
 /// A connect that failed: its kind and one line for the log.
@@ -326,6 +341,11 @@ pub enum Output<A> {
     /// streaming, switch the call over to it and close this one; on failure, tell the
     /// session so.
     Renew,
+    /// The socket dropped mid-call: open a fresh session the way [`Output::Renew`] does
+    /// (the conversation carried over) as the next reconnect attempt, dropping any attempt
+    /// still under way; once it streams, switch the call over to it; on failure, tell the
+    /// session so. The old socket is dead: nothing more is written to it.
+    Reconnect,
 }
 
 impl<A> Output<A> {
@@ -335,9 +355,12 @@ impl<A> Output<A> {
             Output::SendText(text) => Step::Send(Message::text(text)),
             Output::Event(crate::AgentEvent::Ended(crate::SessionEnd::Failed(e))) => Step::Failed(e),
             // No caller audio is fed during the handshake, so no SendAudio either.
-            Output::SendAudio(_) | Output::Event(_) | Output::RunTool(_) | Output::Close | Output::Renew => {
-                Step::Skip
-            }
+            Output::SendAudio(_)
+            | Output::Event(_)
+            | Output::RunTool(_)
+            | Output::Close
+            | Output::Renew
+            | Output::Reconnect => Step::Skip,
         }
     }
 }

@@ -112,9 +112,10 @@ fn client_messages_have_the_reference_shapes() {
         v,
         json!({"type":"FunctionCallResponse","id":"fc_1","name":"get_weather","content":"{\"temp\":21}"})
     );
-    let v: Value =
-        serde_json::from_str(&ClientMessage::InjectAgentMessage { message: "Un momento".into() }.to_json())
-            .expect("json");
+    let v: Value = serde_json::from_str(
+        &ClientMessage::InjectAgentMessage { message: "Un momento".into(), behavior: None }.to_json(),
+    )
+    .expect("json");
     assert_eq!(v, json!({"type":"InjectAgentMessage","message":"Un momento"}));
     assert_eq!(ClientMessage::parse(&r.to_json()).ok(), Some(r));
 }
@@ -135,8 +136,12 @@ fn settings_follow_the_call_codec_and_the_reference_example() {
             description: "Transfiere la llamada".into(),
             parameters: json!({"type":"object","properties":{"extension":{"type":"string"}},"required":["extension"]}),
             kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
+            filler: Default::default(),
         }],
         experimental: false,
+        // The reference's example does not opt out (voice-ua's default does: see below).
+        mip_opt_out: false,
+        ..AgentConfig::default()
     };
     let settings = ClientMessage::Settings(Box::new(config.settings_message(AudioFormat::Ulaw8k)));
     let got: Value = serde_json::from_str(&settings.to_json()).expect("json");

@@ -149,6 +149,7 @@ async fn http_tool_result_goes_back_with_the_same_id_and_name() {
             headers: vec![("X-Secret".into(), "s3".into())],
             timeout: Duration::from_secs(2),
         },
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
@@ -191,6 +192,7 @@ async fn failing_http_tool_tells_the_llm_what_went_wrong() {
             headers: vec![],
             timeout: Duration::from_secs(2),
         },
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
@@ -217,6 +219,7 @@ fn weather_function(url: String) -> FunctionSpec {
             "required": ["city", "unit"]
         }),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     }
 }
 
@@ -311,6 +314,7 @@ async fn builtin_arguments_from_the_llm_are_bounded() {
             description: name.into(),
             parameters: json!({"type": "object", "properties": {}}),
             kind: ToolKind::Builtin(builtin),
+            filler: Default::default(),
         });
     }
     let provider = DeepgramProvider::new(config).expect("provider");
@@ -349,6 +353,7 @@ async fn transfer_answer(outcome: TransferOutcome) -> String {
         description: "Transfer the caller to sales".into(),
         parameters: json!({"type":"object","properties":{}}),
         kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
+        filler: Default::default(),
     });
     let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
@@ -386,7 +391,10 @@ async fn builtin_transfer_answers_the_agent_with_the_pbx_outcome() {
 async fn error_message_ends_the_session_with_code_and_description() {
     let script = vec![Step::speak("Hi", 100, true), Step::error("INTERNAL_SERVER_ERROR", "Something broke")];
     let fake = FakeDeepgram::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
-    let provider = DeepgramProvider::new(config_for(&fake)).expect("provider");
+    // Without reconnecting (deepgram_reconnect.rs reconnects).
+    let mut config = config_for(&fake);
+    config.reconnect = voice_ua_agent::ReconnectPolicy::off();
+    let provider = DeepgramProvider::new(config).expect("provider");
     let mut session = provider.open(facts(AudioFormat::Ulaw8k)).await.expect("open");
     let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     assert_eq!(audio_bytes(&events), 800);

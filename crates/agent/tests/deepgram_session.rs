@@ -89,7 +89,10 @@ fn audio_leaves_in_order_with_the_json_messages() {
     drain(&mut s);
     let t = |ms| t0 + Duration::from_millis(ms);
     s.handle_call_audio(t(20), &numbered(1));
-    assert!(s.send_message(t(25), &ClientMessage::InjectAgentMessage { message: "one moment".into() }));
+    assert!(s.send_message(
+        t(25),
+        &ClientMessage::InjectAgentMessage { message: "one moment".into(), behavior: None }
+    ));
     s.handle_call_audio(t(40), &numbered(2));
     s.handle_tool_result(t(45), "a".into(), "lookup".into(), "42".into());
     s.handle_call_audio(t(60), &numbered(3));
@@ -155,7 +158,9 @@ fn any_message_sent_counts_as_traffic_for_the_keepalive() {
     let t0 = Instant::now();
     let mut s = streaming(t0);
     let t1 = t0 + Duration::from_secs(3);
-    assert!(s.send_message(t1, &ClientMessage::InjectAgentMessage { message: "hello?".into() }));
+    assert!(
+        s.send_message(t1, &ClientMessage::InjectAgentMessage { message: "hello?".into(), behavior: None })
+    );
     drain(&mut s);
     assert_eq!(s.poll_timeout(), Some(t1 + KEEPALIVE_AFTER));
     s.handle_timeout(t0 + KEEPALIVE_AFTER);

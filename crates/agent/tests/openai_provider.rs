@@ -195,6 +195,7 @@ async fn http_tool_result_goes_back_and_the_model_goes_on() {
             headers: vec![("X-Secret".into(), "s3".into())],
             timeout: Duration::from_secs(2),
         },
+        filler: Default::default(),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
@@ -232,6 +233,7 @@ async fn tool_arguments_that_do_not_fit_never_reach_the_webhook() {
         description: "The weather".into(),
         parameters: json!({"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string"}},"required":["city","unit"]}),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| audio_bytes(ev) >= 800).await;
@@ -254,6 +256,7 @@ async fn transfer_answer(outcome: TransferOutcome) -> String {
         description: "Transfer the caller to sales".into(),
         parameters: json!({"type":"object","properties":{}}),
         kind: ToolKind::Builtin(Builtin::Transfer { target: "201".into() }),
+        filler: Default::default(),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
@@ -295,6 +298,7 @@ async fn builtin_hangup_ends_the_call_after_the_goodbye() {
         description: "End the call".into(),
         parameters: json!({"type":"object","properties":{"reason":{"type":"string"}}}),
         kind: ToolKind::Builtin(Builtin::Hangup),
+        filler: Default::default(),
     });
     let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |ev| {
@@ -312,9 +316,12 @@ async fn builtin_hangup_ends_the_call_after_the_goodbye() {
     );
 }
 
+/// A session without reconnecting, to `script`'s failure (reconnects: openai_reconnect.rs).
 async fn failing(script: Vec<Step>) -> (voice_ua_agent::AgentError, Vec<AgentEvent>) {
     let fake = FakeOpenAi::start(FakeConfig::new(KEY).script(script)).await.expect("fake");
-    let mut session = open(config_for(&fake), AudioFormat::Ulaw8k).await;
+    let mut config = config_for(&fake);
+    config.reconnect = voice_ua_agent::ReconnectPolicy::off();
+    let mut session = open(config, AudioFormat::Ulaw8k).await;
     let events = drive(&mut session, AudioFormat::Ulaw8k, |_| false).await;
     (failure(&events), events)
 }

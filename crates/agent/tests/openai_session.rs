@@ -14,11 +14,15 @@ use voice_ua_agent::openai::session::{
 };
 use voice_ua_agent::openai::{Prices, ToolChoice, TurnDetection};
 use voice_ua_agent::{
-    AgentError, AgentEvent, AudioFormat, AudioFrame, OpenAiConfig, Role, SessionEnd, Usage,
+    AgentError, AgentEvent, AudioFormat, AudioFrame, OpenAiConfig, ReconnectPolicy, Role, SessionEnd, Usage,
 };
 
+/// A session that does not reconnect: what ends it is tested here; reconnecting in
+/// openai_reconnect.rs.
 fn config() -> OpenAiConfig {
-    OpenAiConfig::new("k")
+    let mut c = OpenAiConfig::new("k");
+    c.reconnect = ReconnectPolicy::off();
+    c
 }
 
 fn drain(s: &mut OpenAiSession) -> Vec<Output> {
@@ -109,6 +113,7 @@ fn the_ga_session_update_goes_first_with_the_calls_law_both_ways() {
         description: "Open the gate".into(),
         parameters: json!({"type": "object", "properties": {}}),
         kind: voice_ua_agent::ToolKind::Builtin(voice_ua_agent::Builtin::Hangup),
+        filler: Default::default(),
     });
     for (format, law) in [(AudioFormat::Ulaw8k, "audio/pcmu"), (AudioFormat::Alaw8k, "audio/pcma")] {
         let mut s = OpenAiSession::new(t0, format, &c, None).expect("G.711");

@@ -32,6 +32,7 @@ fn config() -> PipelineConfig {
             headers: vec![],
             timeout: Duration::from_secs(1),
         },
+        filler: Default::default(),
     }];
     c
 }
@@ -381,4 +382,96 @@ fn a_second_barge_in_keeps_what_was_heard_too() {
         r.frames(40, AudioFrame::silence(FORMAT));
         r.take();
     }
+}
+
+/// A turn that calls `open_gate` (with `filler`): the rig after the `RunTools`.
+fn tool_turn(filler: voice_ua_agent::tools::Filler) -> (Rig, u32) {
+    let mut c = config();
+    c.functions[0].filler = filler;
+    let mut r = Rig::new(c);
+    let turn = r.utterance(600);
+    r.transcript(turn, "open the gate");
+    r.take();
+    let call = ToolCallRequest { id: "c1".into(), name: "open_gate".into(), arguments: Ok(json!({})) };
+    r.step(turn, 1, ChatStep::ToolCalls(vec![call]));
+    r.step(turn, 1, ChatStep::Done);
+    let out = r.take();
+    assert!(matches!(&out[..], [Output::RunTools { .. }]), "{out:?}");
+    (r, turn)
+}
+
+fn holds(out: &[Output]) -> Vec<bool> {
+    events(out)
+        .iter()
+        .filter_map(|e| if let AgentEvent::Hold { on, .. } = e { Some(*on) } else { None })
+        .collect()
+}
+
+#[test]
+fn a_slow_tool_gets_its_filler_phrase_spoken_but_never_in_the_history() {
+    let phrase = "One moment, I'm opening the gate.";
+    let filler =
+        voice_ua_agent::tools::Filler::Phrase { after: Duration::from_millis(700), text: phrase.into() };
+    let (mut r, turn) = tool_turn(filler);
+    r.frames(34, AudioFrame::silence(FORMAT));
+    assert!(speaks(&r.take()).is_empty(), "nothing within 680 ms");
+    r.frames(1, AudioFrame::silence(FORMAT));
+    let out = r.take();
+    assert_eq!(speaks(&out), [(0, phrase.to_owned())], "the phrase at +700 ms");
+    assert!(holds(&out).is_empty(), "no tone over the phrase");
+    assert!(
+        !events(&out).iter().any(|e| matches!(e, AgentEvent::Transcript { .. })),
+        "not a transcript line"
+    );
+    r.speak(turn, 0, 1500);
+    let heard = r.take();
+    assert!(events(&heard).iter().any(|e| matches!(e, AgentEvent::Audio(_))), "the phrase is heard");
+    r.core.tool_result(r.now, turn, "c1", r#"{"opened":true}"#);
+    r.drain();
+    let out = r.take();
+    let Some(Output::Think { body, round: 2, .. }) = out.last() else { panic!("{out:?}") };
+    let body: serde_json::Value = serde_json::from_slice(body).expect("json");
+    assert!(!body.to_string().contains("opening the gate"), "the LLM never sees the filler: {body}");
+    r.step(turn, 2, ChatStep::Text("The gate is open.".into()));
+    r.step(turn, 2, ChatStep::Done);
+    let out = r.take();
+    assert_eq!(speaks(&out), [(1, "The gate is open.".to_owned())]);
+    r.speak(turn, 1, 400);
+    for id in 0..2 {
+        r.core.mark_played(id);
+    }
+    let history = format!("{:?}", r.core.history().messages());
+    assert!(history.contains("The gate is open.") && !history.contains("opening the gate"), "{history}");
+}
+
+#[test]
+fn a_slow_tool_without_a_phrase_gets_the_hold_tone_until_its_result() {
+    let (mut r, turn) = tool_turn(voice_ua_agent::tools::Filler::default());
+    r.frames(34, AudioFrame::silence(FORMAT));
+    assert!(holds(&r.take()).is_empty());
+    r.frames(1, AudioFrame::silence(FORMAT));
+    let out = r.take();
+    assert_eq!(holds(&out), [true], "the hold tone at +700 ms");
+    assert!(speaks(&out).is_empty());
+    assert!(r.core.tool_hold());
+    r.frames(100, AudioFrame::silence(FORMAT));
+    assert!(holds(&r.take()).is_empty(), "one hold");
+    r.core.tool_result(r.now, turn, "c1", "ok");
+    r.drain();
+    assert_eq!(holds(&r.take()), [false]);
+}
+
+#[test]
+fn keys_use_the_shared_wording() {
+    let mut r = Rig::new(config());
+    for k in ['4', '7', '1', '1', '#'] {
+        r.core.digit(r.now, Digit::new(k).expect("key"));
+    }
+    r.drain();
+    let out = r.take();
+    assert!(
+        events(&out).iter().any(|e| matches!(e, AgentEvent::Transcript { text, .. }
+            if text == &voice_ua_agent::keypad::typed_text("4711"))),
+        "{out:?}"
+    );
 }

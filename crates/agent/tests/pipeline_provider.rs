@@ -221,6 +221,7 @@ async fn a_tool_call_runs_and_its_result_is_spoken() {
         description: "Open a gate".into(),
         parameters: json!({"type":"object","properties":{"gate":{"type":"string"}},"required":["gate"]}),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
@@ -264,6 +265,7 @@ async fn ollama_tool_calls_arrive_whole_and_no_tool_choice_is_sent() {
         description: "End the call".into(),
         parameters: json!({"type":"object","properties":{}}),
         kind: ToolKind::Builtin(voice_ua_agent::Builtin::Hangup),
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
@@ -294,6 +296,7 @@ async fn arguments_that_are_not_json_go_back_to_the_model_and_it_is_asked_again(
         description: "Open a gate".into(),
         parameters: json!({"type":"object","properties":{"gate":{"type":"string"}}}),
         kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(2) },
+        filler: Default::default(),
     });
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
@@ -489,5 +492,49 @@ async fn an_llm_that_answers_the_whole_completion_at_once_is_understood_too() {
     let inputs: Vec<String> = fake.speeches().iter().filter_map(|s| s.input().map(str::to_owned)).collect();
     assert_eq!(inputs.first().map(String::as_str), Some("Hello from the gateway."));
     assert!(call.events.iter().any(|e| matches!(e, AgentEvent::Usage(u) if u.output_text_tokens == 6)));
+    call.session.end_call();
+}
+
+#[tokio::test]
+async fn a_slow_tool_gets_its_filler_phrase_spoken_by_the_tts_and_kept_out_of_the_history() {
+    let (url, _server) = common::http::slow_server(Duration::from_millis(1200), r#"{"opened":true}"#).await;
+    let fake =
+        FakePipeline::start(
+            Settings::new().transcripts(&["please open the gate"]).script(ChatScript::new().rule(
+                ToolRule::new("open", "open_gate", r#"{"gate":"main"}"#).then_reply("Done: {result}."),
+            )),
+        )
+        .await
+        .expect("fake");
+    let phrase = "One moment, I'm opening the gate.";
+    let mut cfg = config(&fake);
+    cfg.functions.push(FunctionSpec {
+        name: "open_gate".into(),
+        description: "Open a gate".into(),
+        parameters: json!({"type":"object","properties":{"gate":{"type":"string"}},"required":["gate"]}),
+        kind: ToolKind::Http { url, headers: vec![], timeout: Duration::from_secs(5) },
+        filler: voice_ua_agent::tools::Filler::Phrase {
+            after: Duration::from_millis(300),
+            text: phrase.into(),
+        },
+    });
+    let provider = PipelineProvider::new(cfg).expect("provider");
+    let mut call = Call::open(&provider).await;
+    call.say(700).await;
+    call.until(500, |c| c.transcripts(Role::Agent).iter().any(|t| t.starts_with("Done")) && !c.playing())
+        .await;
+    let inputs: Vec<String> = fake.speeches().iter().filter_map(|s| s.input().map(str::to_owned)).collect();
+    assert_eq!(inputs.iter().filter(|t| *t == phrase).count(), 1, "the phrase once: {inputs:?}");
+    let done = inputs.iter().position(|t| t.starts_with("Done")).expect("the answer was spoken");
+    assert!(inputs.iter().position(|t| t == phrase) < Some(done), "the phrase, then the answer: {inputs:?}");
+    let chats = fake.chats();
+    assert_eq!(chats.len(), 2);
+    let second = format!("{:?}", chats[1].messages());
+    assert!(!second.contains("opening the gate"), "the LLM never sees the filler: {second}");
+    assert!(!call.transcripts(Role::Agent).iter().any(|t| t == phrase), "nor does the transcript");
+    assert!(
+        !call.events.iter().any(|e| matches!(e, AgentEvent::Hold { on: true, .. })),
+        "no tone over the phrase"
+    );
     call.session.end_call();
 }

@@ -1,13 +1,16 @@
 //! What the agent asks of the call — audio to play, barge-in, hang up, transfer, send
 //! digits — and what it tells it (transcripts, figures, tools, its end), plus the
 //! blind transfer it can start and the fallback when it fails: the caller is never
-//! left in silence.
+//! left in silence. The consent prompt (a recording notice) plays before the agent's
+//! first words and survives a barge-in; transcript lines are logged only when
+//! configured (the record keeps them either way).
 
 use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Observation};
 use crate::transfer::{AfterPlayback, Transfer};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use voice_ua_agent::{AgentEvent, CallInput, SessionEnd, TransferOutcome};
+use voice_ua_agent::{AgentEvent, CallInput, HoldReason, SessionEnd, TransferOutcome};
 use voice_ua_records::CallOutcome;
 use voice_ua_sip::Reason;
 
@@ -25,11 +28,7 @@ impl CallCore {
             }
             AgentEvent::FlushPlayback => {
                 self.observe(Observation::BargeIn);
-                let mut played_samples = 0;
-                if let Some(leg) = self.leg.as_mut() {
-                    leg.pacer.flush();
-                    played_samples = leg.pacer.stats().audio_samples;
-                }
+                let played_samples = self.flush_agent_audio();
                 while let Some(id) = self.playback.take() {
                     self.push(Action::ToAgent(CallInput::MarkPlayed { id, cleared: true }));
                 }
@@ -45,6 +44,13 @@ impl CallCore {
                 }
             }
             AgentEvent::Usage(usage) => self.figures.usage = self.figures.usage.plus(usage),
+            AgentEvent::Hold { reason, on } => self.hold(reason, on),
+            AgentEvent::Reconnected { ok, attempts, after } => {
+                if ok {
+                    self.figures.agent_reconnects = self.figures.agent_reconnects.saturating_add(1);
+                }
+                self.observe(Observation::Reconnect { ok, attempts, after });
+            }
             AgentEvent::HangUp { after_playback: true, reason } => {
                 self.tool_used(now, "hangup", "ok");
                 self.after_playback = Some(AfterPlayback::HangUp(reason));
@@ -74,7 +80,11 @@ impl CallCore {
                 self.tool_used(now, "dtmf", result);
             }
             AgentEvent::Transcript { role, text, at } => {
-                tracing::info!(?role, %text, "transcript");
+                if self.settings.log_transcripts {
+                    tracing::info!(?role, %text, "transcript");
+                } else {
+                    tracing::debug!(?role, chars = text.chars().count(), "transcript line (text not logged)");
+                }
                 self.figures.said(at, role, text);
             }
             AgentEvent::ReplyStarted(figures) => self.turns.reply_announced(figures),
@@ -90,10 +100,37 @@ impl CallCore {
             AgentEvent::Ended(end) => {
                 tracing::info!("agent session ended: {end}");
                 self.agent_failed = true;
+                self.end_hold();
                 if self.after_playback.is_none() {
                     self.after_playback = Some(AfterPlayback::HangUp(end.to_string()));
                 }
             }
+        }
+    }
+
+    /// The caller waits for `reason` (or no longer): the hold tone plays while any
+    /// reason holds and no agent audio is queued.
+    pub(crate) fn hold(&mut self, reason: HoldReason, on: bool) {
+        let before = self.hold_reasons;
+        if on {
+            self.hold_reasons |= reason.bit();
+        } else {
+            self.hold_reasons &= !reason.bit();
+        }
+        if (before == 0) != (self.hold_reasons == 0) {
+            let on = self.hold_reasons != 0;
+            tracing::info!(reason = reason.word(), "hold tone {}", if on { "on" } else { "off" });
+            if let Some(leg) = self.leg.as_mut() {
+                leg.pacer.set_hold_tone(on);
+            }
+        }
+    }
+
+    /// No more waiting: the agent is gone.
+    fn end_hold(&mut self) {
+        self.hold_reasons = 0;
+        if let Some(leg) = self.leg.as_mut() {
+            leg.pacer.set_hold_tone(false);
         }
     }
 
@@ -225,6 +262,7 @@ impl CallCore {
             return;
         }
         self.agent_failed = true;
+        self.end_hold();
         // The agent had already said goodbye and asked to hang up after it: the caller
         // hears the goodbye to its end and the call ends, as the agent meant.
         if matches!(self.after_playback, Some(AfterPlayback::HangUp(_))) {
@@ -241,13 +279,48 @@ impl CallCore {
         tracing::error!("the agent failed: {cause}; playing the fallback prompt, then {next}");
         // The agent is gone: its marks are never answered.
         while self.playback.take().is_some() {}
-        if let Some(leg) = self.leg.as_mut() {
-            leg.pacer.flush();
-            leg.play_ulaw(&settings.fallback.ulaw);
-        }
+        self.flush_agent_audio();
+        self.push_prompt(&settings.fallback.ulaw);
         self.after_playback = Some(match &settings.fallback.transfer {
             Some(t) => AfterPlayback::Transfer { target: t.clone(), for_agent: false },
             None => AfterPlayback::GiveUp(format!("agent failed: {cause}")),
         });
+    }
+}
+
+impl CallCore {
+    /// The consent prompt, first thing on a new media leg.
+    pub(crate) fn play_consent_prompt(&mut self) {
+        let prompt = Arc::clone(&self.settings);
+        if prompt.consent_prompt.is_empty() {
+            return;
+        }
+        tracing::info!(seconds = prompt.consent_prompt.len() as f64 / 8000.0, "playing the consent prompt");
+        self.consent_samples = self.push_prompt(&prompt.consent_prompt);
+    }
+
+    /// Drop the agent's queued audio (barge-in, fallback). What is left of the consent
+    /// prompt plays on. Returns how much agent audio the caller has heard, in samples,
+    /// the consent prompt not counted.
+    fn flush_agent_audio(&mut self) -> u64 {
+        let Some(leg) = self.leg.as_mut() else { return 0 };
+        leg.pacer.flush();
+        let played = leg.pacer.stats().audio_samples;
+        // The prompt is μ-law at 8 kHz; the pacer counts at the codec's rate.
+        let per_8k = leg.samples_per_8k();
+        if played < self.consent_samples {
+            let settings = Arc::clone(&self.settings);
+            let rest = settings.consent_prompt.get((played / per_8k) as usize..).unwrap_or_default();
+            let queued = self.push_prompt(rest);
+            // What is left of the prompt still counts as prompt, not agent audio.
+            self.consent_samples = played + queued;
+        }
+        played.saturating_sub(self.consent_samples)
+    }
+
+    /// Queue μ-law 8 kHz audio for the caller, in the call's codec; returns the samples
+    /// queued (at the codec's rate).
+    fn push_prompt(&mut self, ulaw: &[u8]) -> u64 {
+        self.leg.as_mut().map_or(0, |leg| leg.play_ulaw(ulaw))
     }
 }

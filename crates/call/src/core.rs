@@ -60,9 +60,14 @@ pub struct CallCore {
     pub(crate) after_playback: Option<AfterPlayback>,
     /// The agent failed (or ended): no more audio goes to it.
     pub(crate) agent_failed: bool,
+    /// Why the caller is on hold ([`voice_ua_agent::HoldReason::bit`]s); 0: not on hold.
+    pub(crate) hold_reasons: u8,
     pub(crate) turns: TurnClock,
     /// The agent's marks waiting for their audio to play.
     pub(crate) playback: Playback,
+    /// Samples of the consent prompt at the head of the call's audio (0: none): a
+    /// barge-in does not cut them, and the agent's count of its audio leaves them out.
+    pub(crate) consent_samples: u64,
     pub(crate) figures: Figures,
     actions: VecDeque<Action>,
     pub(crate) ending: Option<Ending>,
@@ -119,8 +124,10 @@ impl CallCore {
             transfer: None,
             after_playback: None,
             agent_failed: false,
+            hold_reasons: 0,
             turns: TurnClock::new(),
             playback: Playback::new(),
+            consent_samples: 0,
             figures: Figures::default(),
             // Room for a tick's actions (an agent frame, an observation); it grows only if a
             // burst ever needs more. An action with a frame is ~650 bytes.
@@ -329,6 +336,7 @@ impl CallCore {
         if let Some(h) = self.heard.as_deref_mut() {
             h.set_codec(codec);
         }
+        self.play_consent_prompt();
         if let TimerDecision::Run { interval, refresher, .. } = self.timer_decision {
             self.timer = Some(SessionTimer::start(now, interval, refresher));
         }
@@ -398,6 +406,7 @@ impl CallCore {
             transcript_lines = self.figures.transcript.len(),
             turns = (turns > 0).then_some(turns),
             turn_median_ms = voice_ua_records::median_latency_ms(&f.turns),
+            agent_reconnects = (f.agent_reconnects > 0).then_some(f.agent_reconnects),
             agent_tokens = usage.map(|u| u.total_tokens()),
             cost = usage.and_then(|u| u.cost()).map(tracing::field::display),
             hung_up_by = by,

@@ -41,6 +41,8 @@ pub(crate) struct Figures {
     pub(crate) turns: Vec<TurnFigures>,
     /// Turns past [`MAX_TURNS`]: counted, not kept.
     pub(crate) turns_dropped: u64,
+    /// Times the agent's connection dropped mid-call and was opened again.
+    pub(crate) agent_reconnects: u32,
 }
 
 impl Figures {

@@ -90,6 +90,9 @@ pub enum Observation {
     Tool { name: String, result: &'static str },
     /// The agent failed.
     AgentError(AgentError),
+    /// The agent's connection dropped mid-call and a reconnect ended: `ok` when the call
+    /// went on with a new session, after `attempts` connection attempts in `after`.
+    Reconnect { ok: bool, attempts: u32, after: Duration },
 }
 
 /// One RTP packet to send: `len` bytes of the caller's buffer, to `to`.

@@ -99,6 +99,8 @@ pub(crate) struct MediaLeg {
     pbx_ips: Vec<IpAddr>,
     pub(crate) jitter: JitterBuffer,
     pub(crate) pacer: Pacer,
+    /// G.722: 8 → 16 kHz for the μ-law prompts (made once per call).
+    prompt_up: Option<Resampler>,
     dtmf: Option<DtmfReceiver>,
     pub(crate) packets_in: u64,
     pub(crate) packets_out: u64,
@@ -125,6 +127,7 @@ impl MediaLeg {
             pbx_ips,
             jitter: JitterBuffer::with_codec(jitter, codec),
             pacer: pacer_for(&plan, codec, seed, now),
+            prompt_up: (codec == AudioCodec::G722).then(|| Resampler::new(8000, 16_000).ok()).flatten(),
             dtmf: plan.dtmf_pt.map(DtmfReceiver::new),
             plan,
             codec,
@@ -157,7 +160,9 @@ impl MediaLeg {
             codec_of(plan.codec).filter(|c| *c != self.codec && self.can_switch_to(plan.codec))
         {
             // The G.711 jitter buffer takes either law; only the pacer changes.
+            let hold = self.pacer.hold_tone_on();
             self.pacer = pacer_for(&plan, codec, seed, now);
+            self.pacer.set_hold_tone(hold);
             self.codec = codec;
         }
         match (plan.dtmf_pt, self.dtmf.as_mut()) {
@@ -218,30 +223,40 @@ impl MediaLeg {
         }
     }
 
-    /// Queue the fallback prompt (μ-law, 8 kHz): transcoded for A-law, decoded and
-    /// resampled to 16 kHz for G.722. Played once per call at most, so it may allocate.
-    pub(crate) fn play_ulaw(&mut self, ulaw: &[u8]) {
-        match self.codec {
-            AudioCodec::G711(Law::Ulaw) => {
-                self.pacer.push_encoded(ulaw);
-            }
-            AudioCodec::G711(Law::Alaw) => {
-                let mut alaw = ulaw.to_vec();
-                voice_ua_media::g711::ulaw_to_alaw_in_place(&mut alaw);
-                self.pacer.push_encoded(&alaw);
-            }
-            AudioCodec::G722 => {
-                let Ok(mut up) = Resampler::new(8000, 16_000) else { return };
-                let mut narrow: Vec<i16> = ulaw.iter().map(|&c| Law::Ulaw.decode(c)).collect();
-                // The filter's latency (about 2 ms) flushed with silence.
-                narrow.extend_from_slice(&[0; 160]);
-                let mut wide = [0i16; 2 * 160];
-                for chunk in narrow.chunks(160) {
-                    let n = up.process(chunk, &mut wide);
-                    self.pacer.push_linear(wide.get(..n).unwrap_or(&[]));
+    /// Queue a prompt (μ-law, 8 kHz: the fallback, the consent notice) for the caller:
+    /// transcoded for A-law, decoded and resampled to 16 kHz for G.722 (with the leg's
+    /// upsampler, a 20 ms silence after it flushing the filter). Returns the samples
+    /// queued, at the codec's rate. Allocates nothing.
+    pub(crate) fn play_ulaw(&mut self, ulaw: &[u8]) -> u64 {
+        let mut queued = 0u64;
+        match (self.codec, self.prompt_up.as_mut()) {
+            (AudioCodec::G711(law), _) => {
+                let mut chunk = [0u8; FRAME];
+                for part in ulaw.chunks(FRAME) {
+                    let out = chunk.get_mut(..part.len()).unwrap_or(&mut []);
+                    out.copy_from_slice(part);
+                    if law == Law::Alaw {
+                        voice_ua_media::g711::ulaw_to_alaw_in_place(out);
+                    }
+                    queued += self.pacer.push_encoded(out) as u64;
                 }
             }
+            (AudioCodec::G722, Some(up)) => {
+                let (mut narrow, mut wide) = ([0i16; FRAME], [0i16; 2 * FRAME + 2]);
+                for part in ulaw.chunks(FRAME).chain(std::iter::once(&[0xFFu8; FRAME][..])) {
+                    let n = Law::Ulaw.decode_slice(part, &mut narrow);
+                    let m = up.process(narrow.get(..n).unwrap_or(&[]), &mut wide);
+                    queued += self.pacer.push_linear(wide.get(..m).unwrap_or(&[])) as u64;
+                }
+            }
+            (AudioCodec::G722, None) => {}
         }
+        queued
+    }
+
+    /// Audio samples per 8 kHz sample: 1 for G.711, 2 for G.722.
+    pub(crate) fn samples_per_8k(&self) -> u64 {
+        u64::from(self.codec.sample_rate() / 8000).max(1)
     }
 
     /// Where our RTP goes: where the caller's really comes from, else the SDP's address.

@@ -39,6 +39,13 @@ pub struct CallSettings {
     /// SIP domain, for transfer targets given as bare extensions.
     pub domain: String,
     pub fallback: Fallback,
+    /// μ-law 8 kHz audio played to the caller when the call is answered, before the
+    /// agent's first words (a recording notice); empty: none. The caller talking over it
+    /// does not cut it short.
+    pub consent_prompt: Vec<u8>,
+    /// Log each transcript line (what the caller and the agent said) at info. Off by
+    /// default: the call record keeps the transcript either way.
+    pub log_transcripts: bool,
 }
 
 /// The facts of one call the core cannot learn itself.

@@ -16,9 +16,20 @@
 //!   two when [`FakeConfig::settings_applied_delay`] holds `SettingsApplied` back);
 //! - an unparsable text frame gets `UNPARSABLE_CLIENT_MESSAGE`;
 //! - no client message for [`FakeConfig::idle_timeout`] gets `CLIENT_MESSAGE_TIMEOUT`;
+//! - a Flux (`v2`) listen provider without a model, or with `smart_format`, gets
+//!   `INVALID_SETTINGS`; `ForceEndTurn` with a Nova (`v1`) listener is answered with
+//!   `Warning FORCE_END_TURN_UNSUPPORTED`;
+//! - `InjectAgentMessage` is recorded and, with [`FakeConfig::refuse_injections`],
+//!   answered with `InjectionRefused`;
 //!
 //! each error is followed by a normal close. After `SettingsApplied` it plays its
 //! [`Step`] script and records what each connection sent ([`Record`]).
+//!
+//! Failure modes for reconnect tests: a connection dropped mid-turn
+//! ([`Step::SpeakThenDrop`], [`Step::drop_after_audio`]), the first K connections
+//! dropped right after the handshake ([`FakeConfig::close_after_handshake`]), upgrades
+//! refused from the Nth connection on ([`FakeConfig::refuse_from`]), and a script per
+//! connection ([`FakeConfig::script_for`]).
 //!
 //! This file holds the running server ([`FakeDeepgram`]) and its [`Record`]s; `config`
 //! holds [`FakeConfig`], `script` the [`Step`]s, `session` one connection
@@ -59,6 +70,8 @@ pub const BAD_KEY_TEXT: &str = "INVALID_AUTH: Invalid credentials.";
 /// What one connection did, recorded when it ends.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
+    /// Which connection this was: 1 for the first.
+    pub connection: u32,
     /// The `Authorization` header.
     pub authorization: Option<String>,
     /// The upgrade was refused (401/404).
@@ -75,6 +88,14 @@ pub struct Record {
     pub keepalives: usize,
     /// `FunctionCallResponse`s received.
     pub function_responses: Vec<FunctionCallResponse>,
+    /// `InjectAgentMessage`s received: `(message, behavior)`, each with when it arrived.
+    pub injected_agent: Vec<(String, Option<String>, std::time::Instant)>,
+    /// `InjectUserMessage` contents received.
+    pub injected_user: Vec<String>,
+    /// `ForceEndTurn`s received.
+    pub force_end_turns: usize,
+    /// Warning codes the fake sent.
+    pub warnings_sent: Vec<String>,
     /// Error codes the fake sent.
     pub errors_sent: Vec<String>,
     /// Other protocol faults the fake noticed.

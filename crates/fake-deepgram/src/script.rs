@@ -53,6 +53,17 @@ pub enum Step {
     },
     /// Drop the connection without a close frame.
     CloseAbruptly,
+    /// A reply cut off by a dropped connection: like [`Step::Speak`] (no
+    /// `AgentAudioDone`), but only the first `cut_ms` of its `ms` of audio are sent before
+    /// the connection is dropped without a close frame.
+    SpeakThenDrop {
+        /// The agent's words.
+        text: String,
+        /// The whole reply's length.
+        ms: u32,
+        /// Audio sent before the drop.
+        cut_ms: u32,
+    },
 }
 
 impl Step {
@@ -69,6 +80,16 @@ impl Step {
     /// [`Step::CallFunction`].
     pub fn call(id: &str, name: &str, arguments: &str) -> Self {
         Step::CallFunction { id: id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    /// [`Step::SpeakThenDrop`].
+    pub fn speak_then_drop(text: &str, ms: u32, cut_ms: u32) -> Self {
+        Step::SpeakThenDrop { text: text.into(), ms, cut_ms }
+    }
+
+    /// Drop the connection once `frames` more caller audio frames have arrived.
+    pub fn drop_after_audio(frames: usize) -> Vec<Self> {
+        vec![Step::WaitAudio { frames, min_dbfs: None }, Step::CloseAbruptly]
     }
 
     /// [`Step::Error`].

@@ -77,10 +77,19 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         auth = request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let refused_from = config.refuse_from.filter(|(from, _)| n >= *from);
         let (status, text) = if request.uri().path() != AGENT_PATH {
             (StatusCode::NOT_FOUND, "NOT_FOUND: no such endpoint")
         } else if auth.as_deref() != Some(expected.as_str()) {
             (StatusCode::UNAUTHORIZED, BAD_KEY_TEXT)
+        } else if let Some((_, status)) = refused_from {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let text = if status == StatusCode::UNAUTHORIZED {
+                BAD_KEY_TEXT
+            } else {
+                "SERVICE_UNAVAILABLE: try again"
+            };
+            (status, text)
         } else {
             return Ok(response);
         };
@@ -96,6 +105,7 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(ws) => ws,
         Err(e) => {
             return Record {
+                connection: n,
                 authorization: auth,
                 refused,
                 end: format!("upgrade refused: {e}"),
@@ -103,7 +113,7 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             };
         }
     };
-    let record = Record { authorization: auth, ..Record::default() };
+    let record = Record { connection: n, authorization: auth, ..Record::default() };
     let mut conn = Conn { ws, record, format: AudioFormat::Ulaw8k };
     run_session(&mut conn, config, n).await;
     conn.record
@@ -119,7 +129,17 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
     let mut last_client = Instant::now();
     let mut step = 0;
     let mut wait = Wait::Nothing;
+    let script = config.script_of(n);
     loop {
+        if applied && n <= config.close_after_handshake {
+            // Read a moment first, so that the client has SettingsApplied before the drop.
+            let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                while let Some(Ok(_)) = conn.ws.next().await {}
+            })
+            .await;
+            conn.record.end = "closed abruptly after the handshake".into();
+            return;
+        }
         // Run the script while nothing blocks it.
         loop {
             if !applied {
@@ -134,7 +154,7 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
             if !ready {
                 break;
             }
-            let Some(next) = config.script.get(step).cloned() else {
+            let Some(next) = script.get(step).cloned() else {
                 conn.record.script_done = true;
                 break;
             };
@@ -145,7 +165,7 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
                 Flow::Wait(w) => wait = w,
                 Flow::Stop => return,
             }
-            if config.script.len() == step {
+            if script.len() == step {
                 conn.record.script_done = true;
             }
         }
@@ -180,6 +200,11 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
                                     conn.fail("INVALID_SETTINGS", "audio formats not supported by this fake").await;
                                     return;
                                 };
+                                let listen = &settings.agent.listen.provider;
+                                if listen.is_flux() && (listen.model.is_none() || listen.smart_format.is_some()) {
+                                    conn.fail("INVALID_SETTINGS", "a v2 (Flux) listen provider needs a model and takes no smart_format").await;
+                                    return;
+                                }
                                 conn.format = output;
                                 conn.record.settings = Some(*settings);
                                 if config.settings_applied_delay.is_zero() {
@@ -193,6 +218,27 @@ async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, conf
                                 return;
                             }
                             ClientMessage::KeepAlive => conn.record.keepalives += 1,
+                            ClientMessage::InjectAgentMessage { message, behavior } => {
+                                conn.record.injected_agent.push((message.clone(), behavior, std::time::Instant::now()));
+                                if config.refuse_injections && !conn.send(&ServerMessage::InjectionRefused { message }).await {
+                                    conn.record.end = "client gone".into();
+                                    return;
+                                }
+                            }
+                            ClientMessage::InjectUserMessage { content } => conn.record.injected_user.push(content),
+                            ClientMessage::ForceEndTurn => {
+                                conn.record.force_end_turns += 1;
+                                let flux = conn.record.settings.as_ref().is_some_and(|s| s.agent.listen.provider.is_flux());
+                                if !flux {
+                                    let code = "FORCE_END_TURN_UNSUPPORTED";
+                                    conn.record.warnings_sent.push(code.into());
+                                    let warning = ServerMessage::Warning { code: code.into(), description: "ForceEndTurn needs a Flux listen provider".into() };
+                                    if !conn.send(&warning).await {
+                                        conn.record.end = "client gone".into();
+                                        return;
+                                    }
+                                }
+                            }
                             ClientMessage::FunctionCallResponse(response) => {
                                 if let Wait::Response { id, name } = &wait {
                                     if response.id.as_deref() == Some(id.as_str()) {
@@ -321,6 +367,29 @@ async fn run_step<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, step: S
         }
         Step::CloseAbruptly => {
             conn.record.end = "closed abruptly by the script".into();
+            return Flow::Stop;
+        }
+        Step::SpeakThenDrop { text, ms, cut_ms } => {
+            let mut ok = conn
+                .send(&ServerMessage::ConversationText { role: ConversationRole::Assistant, content: text })
+                .await;
+            ok &= conn
+                .send(&ServerMessage::AgentStartedSpeaking {
+                    total_latency: Some(0.8),
+                    tts_latency: Some(0.2),
+                    ttt_latency: Some(0.5),
+                })
+                .await;
+            let audio = tone(conn.format, ms.min(cut_ms));
+            let per_frame = conn.format.bytes_per_second() / 10;
+            for chunk in audio.chunks(per_frame.max(1)) {
+                ok &= conn.ws.send(Message::binary(chunk.to_vec())).await.is_ok();
+            }
+            conn.record.end = if ok {
+                "dropped mid-reply by the script".into()
+            } else {
+                "client gone while the script ran".into()
+            };
             return Flow::Stop;
         }
     };

@@ -25,6 +25,12 @@
 //! mode, answers each utterance with the caller's own audio; and it records what each
 //! connection sent ([`Record`]).
 //!
+//! Failure modes for reconnect tests: a connection dropped mid-turn
+//! ([`Step::SpeakThenDrop`], [`Step::drop_after_audio`]), the first K connections
+//! dropped right after the handshake ([`FakeConfig::close_after_handshake`]), upgrades
+//! refused from the Nth connection on ([`FakeConfig::refuse_from`]), and a script per
+//! connection ([`FakeConfig::script_for`]).
+//!
 //! ```ignore
 //! let fake = FakeOpenAi::start(FakeConfig::new("test-key").tls(true).script(vec![
 //!     Step::AwaitResponseCreate,          // the greeting
@@ -72,6 +78,8 @@ pub struct Truncation {
 /// What one connection did, recorded when it ends.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
+    /// Which connection this was: 1 for the first.
+    pub connection: u32,
     /// The `Authorization` header.
     pub authorization: Option<String>,
     /// The `OpenAI-Beta` header, when the client sent one.

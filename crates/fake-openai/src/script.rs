@@ -86,6 +86,17 @@ pub enum Step {
     },
     /// Drop the connection without a close frame.
     CloseAbruptly,
+    /// A reply cut off by a dropped connection: `response.created`, the item, the first
+    /// `cut_ms` of `ms` of 440 Hz as deltas, then the connection is dropped without a
+    /// close frame (no transcript: the server never finished the reply).
+    SpeakThenDrop {
+        /// The agent's words (never sent: the reply was not finished).
+        text: String,
+        /// The whole reply's length.
+        ms: u32,
+        /// Audio sent before the drop.
+        cut_ms: u32,
+    },
 }
 
 impl Step {
@@ -112,6 +123,16 @@ impl Step {
     /// [`Step::CallFunction`].
     pub fn call(call_id: &str, name: &str, arguments: &str) -> Self {
         Step::CallFunction { call_id: call_id.into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    /// [`Step::SpeakThenDrop`].
+    pub fn speak_then_drop(text: &str, ms: u32, cut_ms: u32) -> Self {
+        Step::SpeakThenDrop { text: text.into(), ms, cut_ms }
+    }
+
+    /// Drop the connection once `frames` more caller audio frames have been appended.
+    pub fn drop_after_audio(frames: usize) -> Vec<Self> {
+        vec![Step::WaitAudio { frames, min_dbfs: None }, Step::CloseAbruptly]
     }
 
     /// [`Step::Error`].

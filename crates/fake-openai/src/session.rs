@@ -102,7 +102,7 @@ struct Fake<'a> {
 }
 
 pub(crate) async fn connection(stream: Conn, config: &FakeConfig, n: u32) -> Record {
-    let mut record = Record::default();
+    let mut record = Record { connection: n, ..Record::default() };
     let expected = format!("Bearer {}", config.api_key);
     // The signature tungstenite's `Callback` wants; its error type is not ours to shrink.
     #[allow(clippy::result_large_err)]
@@ -119,6 +119,13 @@ pub(crate) async fn connection(stream: Conn, config: &FakeConfig, n: u32) -> Rec
             (StatusCode::UNAUTHORIZED, "invalid_api_key", BAD_KEY_MESSAGE)
         } else if !has_model {
             (StatusCode::BAD_REQUEST, "missing_model", "Missing required parameter: 'model'.")
+        } else if let Some((_, status)) = config.refuse_from.filter(|(from, _)| n >= *from) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            if status == StatusCode::UNAUTHORIZED {
+                (status, "invalid_api_key", BAD_KEY_MESSAGE)
+            } else {
+                (status, "server_error", "The server is overloaded; try again.")
+            }
         } else {
             return Ok(response);
         };
@@ -247,6 +254,15 @@ impl Fake<'_> {
         let mut step = 0;
         let mut wait = Wait::Nothing;
         loop {
+            if self.configured && self.n <= self.config.close_after_handshake {
+                // Read a moment first, so that the client has session.updated before the drop.
+                let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                    while let Some(Ok(_)) = self.ws.next().await {}
+                })
+                .await;
+                self.record.end = "closed abruptly after the handshake".into();
+                return;
+            }
             // Run the script while nothing blocks it.
             while self.configured {
                 if let Wait::FunctionOutput { call_id } = &wait {
@@ -269,7 +285,7 @@ impl Fake<'_> {
                 if !ready {
                     break;
                 }
-                let Some(next) = self.config.script.get(step).cloned() else {
+                let Some(next) = self.config.script_of(self.n).get(step).cloned() else {
                     self.record.script_done = true;
                     break;
                 };
@@ -280,7 +296,7 @@ impl Fake<'_> {
                     Flow::Wait(w) => wait = w,
                     Flow::Stop => return,
                 }
-                if self.config.script.len() == step && matches!(wait, Wait::Nothing) {
+                if self.config.script_of(self.n).len() == step && matches!(wait, Wait::Nothing) {
                     self.record.script_done = true;
                 }
             }
@@ -777,6 +793,17 @@ impl Fake<'_> {
             }
             Step::CloseAbruptly => {
                 self.record.end = "closed abruptly by the script".into();
+                return Flow::Stop;
+            }
+            Step::SpeakThenDrop { text, ms, cut_ms } => {
+                let audio = tone_hz(self.format, ms.min(cut_ms), 440.0);
+                let ok = self.speak(text, &audio, false).await;
+                self.active = None;
+                self.record.end = if ok {
+                    "dropped mid-reply by the script".into()
+                } else {
+                    "client gone while the script ran".into()
+                };
                 return Flow::Stop;
             }
         };

@@ -20,6 +20,7 @@ use crate::codec::{AudioCodec, FRAME_UNITS};
 use crate::dtmf::DtmfSender;
 use crate::g711::Law;
 use crate::g722::G722Encoder;
+use crate::hold_tone::HoldTone;
 use crate::rtp::{RtpHeader, HEADER_LEN};
 use crate::MediaError;
 
@@ -96,6 +97,10 @@ pub enum TransmitKind {
     Silence,
     /// An RFC 4733 telephone-event packet.
     Dtmf,
+    /// The hold tone: nothing was queued while the hold tone is on
+    /// ([`Pacer::set_hold_tone`]). Not agent audio: no marker, not counted in
+    /// [`PacerStats::audio_samples`].
+    HoldTone,
 }
 
 /// One packet written by [`Pacer::poll_transmit`]: its length in the buffer and what its
@@ -130,6 +135,8 @@ pub struct PacerStats {
     pub audio_samples: u64,
     /// Frame periods skipped after a tick later than the burst limit.
     pub skipped_frames: u64,
+    /// Packets that carried the hold tone.
+    pub hold_tone: u64,
 }
 
 /// A ring of queued audio units (G.711 codes or G.722's linear samples): allocated small,
@@ -261,6 +268,8 @@ pub struct Pacer {
     dtmf_head: usize,
     dtmf_len: usize,
     stats: PacerStats,
+    /// The hold tone, while it is on: it fills frames with nothing queued.
+    hold_tone: Option<HoldTone>,
 }
 
 impl Pacer {
@@ -291,6 +300,7 @@ impl Pacer {
             dtmf_head: 0,
             dtmf_len: 0,
             stats: PacerStats::default(),
+            hold_tone: None,
         }
     }
 
@@ -372,6 +382,22 @@ impl Pacer {
         Ok(())
     }
 
+    /// Turn the hold tone on or off. While on, a frame with no queued audio carries the
+    /// tone instead of silence ([`TransmitKind::HoldTone`]); queued audio always goes
+    /// first. Turning it on when it is off starts with a beep.
+    pub fn set_hold_tone(&mut self, on: bool) {
+        match (on, self.hold_tone.is_some()) {
+            (true, false) => self.hold_tone = Some(HoldTone::new(self.config.codec.sample_rate())),
+            (false, true) => self.hold_tone = None,
+            _ => {}
+        }
+    }
+
+    /// The hold tone is on.
+    pub fn hold_tone_on(&self) -> bool {
+        self.hold_tone.is_some()
+    }
+
     /// Barge-in: drop all queued audio. The next packet is silence.
     pub fn flush(&mut self) {
         self.stats.flushed_samples += self.queued_samples() as u64;
@@ -403,21 +429,41 @@ impl Pacer {
         let (header_bytes, payload) = out.split_at_mut(HEADER_LEN);
         let payload = payload.get_mut(..FRAME_UNITS)?;
         let frame = self.config.codec.frame_samples();
+        // With nothing queued, the hold tone (when on) fills the frame instead of silence.
+        let mut held = false;
+        let mut pcm = [0i16; crate::codec::MAX_FRAME_SAMPLES];
+        let pcm = pcm.get_mut(..frame).unwrap_or(&mut []);
         let available = match self.config.codec {
             AudioCodec::G711(law) => {
                 let available = self.coded.take_into(payload);
-                payload.iter_mut().skip(available).for_each(|s| *s = law.silence());
+                match self.hold_tone.as_mut() {
+                    Some(tone) if available == 0 => {
+                        tone.next_frame(pcm);
+                        law.encode_slice(pcm, payload);
+                        held = true;
+                    }
+                    _ => payload.iter_mut().skip(available).for_each(|s| *s = law.silence()),
+                }
                 available
             }
             AudioCodec::G722 => {
-                // The frame's audio, padded with silence, through the encoder.
-                let mut pcm = [0i16; crate::codec::MAX_FRAME_SAMPLES];
-                let available = self.linear.take_into(pcm.get_mut(..frame).unwrap_or(&mut []));
-                self.encoder.encode(pcm.get(..frame).unwrap_or(&[]), payload);
+                // The frame's audio, padded with silence (or the hold tone), through the
+                // encoder.
+                let available = self.linear.take_into(pcm);
+                if let (0, Some(tone)) = (available, self.hold_tone.as_mut()) {
+                    tone.next_frame(pcm);
+                    held = true;
+                }
+                self.encoder.encode(pcm, payload);
                 available
             }
         };
         let marker = available > 0 && !self.talking;
+        let mut kind = if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio };
+        if held {
+            kind = TransmitKind::HoldTone;
+            self.stats.hold_tone += 1;
+        }
         if available == 0 {
             self.talking = false;
             self.stats.silence += 1;
@@ -440,12 +486,7 @@ impl Pacer {
         self.timestamp = self.timestamp.wrapping_add(FRAME_UNITS as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
-        Some(Transmit {
-            len: PACKET_LEN,
-            marker,
-            payload_type: header.payload_type,
-            kind: if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio },
-        })
+        Some(Transmit { len: PACKET_LEN, marker, payload_type: header.payload_type, kind })
     }
 
     /// If a telephone-event is due, write its packet instead of audio.

@@ -241,3 +241,28 @@ fn g722_jitter_and_pacer_do_not_allocate_per_frame() {
     assert_eq!(info.count_total, 0, "{} allocations", info.count_total);
     assert!(jb.stats().concealed > 0);
 }
+
+#[test]
+fn the_hold_tone_goes_through_the_g722_encoder_at_16_khz() {
+    let t0 = Instant::now();
+    let mut pacer = Pacer::new(PacerConfig::for_codec(AudioCodec::G722, 1, 0, 0), t0);
+    pacer.set_hold_tone(true);
+    let mut out = [0u8; PACKET_LEN];
+    let mut far = G722Decoder::new();
+    let mut heard = Vec::new();
+    for k in 0..10u32 {
+        let tx = pacer.poll_transmit(t0 + MS20 * k, &mut out).expect("due");
+        assert_eq!(tx.kind, TransmitKind::HoldTone);
+        let p = RtpPacket::parse(&out[..tx.len]).expect("valid RTP");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        far.decode(p.payload(), &mut frame);
+        heard.extend_from_slice(&frame);
+    }
+    // The first 200 ms are the 425 Hz beep: its period (37.6 samples at 16 kHz) shows
+    // as zero crossings, about 2 × 425 per second.
+    let beep = &heard[800..3000];
+    let crossings = beep.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    let per_second = crossings as f64 * 16_000.0 / beep.len() as f64;
+    assert!((per_second - 850.0).abs() < 40.0, "{per_second:.0} crossings per second");
+    assert_eq!(pacer.stats().hold_tone, 10);
+}

@@ -336,6 +336,10 @@ impl Driver {
             Observation::BargeIn => m.barge_in(),
             Observation::Tool { name, result } => m.tool_call(&name, result),
             Observation::AgentError(e) => m.agent_error(&e),
+            Observation::Reconnect { ok, attempts, after } => {
+                m.agent_reconnect(self.agent.name(), ok);
+                tracing::debug!(ok, attempts, after_ms = after.as_millis() as u64, "agent reconnect counted");
+            }
         }
     }
 }

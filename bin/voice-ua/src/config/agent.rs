@@ -15,9 +15,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use voice_ua_agent::deepgram::Flux;
+use voice_ua_agent::tools::{filler::MAX_FILLER_PHRASE, Filler, DEFAULT_FILLER_AFTER};
 use voice_ua_agent::{
-    pipeline::PipelineConfig, AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig, ToolKind,
-    WebSocketConfig,
+    pipeline::PipelineConfig, AgentConfig, Builtin, DeepgramConfig, FunctionSpec, OpenAiConfig,
+    ReconnectPolicy, ToolKind, WebSocketConfig,
 };
 
 pub const KEY_ENV: &str = "DEEPGRAM_API_KEY";
@@ -40,8 +42,18 @@ pub struct AgentSection {
     pub greeting: Option<String>,
     pub fallback_audio: Option<PathBuf>,
     pub fallback_transfer: Option<String>,
+    /// Deepgram and OpenAI: connection attempts when the agent's socket drops mid-call.
+    pub reconnect_attempts: Option<u32>,
+    /// Deepgram and OpenAI: the budget of one reconnect, from the drop.
+    pub reconnect_window_ms: Option<u64>,
+    /// A DTMF key that ends the caller's turn, for every provider.
+    pub end_of_turn_key: Option<String>,
+    /// How long a function may run before the caller hears its filler (default 700).
+    pub filler_after_ms: Option<u64>,
     #[serde(default)]
     pub functions: Vec<FunctionSection>,
+    /// `[agent.deepgram]`: Deepgram's own knobs (privacy, Flux).
+    pub deepgram: Option<DeepgramSection>,
     /// `[agent.openai]`: used when `provider = "openai"`.
     pub openai: Option<OpenAiSection>,
     /// `[agent.websocket]`: a WebSocket bot.
@@ -62,6 +74,20 @@ pub struct FunctionSection {
     pub headers: BTreeMap<String, String>,
     pub parameters: Option<toml::Value>,
     pub target: Option<String>,
+    /// A phrase (`"One moment."`), `true` (the hold tone) or `false` (nothing).
+    pub filler: Option<toml::Value>,
+    pub filler_after_ms: Option<u64>,
+}
+
+/// `[agent.deepgram]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepgramSection {
+    pub mip_opt_out: Option<bool>,
+    pub keyterms: Option<Vec<String>>,
+    pub eot_threshold: Option<f64>,
+    pub eager_eot_threshold: Option<f64>,
+    pub eot_timeout_ms: Option<u32>,
 }
 
 /// Which agent answers.
@@ -266,14 +292,40 @@ fn shared(a: &AgentSection) -> Result<Shared<'_>, ConfigError> {
         (None, Some(path)) => Some(read_text("agent.prompt_file", path)?),
         (None, None) => None,
     };
-    let functions = a.functions.iter().map(function).collect::<Result<Vec<_>, _>>()?;
+    let after = match a.filler_after_ms {
+        None => DEFAULT_FILLER_AFTER,
+        Some(ms) if ms <= MAX_FILLER_AFTER_MS => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(invalid("agent.filler_after_ms", &ms.to_string(), "use 0 to 10000 milliseconds"))
+        }
+    };
+    let functions = a.functions.iter().map(|f| function(f, after)).collect::<Result<Vec<_>, _>>()?;
     Ok(Shared {
+        reconnect: reconnect(a)?,
         url: a.url.as_deref(),
         ca_file: a.ca_file.clone(),
         prompt,
         greeting: a.greeting.clone().filter(|g| !g.is_empty()),
         functions,
+        end_of_turn_key: dtmf_key("agent.end_of_turn_key", a.end_of_turn_key.as_deref())?,
     })
+}
+
+/// The longest filler threshold.
+const MAX_FILLER_AFTER_MS: u64 = 10_000;
+
+/// One DTMF key (`#`), or none for an empty or missing value.
+pub(super) fn dtmf_key(key: &'static str, value: Option<&str>) -> Result<Option<char>, ConfigError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(k) => {
+            let mut chars = k.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if voice_ua_agent::Digit::new(c).is_ok() => Ok(Some(c)),
+                _ => Err(invalid(key, k, "use one DTMF key: 0-9, *, #, A-D")),
+            }
+        }
+    }
 }
 
 fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, ConfigError> {
@@ -283,10 +335,24 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
         cfg.url = url.to_owned();
     }
     cfg.extra_ca_file = shared.ca_file;
+    cfg.reconnect = shared.reconnect;
     let d = AgentConfig::default();
+    let listen_model = a.listen_model.clone().unwrap_or(d.listen_model);
+    let dg = a.deepgram.clone().unwrap_or_default();
+    let flux = deepgram_flux(&listen_model, &dg)?;
+    let keyterms = dg.keyterms.clone().unwrap_or_default();
+    if keyterms.len() > MAX_KEYTERMS
+        || keyterms.iter().any(|k| k.trim().is_empty() || k.chars().count() > 100)
+    {
+        return Err(invalid(
+            "agent.deepgram.keyterms",
+            &keyterms.join(", "),
+            "list at most 100 words or short phrases, none empty",
+        ));
+    }
     cfg.settings = AgentConfig {
         language: a.language.clone().unwrap_or(d.language),
-        listen_model: a.listen_model.clone().unwrap_or(d.listen_model),
+        listen_model,
         think_provider: a.think_provider.clone().unwrap_or(d.think_provider),
         think_model: a.think_model.clone().unwrap_or(d.think_model),
         prompt: shared.prompt.unwrap_or(d.prompt),
@@ -294,8 +360,80 @@ fn deepgram_config(a: &AgentSection, key: String) -> Result<DeepgramConfig, Conf
         greeting: shared.greeting,
         functions: shared.functions,
         experimental: d.experimental,
+        flux,
+        keyterms,
+        mip_opt_out: dg.mip_opt_out.unwrap_or(d.mip_opt_out),
+        end_of_turn_key: shared.end_of_turn_key,
     };
     Ok(cfg)
+}
+
+/// `reconnect_attempts` (0 to 10; 0: never reconnect) and `reconnect_window_ms` (100 to
+/// 30000), the defaults where left out.
+fn reconnect(a: &AgentSection) -> Result<ReconnectPolicy, ConfigError> {
+    let mut policy = ReconnectPolicy::default();
+    if let Some(n) = a.reconnect_attempts {
+        if n > 10 {
+            return Err(invalid("agent.reconnect_attempts", &n.to_string(), "use 0 (never) to 10"));
+        }
+        policy.attempts = n;
+    }
+    if let Some(ms) = a.reconnect_window_ms {
+        if !(100..=30_000).contains(&ms) {
+            return Err(invalid("agent.reconnect_window_ms", &ms.to_string(), "use 100 to 30000"));
+        }
+        policy.window = Duration::from_millis(ms);
+    }
+    Ok(policy)
+}
+
+/// The most `agent.deepgram.keyterms`.
+const MAX_KEYTERMS: usize = 100;
+
+/// Flux when the listen model is one (`flux-general-en`), with its end-of-turn knobs;
+/// the knobs without a Flux model are a mistake.
+fn deepgram_flux(listen_model: &str, dg: &DeepgramSection) -> Result<Option<Flux>, ConfigError> {
+    let knobs = dg.eot_threshold.is_some() || dg.eager_eot_threshold.is_some() || dg.eot_timeout_ms.is_some();
+    if !listen_model.starts_with("flux-") {
+        if knobs {
+            return Err(invalid(
+                "agent.deepgram.eot_threshold",
+                listen_model,
+                "the end-of-turn settings are Flux's: set agent.listen_model = \"flux-general-en\" (or remove them)",
+            ));
+        }
+        return Ok(None);
+    }
+    let eot = dg.eot_threshold;
+    if let Some(t) = eot.filter(|t| !(0.5..=0.9).contains(t)) {
+        return Err(invalid(
+            "agent.deepgram.eot_threshold",
+            &t.to_string(),
+            "use 0.5 to 0.9 (Deepgram's default 0.7)",
+        ));
+    }
+    if let Some(t) = dg.eager_eot_threshold {
+        if !(0.3..=0.9).contains(&t) || t > eot.unwrap_or(0.7) {
+            return Err(invalid(
+                "agent.deepgram.eager_eot_threshold",
+                &t.to_string(),
+                "use 0.3 to 0.9, at most eot_threshold",
+            ));
+        }
+    }
+    if let Some(ms) = dg.eot_timeout_ms.filter(|ms| !(500..=10_000).contains(ms)) {
+        return Err(invalid(
+            "agent.deepgram.eot_timeout_ms",
+            &ms.to_string(),
+            "use 500 to 10000 milliseconds",
+        ));
+    }
+    Ok(Some(Flux {
+        model: listen_model.to_owned(),
+        eot_threshold: eot,
+        eager_eot_threshold: dg.eager_eot_threshold,
+        eot_timeout_ms: dg.eot_timeout_ms,
+    }))
 }
 
 fn read_text(key: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -303,7 +441,7 @@ fn read_text(key: &'static str, path: &Path) -> Result<String, ConfigError> {
         .map_err(|e| invalid(key, &path.display().to_string(), &format!("cannot read it: {e}")))
 }
 
-fn function(f: &FunctionSection) -> Result<FunctionSpec, ConfigError> {
+fn function(f: &FunctionSection, default_after: Duration) -> Result<FunctionSpec, ConfigError> {
     if f.name.is_empty() || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(invalid("agent.functions.name", &f.name, "use letters, digits, _ and -"));
     }
@@ -342,7 +480,48 @@ fn function(f: &FunctionSection) -> Result<FunctionSpec, ConfigError> {
             return Err(invalid("agent.functions.kind", other, "use http, transfer, hangup or send_dtmf"))
         }
     };
-    Ok(FunctionSpec { name: f.name.clone(), description: f.description.clone(), parameters, kind })
+    let filler = filler(f, &kind, default_after)?;
+    Ok(FunctionSpec { name: f.name.clone(), description: f.description.clone(), parameters, kind, filler })
+}
+
+/// What the caller hears while `f` runs: a phrase, the tone (`true`, the default) or
+/// nothing (`false`); after `filler_after_ms`, else the agent's. Built-ins have none.
+fn filler(f: &FunctionSection, kind: &ToolKind, default_after: Duration) -> Result<Filler, ConfigError> {
+    if matches!(kind, ToolKind::Builtin(_)) {
+        if f.filler.is_some() || f.filler_after_ms.is_some() {
+            return Err(invalid(
+                "agent.functions.filler",
+                &f.name,
+                "only http functions have a filler (a transfer announces itself, hangup and send_dtmf answer at once)",
+            ));
+        }
+        return Ok(Filler::Off);
+    }
+    let after = match f.filler_after_ms {
+        None => default_after,
+        Some(ms) if ms <= MAX_FILLER_AFTER_MS => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(invalid(
+                "agent.functions.filler_after_ms",
+                &ms.to_string(),
+                "use 0 to 10000 milliseconds",
+            ))
+        }
+    };
+    Ok(match &f.filler {
+        None | Some(toml::Value::Boolean(true)) => Filler::Tone { after },
+        Some(toml::Value::Boolean(false)) => Filler::Off,
+        Some(toml::Value::String(text)) if !text.trim().is_empty() && text.chars().count() <= MAX_FILLER_PHRASE => {
+            Filler::Phrase { after, text: text.trim().to_owned() }
+        }
+        Some(other) => {
+            return Err(invalid(
+                "agent.functions.filler",
+                &other.to_string(),
+                "use a short phrase (\"One moment, I'm opening the gate.\", at most 200 characters), true (the hold tone) or false (nothing)",
+            ))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -410,6 +589,29 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_keys_reach_both_providers_and_are_checked() {
+        let (c, _) = choose(&AgentSection::default(), dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.reconnect, ReconnectPolicy { attempts: 3, window: Duration::from_millis(2000) });
+        let a = section("reconnect_attempts = 5\nreconnect_window_ms = 4000\n");
+        let (c, _) = choose(&a, dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.reconnect, ReconnectPolicy { attempts: 5, window: Duration::from_millis(4000) });
+        let a = section("provider = \"openai\"\nreconnect_attempts = 0\n");
+        let keys = EnvKeys { deepgram: None, openai: Some("sk-test".into()) };
+        let (c, _) = choose(&a, keys).expect("ok");
+        let AgentChoice::OpenAi(o) = c else { panic!("openai") };
+        assert!(!o.reconnect.enabled(), "0 attempts: never reconnect");
+        for (text, expect) in [
+            ("reconnect_attempts = 11", "agent.reconnect_attempts"),
+            ("reconnect_window_ms = 50", "use 100 to 30000"),
+        ] {
+            let e = choose(&section(text), dg("key".into())).expect_err(text).to_string();
+            assert!(e.contains(expect) && !e.contains('\n'), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn an_agent_websocket_table_chooses_the_websocket_bot() {
         let a = section(
             "fallback_transfer = \"9001\"\n[websocket]\nurl = \"ws://127.0.0.1:8765/media\"\ndialect = \"asp\"\n",
@@ -448,6 +650,122 @@ mod tests {
             let line = e.to_string();
             assert!(line.contains(expect), "{text}: {line}");
             assert!(!line.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn fillers_come_from_each_function_and_the_agent_default() {
+        let a = section(
+            r#"
+            filler_after_ms = 900
+            [[functions]]
+            name = "open_gate"
+            description = "d"
+            kind = "http"
+            url = "http://127.0.0.1:8088/g"
+            filler = "One moment, I'm opening the gate."
+            [[functions]]
+            name = "lookup"
+            description = "d"
+            kind = "http"
+            url = "http://127.0.0.1:8088/l"
+            [[functions]]
+            name = "quick"
+            description = "d"
+            kind = "http"
+            url = "http://127.0.0.1:8088/q"
+            filler = false
+            [[functions]]
+            name = "tone"
+            description = "d"
+            kind = "http"
+            url = "http://127.0.0.1:8088/t"
+            filler = true
+            filler_after_ms = 0
+            [[functions]]
+            name = "to_guard"
+            description = "d"
+            kind = "transfer"
+            target = "9001"
+            "#,
+        );
+        let (c, _) = choose(&a, dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        let f: Vec<&Filler> = d.settings.functions.iter().map(|f| &f.filler).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            f,
+            [
+                &Filler::Phrase { after: ms(900), text: "One moment, I'm opening the gate.".into() },
+                &Filler::Tone { after: ms(900) },
+                &Filler::Off,
+                &Filler::Tone { after: ms(0) },
+                &Filler::Off,
+            ]
+        );
+        // Without the agent-wide key: 700 ms.
+        let a = section(
+            "[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"http\"\nurl = \"http://h/x\"\n",
+        );
+        let (c, _) = choose(&a, dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert_eq!(d.settings.functions[0].filler, Filler::Tone { after: ms(700) });
+        for (text, expect) in [
+            ("[[functions]]\nname = \"t\"\ndescription = \"d\"\nkind = \"transfer\"\ntarget = \"1\"\nfiller = \"x\"", "only http functions"),
+            ("[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"http\"\nurl = \"http://h/x\"\nfiller = 3", "agent.functions.filler"),
+            ("[[functions]]\nname = \"x\"\ndescription = \"d\"\nkind = \"http\"\nurl = \"http://h/x\"\nfiller = \"\"", "a short phrase"),
+            ("filler_after_ms = 20000", "agent.filler_after_ms"),
+        ] {
+            let e = choose(&section(text), dg("key".into())).expect_err(text).to_string();
+            assert!(e.contains(expect) && !e.contains('\n'), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_end_of_turn_key_flux_and_mip_opt_out() {
+        let (c, _) = choose(&AgentSection::default(), dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert!(d.settings.mip_opt_out, "opted out by default");
+        assert_eq!((d.settings.flux.clone(), d.settings.end_of_turn_key), (None, None));
+
+        let a = section(
+            "end_of_turn_key = \"#\"\nlisten_model = \"flux-general-en\"\n[deepgram]\nmip_opt_out = false\nkeyterms = [\"Acme\"]\neot_threshold = 0.8\neager_eot_threshold = 0.6\neot_timeout_ms = 3000\n",
+        );
+        let (c, _) = choose(&a, dg("key".into())).expect("ok");
+        let AgentChoice::Deepgram(d) = c else { panic!("deepgram") };
+        assert!(!d.settings.mip_opt_out);
+        assert_eq!(d.settings.end_of_turn_key, Some('#'));
+        assert_eq!(d.settings.keyterms, ["Acme"]);
+        assert_eq!(
+            d.settings.flux,
+            Some(Flux {
+                model: "flux-general-en".into(),
+                eot_threshold: Some(0.8),
+                eager_eot_threshold: Some(0.6),
+                eot_timeout_ms: Some(3000)
+            })
+        );
+        // The key reaches OpenAI too.
+        let keys = EnvKeys { deepgram: None, openai: Some("sk".into()) };
+        let (c, _) = choose(&section("provider = \"openai\"\nend_of_turn_key = \"*\"\n"), keys).expect("ok");
+        let AgentChoice::OpenAi(o) = c else { panic!("openai") };
+        assert_eq!(o.end_of_turn_key, Some('*'));
+
+        for (text, expect) in [
+            ("end_of_turn_key = \"##\"", "agent.end_of_turn_key"),
+            ("end_of_turn_key = \"x\"", "use one DTMF key"),
+            ("[deepgram]\neot_threshold = 0.7", "set agent.listen_model = \"flux-general-en\""),
+            ("listen_model = \"flux-general-en\"\n[deepgram]\neot_threshold = 0.95", "use 0.5 to 0.9"),
+            ("listen_model = \"flux-general-en\"\n[deepgram]\neager_eot_threshold = 0.8\neot_threshold = 0.6", "at most eot_threshold"),
+            ("listen_model = \"flux-general-en\"\n[deepgram]\neot_timeout_ms = 50", "agent.deepgram.eot_timeout_ms"),
+            ("[deepgram]\nkeyterms = [\"\"]", "agent.deepgram.keyterms"),
+            ("[deepgram]\nsmart_format = true", "smart_format"),
+        ] {
+            let e = match toml::from_str::<AgentSection>(text) {
+                Err(e) => e.to_string(),
+                Ok(a) => choose(&a, dg("key".into())).expect_err(text).to_string(),
+            };
+            assert!(e.contains(expect), "{text}: {e}");
         }
     }
 }

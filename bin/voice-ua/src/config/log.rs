@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct LogSection {
     pub format: Option<String>,
     pub filter: Option<String>,
+    /// Log what the caller and the agent say (default false: the record keeps it).
+    pub transcripts: Option<bool>,
 }
 
 /// The log format on stderr (`--log-format`, else `log.format`).

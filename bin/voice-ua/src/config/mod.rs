@@ -13,6 +13,7 @@ mod http;
 mod log;
 mod openai;
 mod pipeline;
+mod prompt;
 #[cfg(test)]
 mod props;
 mod read;
@@ -127,6 +128,15 @@ pub struct Checked {
     pub log_format: LogFormat,
     pub log_directives: String,
     pub log_filter: tracing_subscriber::EnvFilter,
+    pub privacy: Privacy,
+}
+
+/// What the privacy keys decide: the consent prompt (`records.consent_prompt`, μ-law
+/// 8 kHz, empty: none) and whether transcript lines are logged (`log.transcripts`).
+#[derive(Debug, Clone, Default)]
+pub struct Privacy {
+    pub consent_prompt: Vec<u8>,
+    pub log_transcripts: bool,
 }
 
 /// Check every section of `file` with the flags and the environment (passwords, the
@@ -151,7 +161,26 @@ pub fn check(
     let log_format = log::format(&file.log, log_format)?;
     let log_directives = log::directives(log_filter.or(file.log.filter.clone()));
     let log_filter = log::filter(&log_directives)?;
-    Ok(Checked { source, sip, calls, http, records, agent, fallback, log_format, log_directives, log_filter })
+    let privacy = Privacy {
+        consent_prompt: match &file.records.consent_prompt {
+            Some(path) if !path.as_os_str().is_empty() => prompt::read_ulaw("records.consent_prompt", path)?,
+            _ => Vec::new(),
+        },
+        log_transcripts: file.log.transcripts.unwrap_or(false),
+    };
+    Ok(Checked {
+        source,
+        sip,
+        calls,
+        http,
+        records,
+        agent,
+        fallback,
+        log_format,
+        log_directives,
+        log_filter,
+        privacy,
+    })
 }
 
 impl Checked {
@@ -164,8 +193,20 @@ impl Checked {
         let _ = writeln!(out, "records:            {}", records::describe(self.records.as_ref()));
         let _ = writeln!(out, "log:                {}", log::describe(self.log_format, &self.log_directives));
         let _ = writeln!(out, "fallback:           {}", agent::describe_fallback(&self.fallback));
+        let _ = writeln!(out, "privacy:            {}", describe_privacy(&self.privacy));
         out
     }
+}
+
+/// The privacy line for `voice-ua check`.
+fn describe_privacy(p: &Privacy) -> String {
+    let consent = if p.consent_prompt.is_empty() {
+        "no consent prompt".to_string()
+    } else {
+        format!("{:.1} s consent prompt before the agent speaks", p.consent_prompt.len() as f64 / 8000.0)
+    };
+    let log = if p.log_transcripts { "transcripts logged" } else { "transcripts not logged" };
+    format!("{consent}, {log}")
 }
 
 #[cfg(test)]
@@ -250,6 +291,8 @@ mod tests {
             "eagerness",
             "tool_choice",
             "renew_after_minutes",
+            "reconnect_attempts",
+            "reconnect_window_ms",
             "audio_in",
             "cached_in",
             "audio_out",
@@ -277,6 +320,15 @@ mod tests {
             "send_sample_rate",
             "speed",
             "first_byte_timeout_ms",
+            "transcripts",
+            "consent_prompt",
+            "mip_opt_out",
+            "keyterms",
+            "eot_threshold",
+            "eager_eot_threshold",
+            "eot_timeout_ms",
+            "filler_after_ms",
+            "filler",
         ] {
             assert!(text.contains(&format!("{key} =")), "example config documents {key}");
         }
@@ -322,6 +374,7 @@ mod tests {
             log_format: LogFormat::Human,
             log_filter: log::filter(&log_directives).expect("valid"),
             log_directives,
+            privacy: Privacy::default(),
         };
         assert_eq!(
             checked.describe(),
@@ -346,6 +399,7 @@ http:               http://127.0.0.1:9100/metrics and /healthz
 records:            calls.db, kept 90 days; recordings off
 log:                Human, filter \"info,rsipstack=warn\"
 fallback:           7.4 s prompt, then hang up
+privacy:            no consent prompt, transcripts not logged
 "
         );
     }

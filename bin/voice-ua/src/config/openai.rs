@@ -51,11 +51,15 @@ pub struct PricesSection {
 
 /// What `[agent]` gives every provider, checked.
 pub struct Shared<'a> {
+    /// `reconnect_attempts`, `reconnect_window_ms`.
+    pub reconnect: voice_ua_agent::ReconnectPolicy,
     pub url: Option<&'a str>,
     pub ca_file: Option<PathBuf>,
     pub prompt: Option<String>,
     pub greeting: Option<String>,
     pub functions: Vec<FunctionSpec>,
+    /// `agent.end_of_turn_key`.
+    pub end_of_turn_key: Option<char>,
 }
 
 /// A name OpenAI would take as it is: letters, digits, `.`, `_` and `-`.
@@ -77,6 +81,7 @@ pub fn config(shared: Shared<'_>, s: &OpenAiSection, key: String) -> Result<Open
         c.url = url.to_owned();
     }
     c.extra_ca_file = shared.ca_file;
+    c.end_of_turn_key = shared.end_of_turn_key;
     if let Some(prompt) = shared.prompt {
         c.instructions = prompt;
     }
@@ -148,6 +153,7 @@ pub fn config(shared: Shared<'_>, s: &OpenAiSection, key: String) -> Result<Open
         }
     };
     c.functions = shared.functions;
+    c.reconnect = shared.reconnect;
     if let Some(minutes) = s.renew_after_minutes {
         let hard = voice_ua_agent::openai::RENEW_HARD_LIMIT.as_secs() / 60;
         if !(1..=hard).contains(&minutes) {

@@ -285,21 +285,18 @@ pub fn config(
             DEFAULT_TTS_TIMEOUT,
         )?,
     };
-    let end_of_turn_key = match p.end_of_turn_key.as_deref() {
-        None | Some("") => None,
-        Some(k) => {
-            let mut chars = k.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if voice_ua_agent::Digit::new(c).is_ok() => Some(c),
-                _ => {
-                    return Err(invalid(
-                        "agent.pipeline.end_of_turn_key",
-                        k,
-                        "use one DTMF key: 0-9, *, #, A-D",
-                    ))
-                }
-            }
+    // `[agent] end_of_turn_key` works for every provider; the pipeline's own older key
+    // still does, and the two must agree.
+    let own = super::agent::dtmf_key("agent.pipeline.end_of_turn_key", p.end_of_turn_key.as_deref())?;
+    let end_of_turn_key = match (own, shared.end_of_turn_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(
+                "agent.pipeline.end_of_turn_key",
+                &a.to_string(),
+                &format!("agent.end_of_turn_key is \"{b}\": set the key once, in [agent]"),
+            ))
         }
+        (own, shared) => own.or(shared),
     };
     let t = &p.turn;
     let d = EndpointSettings::default();
@@ -424,6 +421,14 @@ mod tests {
         assert_eq!(p.end_of_turn_key, Some('#'));
         assert_eq!(p.llm.api_key.as_deref(), Some("sk-or-123"));
         assert!(!super::describe(&p).contains("sk-or-123"), "the key is never shown");
+        // The key set once in [agent] works for the pipeline too; both set must agree.
+        let shared = BASE.replace("provider", "end_of_turn_key = \"*\"\nprovider");
+        assert_eq!(pipeline(&shared, &[]).end_of_turn_key, Some('*'));
+        let both = shared.replace("[pipeline.stt]", "[pipeline]\nend_of_turn_key = \"#\"\n[pipeline.stt]");
+        let e = choose(&both, &[]).expect_err("two keys");
+        assert!(e.contains("set the key once"), "{e}");
+        let same = shared.replace("[pipeline.stt]", "[pipeline]\nend_of_turn_key = \"*\"\n[pipeline.stt]");
+        assert_eq!(pipeline(&same, &[]).end_of_turn_key, Some('*'));
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct RecordsSection {
     pub recordings: Option<bool>,
     pub recordings_dir: Option<String>,
     pub recordings_retention_days: Option<u32>,
+    /// A WAV (or raw μ-law) file played before the agent's first words (read by
+    /// `super::prompt`).
+    pub consent_prompt: Option<PathBuf>,
 }
 
 /// The call records settings, validated (`None` from [`records`]: records are off).

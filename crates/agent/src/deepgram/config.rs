@@ -1,13 +1,15 @@
 //! The Deepgram agent's configuration: [`DeepgramConfig`] (endpoint, key, extra CA file)
 //! with its defaults, the [`AgentConfig`] every call gets (its client-side functions are
 //! [`crate::tools::FunctionSpec`]s), the `Settings` message built from them, and the key
-//! masked in `Debug` (the URL rule is [`crate::ws`]'s).
+//! masked in `Debug` (the URL rule is [`crate::ws`]'s). The listener is Nova or Flux
+//! ([`Flux`]); the Model Improvement Program is opted out of unless configured.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use super::messages::{AgentSettings, AudioSettings, FunctionDef, Listen, Provider, Settings, Speak, Think};
 use crate::provider::AudioFormat;
+use crate::reconnect::ReconnectPolicy;
 use crate::tools::FunctionSpec;
 use crate::ws::mask;
 
@@ -25,6 +27,8 @@ pub struct DeepgramConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// What the agent listens with, thinks with, says.
     pub settings: AgentConfig,
+    /// How a session that drops mid-call is opened again.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl fmt::Debug for DeepgramConfig {
@@ -34,6 +38,7 @@ impl fmt::Debug for DeepgramConfig {
             .field("api_key", &mask(&self.api_key))
             .field("extra_ca_file", &self.extra_ca_file)
             .field("settings", &self.settings)
+            .field("reconnect", &self.reconnect)
             .finish()
     }
 }
@@ -46,6 +51,7 @@ impl DeepgramConfig {
             api_key: api_key.into(),
             extra_ca_file: None,
             settings: AgentConfig::default(),
+            reconnect: ReconnectPolicy::default(),
         }
     }
 
@@ -55,20 +61,12 @@ impl DeepgramConfig {
         Settings {
             audio: AudioSettings::for_format(format),
             agent: AgentSettings {
-                listen: Listen {
-                    provider: Provider {
-                        kind: "deepgram".into(),
-                        model: Some(s.listen_model.clone()),
-                        language: Some(s.language.clone()),
-                        temperature: None,
-                    },
-                },
+                listen: Listen { provider: s.listen_provider() },
                 think: Think {
                     provider: Provider {
                         kind: s.think_provider.clone(),
                         model: Some(s.think_model.clone()),
-                        language: None,
-                        temperature: None,
+                        ..Provider::default()
                     },
                     prompt: Some(s.prompt.clone()),
                     functions: s
@@ -85,18 +83,46 @@ impl DeepgramConfig {
                     provider: Provider {
                         kind: "deepgram".into(),
                         model: Some(s.speak_model.clone()),
-                        language: None,
-                        temperature: None,
+                        ..Provider::default()
                     },
                 },
                 greeting: s.greeting.clone(),
                 context: None,
             },
             experimental: s.experimental,
-            mip_opt_out: false,
+            mip_opt_out: s.mip_opt_out,
         }
     }
 }
+
+/// Deepgram Flux, the `v2` listen provider with its own end-of-turn detection
+/// (reference §3.2): what [`AgentConfig::flux`] sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flux {
+    /// `flux-general-en` or `flux-general-multi`.
+    pub model: String,
+    /// The end-of-turn confidence that ends a turn (0.5-0.9), when set.
+    pub eot_threshold: Option<f64>,
+    /// The confidence of an early end-of-turn guess, when set.
+    pub eager_eot_threshold: Option<f64>,
+    /// A turn ends after this much silence whatever the confidence, when set.
+    pub eot_timeout_ms: Option<u32>,
+}
+
+impl Default for Flux {
+    /// `flux-general-en` with Deepgram's own thresholds.
+    fn default() -> Self {
+        Flux {
+            model: FLUX_MODEL.into(),
+            eot_threshold: None,
+            eager_eot_threshold: None,
+            eot_timeout_ms: None,
+        }
+    }
+}
+
+/// Flux's English model.
+pub const FLUX_MODEL: &str = "flux-general-en";
 
 /// The agent itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +145,42 @@ pub struct AgentConfig {
     pub functions: Vec<FunctionSpec>,
     /// Ask for experimental messages (Deepgram's own latency figures).
     pub experimental: bool,
+    /// Listen with Flux (`v2`) instead of `listen_model` (Nova, `v1`); `language` is
+    /// then Flux's model's.
+    pub flux: Option<Flux>,
+    /// Words the listener should expect (names, products), for either listener.
+    pub keyterms: Vec<String>,
+    /// Opt out of Deepgram's Model Improvement Program (default: yes).
+    pub mip_opt_out: bool,
+    /// A DTMF key that ends the caller's turn (Flux's `ForceEndTurn`) and sends the digits
+    /// typed before it, when set.
+    pub end_of_turn_key: Option<char>,
+}
+
+impl AgentConfig {
+    /// `agent.listen.provider`: Nova (`v1`, the model and language) or Flux (`v2`, its
+    /// thresholds; no `smart_format`, no language).
+    pub fn listen_provider(&self) -> Provider {
+        match &self.flux {
+            None => Provider {
+                kind: "deepgram".into(),
+                model: Some(self.listen_model.clone()),
+                language: Some(self.language.clone()),
+                keyterms: self.keyterms.clone(),
+                ..Provider::default()
+            },
+            Some(f) => Provider {
+                kind: "deepgram".into(),
+                version: Some("v2".into()),
+                model: Some(f.model.clone()),
+                eot_threshold: f.eot_threshold,
+                eager_eot_threshold: f.eager_eot_threshold,
+                eot_timeout_ms: f.eot_timeout_ms,
+                keyterms: self.keyterms.clone(),
+                ..Provider::default()
+            },
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -133,6 +195,10 @@ impl Default for AgentConfig {
             greeting: None,
             functions: Vec::new(),
             experimental: false,
+            flux: None,
+            keyterms: Vec::new(),
+            mip_opt_out: true,
+            end_of_turn_key: None,
         }
     }
 }

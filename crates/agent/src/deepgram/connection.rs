@@ -35,7 +35,7 @@ pub(super) async fn run(
     mut io: AgentIo,
 ) {
     let settings = config.settings_message(call.format);
-    let mut session = DeepgramSession::new(now(), call.format, settings);
+    let mut session = new_session(&config, call.format, settings);
     let mut ws = match connect(&config, &tls).await {
         Ok(ws) => ws,
         Err(error) => {
@@ -46,10 +46,12 @@ pub(super) async fn run(
     };
     let (tool_tx, mut tool_rx) = mpsc::channel::<ToolResult>(8);
     // A fresh session being opened to continue the call past Deepgram's 2 h cap.
-    let mut renewal: Option<tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>> = None;
+    let mut renewal: Option<Opening> = None;
     // The transfer the call is carrying out: its function call waits for the outcome.
     let mut transfer: Option<PendingTransfer> = None;
     let mut call_open = true;
+    // Deepgram's socket has ended (the session reconnects): read it no more.
+    let mut socket_open = true;
     let mut audio_out = AudioOut::new(crate::provider::MAX_FRAME_BYTES);
     loop {
         // Act on everything the state machine decided.
@@ -66,6 +68,7 @@ pub(super) async fn run(
                     if last {
                         let _ = ws.close(None).await;
                         log_drops(&session, &io);
+                        abort(&mut renewal);
                         return;
                     }
                 }
@@ -79,30 +82,35 @@ pub(super) async fn run(
                 Output::Close => {
                     let _ = ws.close(None).await;
                     log_drops(&session, &io);
+                    abort(&mut renewal);
                     return;
                 }
                 Output::Renew => {
                     let settings = session.renewal_settings(config.settings_message(call.format));
-                    let (config, tls, format) = (Arc::clone(&config), Arc::clone(&tls), call.format);
-                    renewal =
-                        Some(tokio::spawn(
-                            async move { open_streaming(&config, &tls, format, settings).await },
-                        ));
+                    renewal = Some(spawn_open(&config, &tls, call.format, settings));
+                }
+                Output::Reconnect => {
+                    // The same session a renewal opens; an attempt still under way is dropped.
+                    abort(&mut renewal);
+                    let settings = session.reconnect_settings(config.settings_message(call.format));
+                    renewal = Some(spawn_open(&config, &tls, call.format, settings));
                 }
             }
         }
         if !call_open {
             let _ = ws.close(None).await;
+            abort(&mut renewal);
             return;
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            frame = ws.next() => on_frame(&mut session, frame),
+            frame = ws.next(), if socket_open => {
+                socket_open = !matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_))));
+                on_frame(&mut session, frame);
+            }
             input = io.recv() => match input {
                 Some(CallInput::Audio(frame)) => session.handle_call_audio(now(), &frame),
-                Some(CallInput::Digit(digit)) => {
-                    tracing::debug!(%digit, "caller pressed a key; Deepgram takes no DTMF, ignored");
-                }
+                Some(CallInput::Digit(digit)) => session.handle_digit(now(), digit),
                 Some(CallInput::TransferResult(outcome)) => {
                     if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
                         session.handle_tool_result(now(), id, name, content);
@@ -120,15 +128,22 @@ pub(super) async fn run(
                 Ok((new_ws, mut new_session)) => {
                     // Lines said while it was being opened stay in the history too.
                     new_session.continue_from(&session);
-                    tracing::info!(
-                        request_id = new_session.request_id().unwrap_or_default(),
-                        lines = new_session.history().count(),
-                        "Deepgram session renewed: the call goes on with its history"
-                    );
-                    let _ = ws.close(None).await;
+                    if !session.reconnecting() {
+                        tracing::info!(
+                            request_id = new_session.request_id().unwrap_or_default(),
+                            lines = new_session.history().count(),
+                            "Deepgram session renewed: the call goes on with its history"
+                        );
+                    }
+                    new_session.take_over(now(), &session);
+                    if socket_open {
+                        let _ = ws.close(None).await;
+                    }
                     ws = new_ws;
                     session = new_session;
+                    socket_open = true;
                 }
+                Err(e) if session.reconnecting() => session.reconnect_failed(now(), &e),
                 Err(e) => {
                     tracing::warn!("could not renew the Deepgram session (the current one goes on): {e}");
                     session.renew_failed(now());
@@ -136,6 +151,27 @@ pub(super) async fn run(
             },
             _ = sleep_until(deadline) => session.handle_timeout(now()),
         }
+    }
+}
+
+type Opening = tokio::task::JoinHandle<Result<(Ws, DeepgramSession), AgentError>>;
+
+/// Open a session with `settings` in a task of its own (a renewal or a reconnect
+/// attempt), so the call goes on meanwhile.
+fn spawn_open(
+    config: &Arc<DeepgramConfig>,
+    tls: &Arc<rustls::ClientConfig>,
+    format: AudioFormat,
+    settings: Settings,
+) -> Opening {
+    let (config, tls) = (Arc::clone(config), Arc::clone(tls));
+    tokio::spawn(async move { open_streaming(&config, &tls, format, settings).await })
+}
+
+/// Stop a session being opened that is no longer wanted.
+fn abort(task: &mut Option<Opening>) {
+    if let Some(t) = task.take() {
+        t.abort();
     }
 }
 
@@ -202,8 +238,18 @@ async fn open_streaming(
     format: AudioFormat,
     settings: Settings,
 ) -> Result<(Ws, DeepgramSession), AgentError> {
-    let session = DeepgramSession::new(now(), format, settings);
+    let session = new_session(config, format, settings);
     ws::handshake(connect(config, tls).await?, session).await
+}
+
+/// A session for a call in `format` that sends `settings`, with the configured
+/// functions' fillers and the end-of-turn key.
+fn new_session(config: &DeepgramConfig, format: AudioFormat, settings: Settings) -> DeepgramSession {
+    let mut session = DeepgramSession::new(now(), format, settings)
+        .with_functions(&config.settings.functions)
+        .with_end_of_turn_key(config.settings.end_of_turn_key);
+    session.set_reconnect(config.reconnect);
+    session
 }
 
 impl Handshake for DeepgramSession {

@@ -90,12 +90,18 @@ impl AudioSettings {
     }
 }
 
-/// A provider object: `{"type": "deepgram", "model": "nova-3", ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A provider object: `{"type": "deepgram", "model": "nova-3", ...}`. The listen
+/// provider comes in two versions (reference §3.2): `v1` (Nova: `language`, `keyterms`,
+/// `smart_format`) and `v2` (Flux: `eot_threshold`, `eager_eot_threshold`,
+/// `eot_timeout_ms`, `keyterms`; `smart_format` cannot be used with it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provider {
     /// `deepgram`, `open_ai`, `anthropic`, ...
     #[serde(rename = "type")]
     pub kind: String,
+    /// `v1` (Nova) or `v2` (Flux), for the listen provider; absent means `v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Model name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -105,6 +111,28 @@ pub struct Provider {
     /// Sampling temperature (think provider only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// Flux: the end-of-turn confidence that ends a turn (0.5-0.9, Deepgram's default 0.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eot_threshold: Option<f64>,
+    /// Flux: the confidence of an early end-of-turn guess (lower than `eot_threshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eager_eot_threshold: Option<f64>,
+    /// Flux: a turn ends after this much silence whatever the confidence (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eot_timeout_ms: Option<u32>,
+    /// Words to listen for (names, products): both listen versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyterms: Vec<String>,
+    /// Nova only: punctuation and formatting. Never sent with Flux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart_format: Option<bool>,
+}
+
+impl Provider {
+    /// A Flux (`version: "v2"`) listen provider.
+    pub fn is_flux(&self) -> bool {
+        self.version.as_deref() == Some("v2")
+    }
 }
 
 /// `agent.listen`.
@@ -232,6 +260,10 @@ pub enum ClientMessage {
     InjectAgentMessage {
         /// What to say (the field is `message`, not `content`).
         message: String,
+        /// `default` (refused while either side is mid-turn), `queue` (said after the
+        /// current turn) or `interrupt`; absent is `default`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        behavior: Option<String>,
     },
     /// Act as if the user had said this.
     InjectUserMessage {
@@ -243,6 +275,9 @@ pub enum ClientMessage {
         /// The new prompt.
         prompt: String,
     },
+    /// End the caller's turn now (Flux only; Nova answers
+    /// `Warning FORCE_END_TURN_UNSUPPORTED`).
+    ForceEndTurn,
 }
 
 impl ClientMessage {

@@ -27,7 +27,7 @@ pub use crate::tools::http;
 use std::fmt;
 use std::sync::Arc;
 
-pub use self::config::{AgentConfig, DeepgramConfig, DEFAULT_URL};
+pub use self::config::{AgentConfig, DeepgramConfig, Flux, DEFAULT_URL, FLUX_MODEL};
 pub use self::connection::check_key;
 use self::session::PROVIDER;
 use crate::provider::{AgentProvider, AgentSession, CallFacts};

@@ -17,7 +17,9 @@
 //!   and the call is stalled): never alongside audio.
 //! - `UserStartedSpeaking` → [`AgentEvent::FlushPlayback`] at once. `AgentAudioDone` is
 //!   only logged: after a barge-in it may never come, so no state waits for it.
-//! - `Error` → `Ended(Failed)` with the code and description on one line.
+//! - `Error` → `Ended(Failed)` with the code and description on one line — or, mid-call
+//!   and when a new session may fare better, a reconnect (as when the socket drops):
+//!   the caller on hold, new sessions with the conversation (`reconnect`).
 //! - Before the 2 h cap, [`Output::Renew`] at a quiet moment (or forced), the conversation
 //!   carried over; the history and the timer are [`crate::renewal`]'s.
 //!
@@ -27,6 +29,9 @@
 //! This session keeps a provider-side figure for tests and debug logs: the user's
 //! `ConversationText` (Deepgram's end of turn) → the first agent audio frame.
 
+mod filler;
+mod keypad;
+mod reconnect;
 mod renewal;
 
 use std::collections::{HashSet, VecDeque};
@@ -36,8 +41,10 @@ pub use self::renewal::{
     HISTORY_MAX_CHARS, HISTORY_MAX_LINES, RENEW_AFTER, RENEW_FORCE_AFTER, RENEW_QUIET, RENEW_RETRY,
 };
 use super::messages::{ClientMessage, ConversationRole, FunctionCallResponse, ServerMessage, Settings};
+use crate::keypad::Keypad;
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, ReplyFigures, Role, SessionEnd};
 use crate::renewal::{History, Moment, RenewalTimer};
+use crate::tools::Fillers;
 use crate::{AgentError, ProviderCode};
 
 /// Send a `KeepAlive` when no frame has gone out for this long (Deepgram: "every 8 s";
@@ -112,6 +119,14 @@ pub struct DeepgramSession {
     last_agent_audio: Option<Instant>,
     /// Between `UserStartedSpeaking` and the user's `ConversationText`.
     user_speaking: bool,
+    /// Opening the session again when its socket drops mid-call.
+    reconnect: crate::reconnect::Reconnecting,
+    /// What the caller hears while a slow function runs (`session/filler.rs`).
+    fillers: Fillers,
+    /// Digits typed and the end-of-turn key (`session/keypad.rs`).
+    keypad: Keypad,
+    /// The listener is Flux (`ForceEndTurn` works).
+    flux: bool,
 }
 
 impl DeepgramSession {
@@ -136,9 +151,13 @@ impl DeepgramSession {
             audio_frames_dropped: 0,
             history: renewal::carried(settings.agent.context.as_ref()),
             renewal: RenewalTimer::new(renewal::POLICY),
+            fillers: Fillers::default(),
+            keypad: Keypad::default(),
+            flux: settings.agent.listen.provider.is_flux(),
             settings: Some(settings),
             last_agent_audio: None,
             user_speaking: false,
+            reconnect: crate::reconnect::Reconnecting::default(),
         }
     }
 
@@ -216,13 +235,18 @@ impl DeepgramSession {
 
     /// When [`DeepgramSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(t) = self.reconnect_timeout() {
+            return Some(t);
+        }
         match self.state {
             State::AwaitingWelcome | State::AwaitingSettingsApplied => {
                 Some(self.step_started + HANDSHAKE_TIMEOUT)
             }
             State::Streaming => {
                 let keepalive = self.last_sent + KEEPALIVE_AFTER;
-                Some(self.renewal.next_check().map_or(keepalive, |t| t.min(keepalive)))
+                let next = self.renewal.next_check().map_or(keepalive, |t| t.min(keepalive));
+                let turns = [self.fillers.poll_timeout(), self.keypad.poll_timeout()];
+                Some(turns.into_iter().flatten().fold(next, Instant::min))
             }
             State::Ended => None,
         }
@@ -230,6 +254,9 @@ impl DeepgramSession {
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reconnect_on_timeout(now) {
+            return;
+        }
         match self.state {
             State::AwaitingWelcome if now >= self.step_started + HANDSHAKE_TIMEOUT => {
                 self.fail(
@@ -241,6 +268,9 @@ impl DeepgramSession {
                 self.fail("Deepgram did not confirm the Settings (no SettingsApplied within 10 s)".into());
             }
             State::Streaming => {
+                self.fillers.handle_timeout(now);
+                self.drain_fillers(now);
+                self.keypad_timeout(now);
                 if now >= self.last_sent + KEEPALIVE_AFTER {
                     tracing::debug!("no audio to send: KeepAlive");
                     self.send(now, &ClientMessage::KeepAlive);
@@ -255,7 +285,7 @@ impl DeepgramSession {
     /// whatever was queued before it; before `SettingsApplied` (and when empty) it is
     /// dropped and counted; after the end it is ignored.
     pub fn handle_call_audio(&mut self, now: Instant, frame: &AudioFrame) {
-        if self.state != State::Streaming || frame.is_empty() {
+        if self.state != State::Streaming || frame.is_empty() || self.reconnecting() {
             if self.state != State::Ended {
                 self.audio_frames_dropped += 1;
             }
@@ -268,7 +298,7 @@ impl DeepgramSession {
 
     /// A text frame from Deepgram.
     pub fn handle_text(&mut self, now: Instant, text: &str) {
-        if self.state == State::Ended {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         let message = match ServerMessage::parse(text) {
@@ -332,6 +362,8 @@ impl DeepgramSession {
                     }
                     tracing::info!(id = %call.id, name = %call.name, "agent calls a function");
                     self.pending_tools.insert(call.id.clone());
+                    self.fillers.started(now, &call.id, &call.name);
+                    self.drain_fillers(now);
                     self.out.push_back(Output::RunTool(ToolCall {
                         id: call.id,
                         name: call.name,
@@ -342,6 +374,8 @@ impl DeepgramSession {
             ServerMessage::FunctionCallCancelled { functions } => {
                 for call in functions {
                     if self.pending_tools.remove(&call.id) {
+                        self.fillers.finished(&call.id);
+                        self.drain_fillers(now);
                         tracing::info!(id = %call.id, name = %call.name, "function call cancelled");
                         self.cancelled_tools.insert(call.id);
                     }
@@ -376,24 +410,21 @@ impl DeepgramSession {
                 tracing::warn!(%code, %description, "Deepgram warning");
             }
             ServerMessage::Error { code, description } => {
-                self.fail_with_code(
-                    format!("Deepgram error {code}: {description}"),
-                    ProviderCode::new(&code),
-                );
+                self.lost(now, format!("Deepgram error {code}: {description}"), Some(&code));
             }
-            ServerMessage::InjectionRefused { message } => {
-                tracing::debug!(%message, "Deepgram refused an injected message");
-            }
+            ServerMessage::InjectionRefused { message } => self.injection_refused(now, &message),
             ServerMessage::Unknown { type_name, .. } => {
                 tracing::debug!(%type_name, "ignoring a Deepgram message type voice-ua does not know");
             }
-            other => tracing::trace!(message = ?other, "Deepgram message"),
+            // History and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(message = ?other, "Deepgram message"),
+            _ => tracing::trace!("Deepgram message (not logged: it may carry conversation text)"),
         }
     }
 
     /// A binary frame (agent audio) from Deepgram.
     pub fn handle_binary(&mut self, now: Instant, bytes: &[u8]) {
-        if self.state == State::Ended || bytes.is_empty() {
+        if self.state == State::Ended || bytes.is_empty() || self.reconnecting() {
             return;
         }
         self.last_agent_audio = Some(now);
@@ -422,6 +453,9 @@ impl DeepgramSession {
 
     /// A function finished. Cancelled or unknown ids are dropped.
     pub fn handle_tool_result(&mut self, now: Instant, id: String, name: String, content: String) {
+        if self.tool_result_stale(&id, &name) {
+            return;
+        }
         if self.cancelled_tools.remove(&id) || !self.pending_tools.remove(&id) {
             tracing::debug!(%id, %name, "dropping the result of a cancelled or unknown function call");
             return;
@@ -429,13 +463,15 @@ impl DeepgramSession {
         if self.state == State::Ended {
             return;
         }
+        self.fillers.finished(&id);
         let response = FunctionCallResponse { id: Some(id), name, content };
         self.send(now, &ClientMessage::FunctionCallResponse(response));
+        self.drain_fillers(now);
     }
 
     /// Send any other client message (e.g. `InjectAgentMessage`) once streaming.
     pub fn send_message(&mut self, now: Instant, message: &ClientMessage) -> bool {
-        if self.state != State::Streaming {
+        if self.state != State::Streaming || self.reconnecting() {
             return false;
         }
         self.send(now, message);
@@ -443,15 +479,14 @@ impl DeepgramSession {
     }
 
     /// The WebSocket closed or broke; `why` describes it for the log line.
-    pub fn handle_closed(&mut self, _now: Instant, why: &str) {
-        if self.state == State::Ended {
+    pub fn handle_closed(&mut self, now: Instant, why: &str) {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
-        let detail = match self.state {
-            State::Streaming => format!("Deepgram closed the session mid-call ({why})"),
-            _ => format!("Deepgram closed the connection during setup ({why})"),
-        };
-        self.fail(detail);
+        match self.state {
+            State::Streaming => self.lost(now, format!("Deepgram closed the session mid-call ({why})"), None),
+            _ => self.fail(format!("Deepgram closed the connection during setup ({why})")),
+        }
     }
 
     /// The call is over: close the socket, end with `CallEnded`.
@@ -459,6 +494,7 @@ impl DeepgramSession {
         if self.state == State::Ended {
             return;
         }
+        self.stop_fillers();
         self.state = State::Ended;
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)));
         self.out.push_back(Output::Close);
@@ -475,6 +511,7 @@ impl DeepgramSession {
             return;
         }
         tracing::warn!(%detail, "Deepgram session failed");
+        self.stop_fillers();
         self.state = State::Ended;
         let error = AgentError::Provider { provider: PROVIDER.into(), detail, code };
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));

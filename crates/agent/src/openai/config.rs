@@ -15,6 +15,7 @@ use super::messages::{
     ResponseParams, SessionConfig, ToolSpec, TranscriptionSpec, TurnDetectionSpec, UsageInfo,
 };
 use crate::provider::{AudioFormat, Usage};
+use crate::reconnect::ReconnectPolicy;
 use crate::tools::FunctionSpec;
 use crate::ws::mask;
 
@@ -73,6 +74,11 @@ pub struct OpenAiConfig {
     pub renew_after: Duration,
     /// Caller frames per append, 1..=[`MAX_APPEND_FRAMES`].
     pub append_frames: usize,
+    /// How a session that drops mid-call is opened again.
+    pub reconnect: ReconnectPolicy,
+    /// A DTMF key that sends the digits typed before it at once, when set (OpenAI's
+    /// server VAD ends spoken turns itself).
+    pub end_of_turn_key: Option<char>,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -92,6 +98,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("prices", &self.prices)
             .field("renew_after", &self.renew_after)
             .field("append_frames", &self.append_frames)
+            .field("reconnect", &self.reconnect)
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +294,8 @@ impl OpenAiConfig {
             prices: Prices::default(),
             renew_after: DEFAULT_RENEW_AFTER,
             append_frames: DEFAULT_APPEND_FRAMES,
+            reconnect: ReconnectPolicy::default(),
+            end_of_turn_key: None,
         }
     }
 

@@ -85,6 +85,7 @@ pub(super) async fn run(
                     if last {
                         let _ = ws.close(None).await;
                         log_counts(&session, &io);
+                        abort(&mut renewal);
                         return;
                     }
                 }
@@ -98,20 +99,24 @@ pub(super) async fn run(
                 Output::Close => {
                     let _ = ws.close(None).await;
                     log_counts(&session, &io);
+                    abort(&mut renewal);
                     return;
                 }
                 Output::Renew => {
                     let seed = session.renewal_seed();
-                    let (config, tls, format) = (Arc::clone(&config), Arc::clone(&tls), call.format);
-                    renewal =
-                        Some(tokio::spawn(
-                            async move { open_streaming(&config, &tls, format, Some(seed)).await },
-                        ));
+                    renewal = Some(spawn_open(&config, &tls, call.format, Some(seed)));
+                }
+                Output::Reconnect => {
+                    // The same session a renewal opens; an attempt still under way is dropped.
+                    abort(&mut renewal);
+                    let seed = session.reconnect_seed();
+                    renewal = Some(spawn_open(&config, &tls, call.format, seed));
                 }
             }
         }
         if !call_open {
             let _ = ws.close(None).await;
+            abort(&mut renewal);
             return;
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
@@ -122,9 +127,7 @@ pub(super) async fn run(
                 Some(CallInput::PlaybackFlushed { played_samples }) => {
                     session.handle_playback_flushed(now(), played_samples);
                 }
-                Some(CallInput::Digit(digit)) => {
-                    tracing::debug!(%digit, "caller pressed a key; OpenAI Realtime over WebSocket takes no DTMF, ignored");
-                }
+                Some(CallInput::Digit(digit)) => session.handle_digit(now(), digit),
                 Some(CallInput::TransferResult(outcome)) => {
                     if let Some((id, name, content)) = transfer_answer(&mut transfer, outcome) {
                         session.handle_tool_result(now(), id, name, content);
@@ -143,11 +146,14 @@ pub(super) async fn run(
                     // Lines said while it was being opened go over too, and the call's
                     // count of agent audio.
                     new_session.continue_from(&session);
-                    tracing::info!(
-                        session = new_session.session_id().unwrap_or_default(),
-                        lines = new_session.history().count(),
-                        "OpenAI session renewed: the call goes on with its history"
-                    );
+                    if !session.reconnecting() {
+                        tracing::info!(
+                            session = new_session.session_id().unwrap_or_default(),
+                            lines = new_session.history().count(),
+                            "OpenAI session renewed: the call goes on with its history"
+                        );
+                    }
+                    new_session.take_over(now(), &session);
                     if socket_open {
                         let _ = ws.close(None).await;
                     }
@@ -156,10 +162,30 @@ pub(super) async fn run(
                     session = new_session;
                     socket_open = true;
                 }
+                Err(e) if session.reconnecting() => session.reconnect_failed(now(), &e),
                 Err(e) => session.renew_failed(now(), &e.to_string()),
             },
             _ = sleep_until(deadline) => session.handle_timeout(now()),
         }
+    }
+}
+
+/// Open a session seeded with `seed` in a task of its own (a renewal or a reconnect
+/// attempt), so the call goes on meanwhile.
+fn spawn_open(
+    config: &Arc<OpenAiConfig>,
+    tls: &Arc<rustls::ClientConfig>,
+    format: AudioFormat,
+    seed: Option<Vec<(Role, String)>>,
+) -> Renewal {
+    let (config, tls) = (Arc::clone(config), Arc::clone(tls));
+    tokio::spawn(async move { open_streaming(&config, &tls, format, seed).await })
+}
+
+/// Stop a session being opened that is no longer wanted.
+fn abort(task: &mut Option<Renewal>) {
+    if let Some(t) = task.take() {
+        t.abort();
     }
 }
 

@@ -31,11 +31,15 @@
 //! - `response.done` → [`AgentEvent::Usage`] at the configured prices.
 //! - `error`: logged and survived, except a refused `session.update` and the
 //!   session-fatal ones; those, a close mid-call and a handshake that never completes end
-//!   the session as `Failed` with a typed [`ProviderCode`].
+//!   the session as `Failed` with a typed [`ProviderCode`] — unless, mid-call, a new
+//!   session may fare better: then the caller is put on hold and the session reconnects
+//!   with the conversation (`reconnect`).
 //! - Before OpenAI's 60-minute cap, [`Output::Renew`] at a quiet moment (or forced): a new
 //!   connection, the conversation re-seeded as message items.
 
 mod playback;
+mod reconnect;
+mod turns;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -43,10 +47,11 @@ use std::time::{Duration, Instant, SystemTime};
 pub use self::playback::{Playback, Truncate};
 use super::config::{OpenAiConfig, Prices, RENEW_HARD_LIMIT};
 use super::messages::{AudioDelta, ClientEvent, ErrorDetail, Item, ResponseInfo, ServerEvent};
+use crate::keypad::Keypad;
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, Role, SessionEnd};
 use crate::renewal::{History, Moment, Policy, RenewalTimer};
 pub use crate::renewal::{HISTORY_MAX_CHARS, HISTORY_MAX_LINES};
-use crate::tools::ToolCall;
+use crate::tools::{Fillers, ToolCall};
 use crate::{AgentError, ProviderCode};
 
 /// How long `session.updated` may take after connecting.
@@ -267,6 +272,15 @@ pub struct OpenAiSession {
     /// The caller stopped speaking: a turn's start, for the debug latency line.
     turn_start: Option<Instant>,
     counts: Counts,
+    /// Opening the session again when its socket drops mid-call.
+    reconnect: crate::reconnect::Reconnecting,
+    /// What the caller hears while a slow function runs (`session/turns.rs`).
+    fillers: Fillers,
+    /// Digits typed and the end-of-turn key (`session/turns.rs`).
+    keypad: Keypad,
+    /// Typed digits went in while a response ran: they get a `response.create` once it
+    /// is done.
+    typed_waiting: bool,
 }
 
 /// The renewal timings for `config`: due after `renew_after`, forced by
@@ -327,7 +341,12 @@ impl OpenAiSession {
             closed_for_renewal: false,
             turn_start: None,
             counts: Counts::default(),
+            reconnect: crate::reconnect::Reconnecting::default(),
+            fillers: Fillers::new(&config.functions, false),
+            keypad: Keypad::new(config.end_of_turn_key),
+            typed_waiting: false,
         };
+        s.reconnect.set_policy(config.reconnect);
         let update = ClientEvent::SessionUpdate {
             event_id: Some(SESSION_UPDATE_ID.into()),
             session: Box::new(session),
@@ -369,15 +388,21 @@ impl OpenAiSession {
 
     /// When [`OpenAiSession::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(t) = self.reconnect_timeout() {
+            return Some(t);
+        }
         match self.state {
             State::AwaitingSessionUpdated => Some(self.opened + HANDSHAKE_TIMEOUT),
-            State::Streaming => self.renewal.next_check(),
+            State::Streaming => [self.renewal.next_check(), self.turn_timeout()].into_iter().flatten().min(),
             State::Ended => None,
         }
     }
 
     /// Time has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.reconnect_on_timeout(now) {
+            return;
+        }
         match self.state {
             State::AwaitingSessionUpdated if now >= self.opened + HANDSHAKE_TIMEOUT => self.fail(
                 format!(
@@ -386,7 +411,10 @@ impl OpenAiSession {
                 ),
                 "HANDSHAKE_TIMEOUT",
             ),
-            State::Streaming => self.check_renew(now),
+            State::Streaming => {
+                self.turn_timers(now);
+                self.check_renew(now);
+            }
             _ => {}
         }
     }
@@ -395,7 +423,11 @@ impl OpenAiSession {
     /// [`Output::SendAudio`] when full; before `session.updated` (and when empty) it is
     /// dropped and counted; after the end it is ignored.
     pub fn handle_call_audio(&mut self, _now: Instant, frame: &AudioFrame) {
-        if self.state != State::Streaming || frame.is_empty() || self.closed_for_renewal {
+        if self.state != State::Streaming
+            || frame.is_empty()
+            || self.closed_for_renewal
+            || self.reconnecting()
+        {
             if self.state != State::Ended {
                 self.counts.frames_dropped += 1;
             }
@@ -417,7 +449,7 @@ impl OpenAiSession {
 
     /// A text frame from OpenAI.
     pub fn handle_text(&mut self, now: Instant, text: &str) {
-        if self.state == State::Ended {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         if text.len() > MAX_EVENT_BYTES {
@@ -485,7 +517,7 @@ impl OpenAiSession {
                 }
             }
             ServerEvent::FunctionCallArgumentsDone { response_id, call_id, name, arguments, .. } => {
-                self.on_function_call(response_id, call_id, name, arguments);
+                self.on_function_call(now, response_id, call_id, name, arguments);
             }
             ServerEvent::ResponseDone { response } => self.on_response_done(response),
             ServerEvent::OutputAudioDelta { response_id, item_id, delta, .. } => {
@@ -500,14 +532,16 @@ impl OpenAiSession {
                     tracing::warn!(name = %limit.name, reset_seconds = ?limit.reset_seconds, "OpenAI rate limit reached");
                 }
             }
-            ServerEvent::Error { error } => self.on_error(error),
+            ServerEvent::Error { error } => self.on_error(now, error),
             ServerEvent::Unknown { type_name, .. } => {
                 self.counts.unknown += 1;
                 if sampled(self.counts.unknown) {
                     tracing::debug!(%type_name, count = self.counts.unknown, "ignoring an OpenAI event type voice-ua does not know");
                 }
             }
-            other => tracing::trace!(event = ?other, "OpenAI event"),
+            // Transcript deltas and the like carry what was said: only when that may be logged.
+            other if crate::privacy::log_text() => tracing::trace!(event = ?other, "OpenAI event"),
+            _ => tracing::trace!("OpenAI event (not logged: it may carry conversation text)"),
         }
     }
 
@@ -579,7 +613,7 @@ impl OpenAiSession {
     pub fn handle_playback_flushed(&mut self, _now: Instant, played_samples: u64) {
         let per_8k = self.pcm24.as_ref().map_or(1, |p| p.per_8k);
         let cuts = self.playback.flushed(played_samples / per_8k);
-        if self.state != State::Streaming || self.closed_for_renewal {
+        if self.state != State::Streaming || self.closed_for_renewal || self.reconnecting() {
             return;
         }
         for Truncate { item_id, audio_end_ms } in cuts {
@@ -590,6 +624,7 @@ impl OpenAiSession {
 
     fn on_function_call(
         &mut self,
+        now: Instant,
         response_id: String,
         call_id: String,
         name: Option<String>,
@@ -631,17 +666,23 @@ impl OpenAiSession {
         tracing::info!(%call_id, %name, "agent calls a function");
         self.tool_turns[turn].running += 1;
         self.pending_tools.insert(call_id.clone(), response_id);
+        self.fillers.started(now, &call_id, &name);
         self.out.push_back(Output::RunTool(ToolCall { id: call_id, name, arguments }));
+        self.drain_fillers();
     }
 
     /// A function finished: its output goes back, and once every call of its response is
     /// answered the model is asked to go on. Unknown (or already answered) ids are
     /// dropped.
     pub fn handle_tool_result(&mut self, _now: Instant, call_id: String, name: String, content: String) {
+        if self.tool_result_stale(&call_id, &name) {
+            return;
+        }
         let Some(response_id) = self.pending_tools.remove(&call_id) else {
             tracing::debug!(%call_id, %name, "dropping the result of an unknown function call");
             return;
         };
+        self.fillers.finished(&call_id);
         if self.state == State::Ended {
             return;
         }
@@ -653,6 +694,7 @@ impl OpenAiSession {
             turn.running = turn.running.saturating_sub(1);
         }
         self.continue_tool_turn(&response_id);
+        self.drain_fillers();
     }
 
     /// When a response's calls are all answered and it completed, ask for the next one.
@@ -696,9 +738,10 @@ impl OpenAiSession {
             turn.completed = Some(status == "completed");
         }
         self.continue_tool_turn(&id);
+        self.answer_typed();
     }
 
-    fn on_error(&mut self, error: ErrorDetail) {
+    fn on_error(&mut self, now: Instant, error: ErrorDetail) {
         let code = error.code.clone().unwrap_or_default();
         let refused = self.state == State::AwaitingSessionUpdated
             || error.event_id.as_deref() == Some(SESSION_UPDATE_ID);
@@ -714,17 +757,18 @@ impl OpenAiSession {
             return;
         }
         let param = error.param.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
-        let detail = if refused {
-            format!("OpenAI refused the session configuration: {word}: {}{param}", error.message)
-        } else {
-            format!("OpenAI error {word}: {}{param}", error.message)
-        };
-        self.fail(detail, &word.to_ascii_uppercase());
+        if refused {
+            let detail =
+                format!("OpenAI refused the session configuration: {word}: {}{param}", error.message);
+            self.fail(detail, &word.to_ascii_uppercase());
+            return;
+        }
+        self.lost(now, format!("OpenAI error {word}: {}{param}", error.message), &word.to_ascii_uppercase());
     }
 
     /// The WebSocket closed or broke.
-    pub fn handle_closed(&mut self, _now: Instant, closed: Closed) {
-        if self.state == State::Ended {
+    pub fn handle_closed(&mut self, now: Instant, closed: Closed) {
+        if self.state == State::Ended || self.reconnecting() {
             return;
         }
         if self.renewal.asked() && self.state == State::Streaming && !matches!(closed, Closed::TooLarge(_)) {
@@ -764,7 +808,7 @@ impl OpenAiSession {
                 "EVENT_TOO_LARGE".to_owned(),
             ),
         };
-        self.fail(detail, &code);
+        self.lost(now, detail, &code);
     }
 
     /// The call is over: close the socket, end with `CallEnded`.
@@ -772,6 +816,7 @@ impl OpenAiSession {
         if self.state == State::Ended {
             return;
         }
+        self.stop_fillers();
         self.state = State::Ended;
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::CallEnded)));
         self.out.push_back(Output::Close);
@@ -784,6 +829,7 @@ impl OpenAiSession {
             return;
         }
         tracing::warn!(%detail, "OpenAI session failed");
+        self.stop_fillers();
         self.state = State::Ended;
         let error = AgentError::Provider { provider: PROVIDER.into(), detail, code: ProviderCode::new(code) };
         self.out.push_back(Output::Event(AgentEvent::Ended(SessionEnd::Failed(error))));

@@ -473,7 +473,7 @@ pub(super) async fn speak(
             }
         }
         if !got_audio {
-            tracing::warn!(%text, "the TTS answered no audio for a sentence");
+            tracing::warn!(chars = text.chars().count(), "the TTS answered no audio for a sentence");
         }
         if tx.send(StageMsg::SentenceDone { turn, seq }).await.is_err() {
             return;

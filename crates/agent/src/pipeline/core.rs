@@ -27,6 +27,8 @@
 //!   `Failed` with a code per stage (`STT_FAILED`, `LLM_FAILED`, `TTS_FAILED`): the call
 //!   plays its fallback prompt and transfers, as for every provider.
 
+mod filler;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,7 +40,7 @@ use super::voice::Voice;
 use super::wire::history::DEFAULT_MAX_MESSAGE_CHARS;
 use super::wire::{wav_pcm16, ChatRequest, ChatStep, History, SentenceSplitter, ToolCallRequest};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, Digit, ReplyFigures, Role, SessionEnd, Usage};
-use crate::tools::ToolCall;
+use crate::tools::{Fillers, ToolCall};
 use crate::{AgentError, ProviderCode};
 
 /// What the shell must do.
@@ -92,6 +94,8 @@ struct Spoken {
     start: Option<u64>,
     /// One past its last sample, once its audio ended.
     end: Option<u64>,
+    /// A filler phrase said while a function ran: heard, but not the LLM's words.
+    filler: bool,
 }
 
 /// The reply being generated and played.
@@ -178,6 +182,8 @@ pub struct PipelineCore {
     keys: String,
     outputs: VecDeque<Output>,
     ended: bool,
+    /// What the caller hears while a slow function runs (`core/filler.rs`).
+    fillers: Fillers,
 }
 
 fn stage_error(stage: Stage, detail: impl std::fmt::Display) -> AgentError {
@@ -235,6 +241,7 @@ impl PipelineCore {
             keys: String::new(),
             outputs: VecDeque::new(),
             ended: false,
+            fillers: Fillers::new(&config.functions, true),
             config,
         };
         if let Some(greeting) = core.config.greeting.clone().filter(|g| !g.trim().is_empty()) {
@@ -247,7 +254,7 @@ impl PipelineCore {
             let mut reply = Reply::new(0);
             reply.llm_done = true;
             reply.in_history = true;
-            reply.spoken.push(Spoken { text: greeting.clone(), start: None, end: None });
+            reply.spoken.push(Spoken { text: greeting.clone(), start: None, end: None, filler: false });
             core.reply = Some(reply);
             core.outputs.push_back(Output::Speak { turn: 0, seq: 0, text: greeting });
         }
@@ -289,6 +296,7 @@ impl PipelineCore {
             return;
         }
         tracing::warn!(%error, "pipeline agent failed");
+        self.stop_fillers();
         self.outputs.push_back(Output::CancelReply);
         self.event(AgentEvent::Ended(SessionEnd::Failed(error)));
         self.ended = true;
@@ -304,6 +312,7 @@ impl PipelineCore {
     /// The call ended.
     pub fn call_ended(&mut self) {
         if !self.ended {
+            self.stop_fillers();
             self.outputs.push_back(Output::CancelReply);
             self.event(AgentEvent::Ended(SessionEnd::CallEnded));
             self.ended = true;
@@ -315,6 +324,7 @@ impl PipelineCore {
         if self.ended {
             return;
         }
+        self.filler_tick(now);
         self.pcm.clear();
         let bytes = frame.as_bytes();
         let n = bytes.len() / self.format.bytes_per_sample();
@@ -378,7 +388,7 @@ impl PipelineCore {
                     self.turn += 1;
                     self.timing = Timing::default();
                     self.cancel_unheard_reply();
-                    self.user_said(now, self.turn, format!("(The caller typed {keys} on the keypad.)"));
+                    self.user_said(now, self.turn, crate::keypad::typed_text(&keys));
                 }
                 None => {}
             }
@@ -435,7 +445,8 @@ impl PipelineCore {
         }
         let mut said = text.to_owned();
         if !self.keys.is_empty() {
-            said.push_str(&format!(" (The caller typed {} on the keypad.)", std::mem::take(&mut self.keys)));
+            said.push(' ');
+            said.push_str(&crate::keypad::typed_text(&std::mem::take(&mut self.keys)));
         }
         self.user_said(now, turn, said);
     }
@@ -562,12 +573,18 @@ impl PipelineCore {
         if run.is_empty() {
             self.next_round(now);
         } else {
+            for call in &run {
+                self.fillers.started(now, &call.id, &call.name);
+            }
             self.outputs.push_back(Output::RunTools { turn, calls: run });
+            self.drain_fillers();
         }
     }
 
     /// A function's result (`content`, `ok: …` or `error: …`).
     pub fn tool_result(&mut self, now: Instant, turn: u32, id: &str, content: &str) {
+        self.fillers.finished(id);
+        self.drain_fillers();
         if self.ended || turn != self.turn {
             return;
         }
@@ -601,7 +618,7 @@ impl PipelineCore {
             return;
         }
         let seq = reply.spoken.len() as u32;
-        reply.spoken.push(Spoken { text: text.clone(), start: None, end: None });
+        reply.spoken.push(Spoken { text: text.clone(), start: None, end: None, filler: false });
         if self.timing.tts_sent.is_none() {
             self.timing.tts_sent = Some(now);
         }
@@ -694,7 +711,14 @@ impl PipelineCore {
             return;
         }
         let heard = reply.heard(played);
-        tracing::info!(heard = %heard, "the caller heard this much of the reply");
+        if crate::privacy::log_text() {
+            tracing::info!(heard = %heard, "the caller heard this much of the reply");
+        } else {
+            tracing::info!(
+                heard_words = heard.split_whitespace().count(),
+                "the caller heard this much of the reply"
+            );
+        }
         if !reply.in_history {
             self.history.push_assistant_heard(&heard, true);
         }
@@ -736,7 +760,12 @@ impl Reply {
     }
 
     fn spoken_text(&self) -> String {
-        self.spoken.iter().filter(|s| s.end.is_some()).map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+        self.spoken
+            .iter()
+            .filter(|s| s.end.is_some() && !s.filler)
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The reply as far as the caller heard it, `played` samples into the session's audio:
@@ -745,6 +774,9 @@ impl Reply {
         let mut words: Vec<&str> = Vec::new();
         for s in self.spoken.iter().skip(self.round_from) {
             let Some(start) = s.start else { break };
+            if s.filler {
+                continue;
+            }
             if played <= start {
                 break;
             }

@@ -3,14 +3,16 @@
 //! out), a call of one ([`ToolCall`]), its arguments checked against its JSON Schema
 //! ([`arguments`], sans-IO), the webhook's HTTP client ([`http`]), and running one
 //! (`run`: built-ins at once, webhooks on their own task, a transfer waiting for the
-//! call's outcome).
+//! call's outcome), and what the caller hears while a slow one runs ([`filler`]).
 
 pub mod arguments;
+pub mod filler;
 pub mod http;
 mod run;
 
 use std::time::Duration;
 
+pub use filler::{Filler, FillerAction, Fillers, DEFAULT_FILLER_AFTER};
 pub use run::{
     start_tool, tool_finished, transfer_answer, transfer_result, PendingTransfer, ToolResult,
     MAX_DTMF_DIGITS, MAX_HANGUP_REASON,
@@ -38,6 +40,9 @@ pub struct FunctionSpec {
     pub parameters: serde_json::Value,
     /// What running it means.
     pub kind: ToolKind,
+    /// What the caller hears while it runs longer than a moment (HTTP functions only;
+    /// built-ins never get one). Default: the hold tone after 700 ms.
+    pub filler: Filler,
 }
 
 /// How a function runs.

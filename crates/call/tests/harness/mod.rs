@@ -48,6 +48,8 @@ pub fn settings() -> CallSettings {
         jitter: JitterConfig::default(),
         domain: "pbx.test".into(),
         fallback: Fallback::default(),
+        consent_prompt: Vec::new(),
+        log_transcripts: false,
     }
 }
 

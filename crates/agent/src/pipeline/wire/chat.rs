@@ -994,6 +994,7 @@ mod tests {
                 headers: Vec::new(),
                 timeout: Duration::from_secs(1),
             },
+            filler: Default::default(),
         }
     }
 
