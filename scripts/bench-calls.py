@@ -247,13 +247,15 @@ def stripped_size(path, strip_tool):
 
 # -------------------------------------------------------------------- voice-ua
 
-def write_ua_config(run, max_calls, http_port, agent, ring_ms=None):
+def write_ua_config(run, max_calls, http_port, agent, ring_ms=None, codec="pcma"):
     cfg = os.path.join(run, "voice-ua.toml")
     with open(cfg, "w") as f:
         f.write(f'[http]\nlisten = "127.0.0.1:{http_port}"\n\n')
         # Call records on, as shipped, in the run directory (never /var/lib/voice-ua).
         f.write(f'[records]\npath = "{os.path.join(run, "calls.db")}"\n\n')
         f.write(f'[calls]\nmax_calls = {max_calls}\nrtp_ports = "{UA_RTP_PORTS}"\n')
+        if codec == "g722":
+            f.write('codecs = ["G722", "PCMA"]\n')
         if ring_ms is not None:
             f.write(f"ring_ms = {ring_ms}\n")
         f.write("\n[agent]\n")
@@ -486,7 +488,51 @@ def continued_pcaps(src, dst_dir, plays):
     return names
 
 
-def scenario(plays):
+def g722_pcap(src, dst, encoder):
+    """src (g711a.pcap) with each RTP payload re-encoded as G.722: the A-law decoded,
+    upsampled to 16 kHz (linear interpolation; a benchmark's audio), encoded by our codec
+    (`encoder`: the g722_file example), 160 bytes per 20 ms packet as before, payload type
+    9; timestamps unchanged (G.722's RTP clock is 8 kHz, RFC 3551)."""
+    with open(src, "rb") as f:
+        data = f.read()
+    e = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    order = "little" if e == "<" else "big"
+    records, off = [], 24
+    while off + 16 <= len(data):
+        incl = int.from_bytes(data[off + 8:off + 12], order)
+        records.append((data[off:off + 16], bytearray(data[off + 16:off + 16 + incl])))
+        off += 16 + incl
+
+    def alaw(code):
+        code ^= 0x55
+        mag = (code & 0x0F) << 4 | 8
+        seg = (code & 0x70) >> 4
+        if seg:
+            mag = (mag + 0x100) << (seg - 1)
+        return mag if code & 0x80 else -mag
+
+    pcm8, spans = [], []
+    for _, frame in records:
+        rtp = 14 + (frame[14] & 0x0F) * 4 + 8
+        payload = frame[rtp + 12:]
+        spans.append((rtp, len(payload)))
+        pcm8.extend(alaw(c) for c in payload)
+    pcm16 = bytearray()
+    for i, x in enumerate(pcm8):
+        nxt = pcm8[i + 1] if i + 1 < len(pcm8) else x
+        pcm16 += int(x).to_bytes(2, "little", signed=True) + int((x + nxt) // 2).to_bytes(2, "little", signed=True)
+    codes = subprocess.run([encoder, "enc"], input=bytes(pcm16), capture_output=True, check=True).stdout
+    out, at = bytearray(data[:24]), 0
+    for (head, frame), (rtp, n) in zip(records, spans):
+        frame[rtp + 1] = (frame[rtp + 1] & 0x80) | 9
+        frame[rtp + 12:rtp + 12 + n] = codes[at:at + n]
+        at += n
+        out += head + frame
+    with open(dst, "wb") as f:
+        f.write(out)
+
+
+def scenario(plays, codec="pcma"):
     """uac_pcap (sipp -sd uac_pcap) with the Route set learned from the 200 (rrs) and
     [next_url] for ACK/BYE, so they pass a record-routing proxy; g711a.pcap (A-law,
     ~7 s of speech) played `len(plays)` times, 8 s apart (`plays`: the pcap file of each,
@@ -531,8 +577,8 @@ def scenario(plays):
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [auto_media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
+      {"m=audio [auto_media_port] RTP/AVP 9 101" if codec == "g722" else "m=audio [auto_media_port] RTP/AVP 8 101"}
+      {"a=rtpmap:9 G722/8000" if codec == "g722" else "a=rtpmap:8 PCMA/8000"}
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-11,16
 
@@ -644,15 +690,20 @@ class FakeAgent:
 def concurrent(binary, kam, agent_name, fake, n, a):
     run = tempfile.mkdtemp(prefix=f"voice-ua-bench-{agent_name}-{n}-")
     os.makedirs(os.path.join(run, "pcap"))
+    source = os.path.join(PCAPS, "g711a.pcap")
+    if a.codec == "g722":
+        source = os.path.join(run, "pcap", "g722.pcap")
+        g722_pcap(os.path.join(PCAPS, "g711a.pcap"), source, os.path.join(TARGET, "release", "examples", "g722_file"))
     if a.same_rtp:
-        shutil.copy(os.path.join(PCAPS, "g711a.pcap"), os.path.join(run, "pcap"))
-        plays = ["pcap/g711a.pcap"] * a.plays
+        if a.codec != "g722":
+            shutil.copy(source, os.path.join(run, "pcap"))
+        plays = ["pcap/" + os.path.basename(source)] * a.plays
     else:
-        plays = continued_pcaps(os.path.join(PCAPS, "g711a.pcap"), run, a.plays)
+        plays = continued_pcaps(source, run, a.plays)
     with open(os.path.join(run, "uac_pcap_proxy.xml"), "w") as f:
-        f.write(scenario(plays))
+        f.write(scenario(plays, a.codec))
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
-    cfg = write_ua_config(run, min(1000, n + 10), http_port, fake)
+    cfg = write_ua_config(run, min(1000, n + 10), http_port, fake, codec=a.codec)
     ua_log = os.path.join(run, "voice-ua.log")
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{kam.port}",
                 "--bind", f"127.0.0.1:{sip_port}", "--log-format", "json", "--log", a.log],
@@ -837,6 +888,9 @@ def print_round_table(agent, rows):
 def build(a):
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua"], cwd=ROOT, check=True, env=env)
+    if a.codec == "g722":
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "voice-ua-media", "--example", "g722_file"],
+                       cwd=ROOT, check=True, env=env)
     for package, binary, _ in {FAKES[x][:2] + (None,) for x in agents_of(a) if x in FAKES}:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", package, "--bin", binary],
                        cwd=ROOT, check=True, env=env)
@@ -861,6 +915,9 @@ def main():
     p.add_argument("--same-rtp", action="store_true",
                    help="replay g711a.pcap's RTP unchanged each play (sequence numbers and timestamps "
                         "restart every 8 s, as before; the default continues them)")
+    p.add_argument("--codec", choices=["pcma", "g722"], default="pcma",
+                   help="what the calls offer and send: PCMA (g711a.pcap as it is), or G.722 (the same "
+                        "speech re-encoded by our codec; voice-ua then prefers G.722)")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
     p.add_argument("--no-invite", action="store_true", help="skip the INVITE -> 200 OK latency")
     p.add_argument("--keep", action="store_true", help="keep each round's run directory (logs)")
@@ -885,7 +942,7 @@ def main():
     binary = os.path.join(TARGET, "release", "voice-ua")
 
     print(f"machine: {machine()}")
-    print(f"voice-ua: {binary}; log filter {a.log!r}; calls: PCMA, {a.plays} × g711a.pcap "
+    print(f"voice-ua: {binary}; log filter {a.log!r}; calls: {a.codec.upper()}, {a.plays} × g711a.pcap "
           f"({a.plays * 8 + 1} s; RTP {'restarted' if a.same_rtp else 'continued'} each play), "
           f"ramp {a.rate} calls/s, window {a.window:.0f} s after all up + {a.settle:.0f} s\n")
     print("| binary | stripped size |\n|---|---|")

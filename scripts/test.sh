@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of voice-ua: unit and property tests, in-process end-to-end tests,
 # and the interop ring against real peers on 127.0.0.1 (Kamailio, sipp, baresip, Pipecat,
-# Whisper and piper). Installs the Debian packages and the Python venvs the interop ring
+# Whisper and piper; ffmpeg and libspandsp as G.722 references). Installs the Debian packages and the Python venvs the interop ring
 # needs when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,10 @@ command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing+=(ka
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip)
+# The G.722 reference implementations (tests/interop/g722.rs): ffmpeg's codec, and
+# libspandsp's (the one baresip's g722 module uses) through a harness compiled with cc.
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+[ -f /usr/include/spandsp.h ] || missing+=(libspandsp-dev)
 # Pipecat's venv (below) needs python3 with venv and pip.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
-//! RTP: parse, re-encode, parse again and compare; then feed the packet through a jitter
-//! buffer (which must never panic on what the network sends).
+//! RTP: parse, re-encode, parse again and compare; then feed the packet through a G.711
+//! and a G.722 jitter buffer (which must never panic on what the network sends; the G.722
+//! one decodes whatever codes arrive).
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::rtp::RtpPacket;
+use voice_ua_media::AudioCodec;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(packet) = RtpPacket::parse(data) else {
@@ -18,12 +20,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(packet, again);
 
     let t0 = Instant::now();
-    let mut jb = JitterBuffer::new(JitterConfig::default());
-    jb.push(t0, &packet);
-    let _ = jb.pop(t0 + Duration::from_millis(20));
-    jb.push(t0 + Duration::from_millis(25), &again);
-    for i in 2..6 {
-        let frame = jb.pop(t0 + Duration::from_millis(20 * i));
-        assert_eq!(frame.samples.len(), 160);
+    for (codec, len) in [(AudioCodec::G711(voice_ua_media::Law::Ulaw), 160), (AudioCodec::G722, 320)] {
+        let mut jb = JitterBuffer::with_codec(JitterConfig::default(), codec);
+        jb.push(t0, &packet);
+        let _ = jb.pop(t0 + Duration::from_millis(20));
+        jb.push(t0 + Duration::from_millis(25), &again);
+        for i in 2..6 {
+            let frame = jb.pop(t0 + Duration::from_millis(20 * i));
+            assert_eq!(frame.samples.len(), len);
+        }
     }
 });

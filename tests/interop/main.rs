@@ -15,6 +15,7 @@
 //! measurement); build `fake-pipeline` too (`cargo build -p voice-ua-fake-pipeline`).
 //! `speech_server` proves the ring's local speech engines (Whisper tiny.en and piper
 //! behind an OpenAI-compatible server, `support/speech.rs`) on their own.
+//! `g722` checks our G.722 codec bit for bit against ffmpeg's and libspandsp's.
 //! `selfcheck` proves the peers' configs and the
 //! harness with sipp as the UA, without voice-ua.
 //!
@@ -35,6 +36,7 @@ mod agent_pipeline;
 mod bots_e2e;
 mod calls_baresip;
 mod calls_sipp;
+mod g722;
 mod pipecat_twilio;
 mod register_kamailio;
 mod register_sipp;

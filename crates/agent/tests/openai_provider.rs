@@ -110,9 +110,9 @@ async fn greeting_and_a_turn_over_wss_with_the_test_ca_in_a_law() {
 }
 
 #[tokio::test]
-async fn a_linear16_call_is_refused_at_open() {
+async fn a_linear16_call_at_a_rate_openai_cannot_be_resampled_for_is_refused_at_open() {
     let provider = OpenAiProvider::new(OpenAiConfig::new(KEY)).expect("provider");
-    let err = provider.open(facts(AudioFormat::Linear16 { rate_hz: 16000 })).await.expect_err("L16");
+    let err = provider.open(facts(AudioFormat::Linear16 { rate_hz: 12000 })).await.expect_err("L16");
     assert_eq!(err.kind(), "unsupported_format");
 }
 

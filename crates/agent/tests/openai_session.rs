@@ -145,7 +145,8 @@ fn the_ga_session_update_goes_first_with_the_calls_law_both_ways() {
             assert!(session.get(beta).is_none(), "no beta field {beta}: {session}");
         }
     }
-    let err = OpenAiSession::new(t0, AudioFormat::Linear16 { rate_hz: 16000 }, &c, None).expect_err("L16");
+    let err = OpenAiSession::new(t0, AudioFormat::Linear16 { rate_hz: 12000 }, &c, None)
+        .expect_err("L16 at 12 kHz");
     assert_eq!(err.kind(), "unsupported_format");
 }
 
@@ -796,5 +797,65 @@ fn a_second_reply_is_interrupted_like_the_first() {
         [
             json!({"type": "conversation.item.truncate", "item_id": "b", "content_index": 0, "audio_end_ms": 1000})
         ]
+    );
+}
+
+/// 20 ms of a 1 kHz tone as little-endian PCM at `rate`, starting at frame `k`.
+fn pcm_tone(rate: u32, k: usize) -> Vec<u8> {
+    let n = rate as usize / 50;
+    (0..n)
+        .flat_map(|i| {
+            let t = (k * n + i) as f64 / f64::from(rate);
+            (((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 8000.0) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+fn rms(bytes: &[u8]) -> f64 {
+    let s: Vec<f64> = bytes.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]]))).collect();
+    (s.iter().map(|x| x * x).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+#[test]
+fn a_16_khz_call_is_resampled_to_and_from_openais_24_khz_pcm() {
+    let t0 = Instant::now();
+    let format = AudioFormat::Linear16 { rate_hz: 16_000 };
+    let mut s = OpenAiSession::new(t0, format, &config(), None).expect("linear16 16 kHz is bridged");
+    let out = sent(&drain(&mut s));
+    let audio = &out[0]["session"]["audio"];
+    assert_eq!(audio["input"]["format"], json!({"type": "audio/pcm", "rate": 24000}));
+    assert_eq!(audio["output"]["format"], json!({"type": "audio/pcm", "rate": 24000}));
+    text(&mut s, t0, json!({"type": "session.created", "session": {"type": "realtime", "id": "sess_1"}}));
+    text(&mut s, t0, json!({"type": "session.updated", "session": {"type": "realtime"}}));
+    drain(&mut s);
+    // Caller: 640 bytes of 16 kHz per frame, 960 bytes of 24 kHz per frame to OpenAI.
+    let mut up = Vec::new();
+    for k in 0..10 {
+        s.handle_call_audio(t0, &AudioFrame::new(&pcm_tone(16_000, k)).expect("640 bytes"));
+        for o in drain(&mut s) {
+            if let Output::SendAudio(b) = o {
+                up.extend_from_slice(b.as_bytes());
+            }
+        }
+    }
+    assert_eq!(up.len(), 10 * 960);
+    assert!((rms(&up[960..]) / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.1, "rms {:.0}", rms(&up[960..]));
+    // Agent: 24 kHz deltas come back as 640-byte frames at 16 kHz.
+    response_created(&mut s, t0, "r1");
+    let mut down = Vec::new();
+    for k in 0..10 {
+        text(&mut s, t0, delta("r1", "item_1", &pcm_tone(24_000, k)));
+        down.extend(audio_bytes(&drain(&mut s)));
+    }
+    assert_eq!(down.len(), 10 * 640);
+    assert!((rms(&down[640..]) / (8000.0 / 2f64.sqrt()) - 1.0).abs() < 0.1, "rms {:.0}", rms(&down[640..]));
+    // A barge-in after 100 ms heard (1600 samples at 16 kHz) truncates the item at 100 ms.
+    speech_started(&mut s, t0 + Duration::from_millis(50));
+    drain(&mut s);
+    s.handle_playback_flushed(t0 + Duration::from_millis(60), 1600);
+    let out = sent(&drain(&mut s));
+    assert!(
+        out.contains(&json!({"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 100})),
+        "{out:?}"
     );
 }

@@ -352,5 +352,5 @@ async fn connect_failures_have_typed_codes_and_keep_the_secret_out() {
     assert!(!e.to_string().contains("a\nb"), "{e}");
     let provider = WebSocketProvider::new(WebSocketConfig::new("wss://bot.example/x", Dialect::Twilio))
         .expect("provider");
-    assert!(provider.open(facts(AudioFormat::Linear16 { rate_hz: 16000 })).await.is_err());
+    assert!(provider.open(facts(AudioFormat::Linear16 { rate_hz: 12000 })).await.is_err());
 }

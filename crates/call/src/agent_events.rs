@@ -11,7 +11,6 @@ use crate::transfer::{AfterPlayback, Transfer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voice_ua_agent::{AgentEvent, CallInput, HoldReason, SessionEnd, TransferOutcome};
-use voice_ua_media::Law;
 use voice_ua_records::CallOutcome;
 use voice_ua_sip::Reason;
 
@@ -24,7 +23,7 @@ impl CallCore {
         match event {
             AgentEvent::Audio(frame) => {
                 if let Some(leg) = self.leg.as_mut() {
-                    leg.pacer.push_encoded(frame.as_bytes());
+                    leg.play(frame.as_bytes());
                 }
             }
             // Carried out when the caller really spoke over the playback (barge_in.rs).
@@ -307,8 +306,7 @@ impl CallCore {
             return;
         }
         tracing::info!(seconds = prompt.consent_prompt.len() as f64 / 8000.0, "playing the consent prompt");
-        self.consent_samples = prompt.consent_prompt.len() as u64;
-        self.push_prompt(&prompt.consent_prompt);
+        self.consent_samples = self.push_prompt(&prompt.consent_prompt);
     }
 
     /// Drop the agent's queued audio (barge-in, fallback). What is left of the consent
@@ -318,25 +316,21 @@ impl CallCore {
         let Some(leg) = self.leg.as_mut() else { return 0 };
         leg.pacer.flush();
         let played = leg.pacer.stats().audio_samples;
+        // The prompt is μ-law at 8 kHz; the pacer counts at the codec's rate.
+        let per_8k = leg.samples_per_8k();
         if played < self.consent_samples {
             let settings = Arc::clone(&self.settings);
-            let rest = settings.consent_prompt.get(played as usize..).unwrap_or_default();
-            self.push_prompt(rest);
+            let rest = settings.consent_prompt.get((played / per_8k) as usize..).unwrap_or_default();
+            let queued = self.push_prompt(rest);
+            // What is left of the prompt still counts as prompt, not agent audio.
+            self.consent_samples = played + queued;
         }
         played.saturating_sub(self.consent_samples)
     }
 
-    /// Queue μ-law 8 kHz audio for the caller, in the call's law.
-    fn push_prompt(&mut self, ulaw: &[u8]) {
-        let Some(leg) = self.leg.as_mut() else { return };
-        let mut chunk = [0u8; 160];
-        for part in ulaw.chunks(160) {
-            let out = &mut chunk[..part.len()];
-            out.copy_from_slice(part);
-            if leg.law == Law::Alaw {
-                voice_ua_media::g711::ulaw_to_alaw_in_place(out);
-            }
-            leg.pacer.push_encoded(out);
-        }
+    /// Queue μ-law 8 kHz audio for the caller, in the call's codec; returns the samples
+    /// queued (at the codec's rate).
+    fn push_prompt(&mut self, ulaw: &[u8]) -> u64 {
+        self.leg.as_mut().map_or(0, |leg| leg.play_ulaw(ulaw))
     }
 }

@@ -25,8 +25,9 @@
 use crate::core::CallCore;
 use crate::io::Observation;
 use std::time::Duration;
+use voice_ua_media::g722::G722Decoder;
 use voice_ua_media::vad::SILENCE_DBFS;
-use voice_ua_media::{EchoCanceller, Law, SpeechOverEcho};
+use voice_ua_media::{AudioCodec, EchoCanceller, Law, SpeechOverEcho};
 
 /// How long a flush request without caller speech waits for it.
 pub const HOLD: Duration = Duration::from_millis(300);
@@ -72,6 +73,8 @@ pub(crate) struct EchoGuard {
     ducking: Option<u32>,
     /// Flush requests dropped for want of caller speech.
     pub(crate) suppressed: u64,
+    /// What the caller hears of a G.722 call, decoded as their phone decodes it.
+    g722: Option<G722Decoder>,
     /// Ticks left in which a flush passes because the caller pressed a key: an agent
     /// that stops talking on a keypress (a DTMF barge-in) is obeyed, speech or not.
     key_ticks: u32,
@@ -93,6 +96,7 @@ impl EchoGuard {
             ducking: None,
             suppressed: 0,
             key_ticks: 0,
+            g722: None,
         }
     }
 
@@ -122,15 +126,32 @@ impl EchoGuard {
         &self.cleaned[..n]
     }
 
-    /// The audio packet's payload sent this tick (what the caller hears), in `law`;
-    /// the first of the tick counts (after a stall the pacer sends a burst).
-    pub(crate) fn played(&mut self, law: Law, payload: &[u8]) {
-        if !self.enabled || self.reference_len != 0 {
+    /// An audio packet's payload sent this tick (what the caller hears), in `codec`;
+    /// the first of the tick is the reference (after a stall the pacer sends a burst).
+    /// G.722 is decoded by a decoder of our own kept in step with the caller's: it sees
+    /// every packet sent, not only the first of a tick.
+    pub(crate) fn played(&mut self, codec: AudioCodec, payload: &[u8]) {
+        if !self.enabled {
             return;
         }
-        let n = payload.len().min(MAX_FRAME);
-        law.decode_slice(&payload[..n], &mut self.reference[..n]);
-        self.reference_len = n;
+        let first = self.reference_len == 0;
+        match codec {
+            AudioCodec::G711(law) if first => {
+                let n = payload.len().min(MAX_FRAME);
+                law.decode_slice(&payload[..n], &mut self.reference[..n]);
+                self.reference_len = n;
+            }
+            AudioCodec::G711(_) => {}
+            AudioCodec::G722 => {
+                let decoder = self.g722.get_or_insert_with(G722Decoder::new);
+                let mut pcm = [0i16; MAX_FRAME];
+                let n = decoder.decode(payload, &mut pcm);
+                if first {
+                    self.reference[..n].copy_from_slice(&pcm[..n]);
+                    self.reference_len = n;
+                }
+            }
+        }
     }
 
     /// The caller has talked for the minimum within the last 500 ms.

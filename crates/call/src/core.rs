@@ -11,8 +11,9 @@
 
 use crate::barge_in::EchoGuard;
 use crate::figures::{Figures, WallClock};
+use crate::heard::Heard;
 use crate::io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
-use crate::media_leg::{law_of, MediaLeg, FRAME};
+use crate::media_leg::{agent_format, codec_of, MediaLeg};
 use crate::playback::Playback;
 use crate::settings::{CallSettings, CallSetup};
 use crate::transfer::{AfterPlayback, Transfer};
@@ -21,8 +22,8 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use voice_ua_agent::{AgentError, AudioFormat};
-use voice_ua_media::Law;
+use voice_ua_agent::AgentError;
+use voice_ua_media::{AudioCodec, Law};
 use voice_ua_records::{CallOutcome, CallRecord, MediaStats};
 use voice_ua_sip::negotiate::{MediaPlan, OfferAnswer};
 use voice_ua_sip::session_timer::{SessionTimer, TimerDecision};
@@ -81,14 +82,6 @@ pub struct CallCore {
     pub(crate) echo: EchoGuard,
 }
 
-/// One tick's audio, both sides, for the recording.
-pub(crate) struct Heard {
-    pub(crate) caller: [i16; FRAME],
-    pub(crate) agent: [i16; FRAME],
-    pub(crate) agent_len: usize,
-    pub(crate) ready: bool,
-}
-
 impl CallCore {
     /// A call for this INVITE, arriving at `now`. The first actions are already queued:
     /// a refusal (no acceptable codec), or 180 Ringing (and the 200 when there is no
@@ -98,10 +91,15 @@ impl CallCore {
         // The INVITE's offer answered (or our own offer, for a late-offer INVITE), or why not.
         let negotiated = match invite.offer.as_deref() {
             Some(offer) => match oa.answer(offer) {
-                Ok((plan, answer)) if law_of(plan.codec).is_some() => Ok((Some(plan), answer)),
-                Ok(_) => {
-                    tracing::warn!("refusing the call: only G.711 is carried end to end so far");
-                    Err((488, CallOutcome::NoCodec, "refused with 488: no G.711 in the offer".to_string()))
+                Ok((plan, answer)) if codec_of(plan.codec).is_some() => Ok((Some(plan), answer)),
+                Ok((plan, _)) => {
+                    let codec = plan.codec.encoding();
+                    tracing::warn!(codec, "refusing the call: {codec} is not carried end to end");
+                    Err((
+                        488,
+                        CallOutcome::NoCodec,
+                        format!("refused with 488: {codec} is not carried end to end"),
+                    ))
                 }
                 Err(e) => {
                     let status = e.status();
@@ -140,9 +138,7 @@ impl CallCore {
             ending: None,
             stopping: false,
             next_tick: now,
-            heard: setup.keep_audio.then(|| {
-                Box::new(Heard { caller: [0; FRAME], agent: [0; FRAME], agent_len: 0, ready: false })
-            }),
+            heard: setup.keep_audio.then(|| Box::new(Heard::new())),
             echo: EchoGuard::new(settings.echo_cancel, settings.barge_in_min_ms, settings.duck_ms),
             settings,
         };
@@ -222,8 +218,8 @@ impl CallCore {
         let leg = self.leg.as_mut()?;
         let (len, to) = leg.take_packet(buf)?;
         // Ducking re-encodes the G.711 payload; other codecs are not ducked.
-        if self.echo.ducking() && law_of(leg.plan.codec).is_some() {
-            crate::barge_in::duck_packet(leg.law, leg.plan.pt, &mut buf[..len]);
+        if let (true, Some(law)) = (self.echo.ducking(), leg.codec.law()) {
+            crate::barge_in::duck_packet(law, leg.plan.pt, &mut buf[..len]);
         }
         Some(Datagram { len, to })
     }
@@ -316,7 +312,7 @@ impl CallCore {
     fn acked(&mut self, sdp: Option<Vec<u8>>) {
         if self.plan.is_none() {
             match sdp.as_deref().map(|s| self.oa.accept_answer(s)) {
-                Some(Ok(p)) if law_of(p.codec).is_some() => self.plan = Some(p),
+                Some(Ok(p)) if codec_of(p.codec).is_some() => self.plan = Some(p),
                 other => {
                     tracing::warn!(?other, "the ACK carried no usable SDP answer: hanging up");
                     let reason = Reason::sip(488, "no usable SDP answer");
@@ -327,13 +323,13 @@ impl CallCore {
             }
         }
         let Some(plan) = self.plan.as_ref() else { return };
-        let law = law_of(plan.codec).unwrap_or(Law::Ulaw);
+        let codec = codec_of(plan.codec).unwrap_or(AudioCodec::G711(Law::Ulaw));
         if self.stopping {
             self.stop();
             return;
         }
         self.push(Action::Answered { codec: plan.codec });
-        self.push(Action::OpenAgent { format: AudioFormat::for_law(law) });
+        self.push(Action::OpenAgent { format: agent_format(codec) });
         self.phase = Phase::OpeningAgent;
     }
 
@@ -343,9 +339,12 @@ impl CallCore {
             return;
         }
         let Some(plan) = self.plan.clone() else { return };
-        let law = law_of(plan.codec).unwrap_or(Law::Ulaw);
+        let codec = codec_of(plan.codec).unwrap_or(AudioCodec::G711(Law::Ulaw));
         let seed = self.stir();
-        self.leg = Some(MediaLeg::new(now, plan, law, self.settings.jitter, self.pbx_ips.clone(), seed));
+        self.leg = Some(MediaLeg::new(now, plan, codec, self.settings.jitter, self.pbx_ips.clone(), seed));
+        if let Some(h) = self.heard.as_deref_mut() {
+            h.set_codec(codec);
+        }
         self.play_consent_prompt();
         if let TimerDecision::Run { interval, refresher, .. } = self.timer_decision {
             self.timer = Some(SessionTimer::start(now, interval, refresher));
@@ -372,7 +371,8 @@ impl CallCore {
     }
 
     /// The last tick's audio, once per tick, when kept: what the caller said (as played
-    /// out of the jitter buffer) and what they heard from us (empty when we sent nothing).
+    /// out of the jitter buffer) and what they heard from us (empty when we sent nothing),
+    /// both at 8 kHz (a G.722 call's 16 kHz audio downsampled, see `heard.rs`).
     pub fn take_heard(&mut self) -> Option<(&[i16], &[i16])> {
         let h = self.heard.as_deref_mut()?;
         if !std::mem::replace(&mut h.ready, false) {

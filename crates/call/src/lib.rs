@@ -12,6 +12,7 @@ mod agent_events;
 mod barge_in;
 mod core;
 mod figures;
+mod heard;
 mod io;
 mod media_leg;
 mod playback;
@@ -24,7 +25,7 @@ mod turn;
 pub use crate::core::CallCore;
 pub use barge_in::{DUCK_GAIN_DB, HOLD as BARGE_IN_HOLD};
 pub use io::{Action, Datagram, EndedBy, Ending, Invite, Observation, Signal, ENDED_BY_SHUTDOWN};
-pub use media_leg::law_of;
+pub use media_leg::{agent_format, codec_of, law_of};
 pub use settings::{
     CallSettings, CallSetup, Fallback, DEFAULT_BARGE_IN_MIN_MS, DEFAULT_DUCK_MS, DEFAULT_ECHO_CANCEL,
 };

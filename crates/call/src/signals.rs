@@ -5,7 +5,7 @@
 
 use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Signal};
-use crate::media_leg::law_of;
+use crate::media_leg::codec_of;
 use std::time::Instant;
 use voice_ua_records::CallOutcome;
 use voice_ua_sip::session_timer::{Refresher, SessionTimer, TimerAction};
@@ -52,8 +52,14 @@ impl CallCore {
             self.push(Action::AnswerOffer { sdp, headers: vec![] });
             return;
         }
+        // Kept to undo the answer's state when we refuse it: a refused re-offer leaves the
+        // session as it was (RFC 3261 §14.2).
+        let before = self.oa.clone();
         match self.oa.answer(sdp) {
-            Ok((plan, answer)) if law_of(plan.codec).is_some() => {
+            Ok((plan, answer))
+                if codec_of(plan.codec).is_some()
+                    && self.leg.as_ref().is_none_or(|l| l.can_switch_to(plan.codec)) =>
+            {
                 tracing::info!(codec = plan.codec.encoding(), direction = plan.direction.as_str(), remote = ?plan.remote, "media renegotiated");
                 let seed = self.stir();
                 if let Some(leg) = self.leg.as_mut() {
@@ -62,7 +68,14 @@ impl CallCore {
                 let headers = self.timer.as_ref().map(session_expires_header).unwrap_or_default();
                 self.push(Action::AnswerOffer { sdp: answer, headers });
             }
-            Ok(_) => self.push(Action::RejectOffer { status: 488 }),
+            Ok((plan, _)) => {
+                tracing::info!(
+                    codec = plan.codec.encoding(),
+                    "re-offer refused: the call's audio rate cannot change mid-call"
+                );
+                self.oa = before;
+                self.push(Action::RejectOffer { status: 488 })
+            }
             Err(e) => {
                 tracing::info!(status = e.status(), "re-offer refused: {e}");
                 self.push(Action::RejectOffer { status: e.status() });

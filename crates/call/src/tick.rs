@@ -1,8 +1,9 @@
 //! The call's data path, both ways, once per 20 ms tick — one frame each way:
 //!
 //!   datagram → source filter → RTP parse → (telephone-event → digit) | jitter buffer
-//!   tick: jitter buffer → 20 ms frame (PLC filled) → echo canceller → VAD (turn
-//!         timing) → G.711 → agent
+//!   tick: jitter buffer → 20 ms frame (PLC filled; 160 samples at 8 kHz for G.711, 320
+//!         at 16 kHz for G.722) → echo canceller → VAD (turn timing) → agent format
+//!         (G.711, or linear16 16 kHz) → agent
 //!   agent audio → pacer (one frame per tick, silence when empty, flushed on barge-in)
 //!         → packet ring → driver → socket
 //!
@@ -12,10 +13,11 @@
 
 use crate::core::CallCore;
 use crate::io::{Action, EndedBy, Observation};
-use crate::media_leg::{Received, FRAME};
+use crate::media_leg::{to_agent, Received};
 use crate::transfer::AfterPlayback;
 use std::net::SocketAddr;
 use std::time::Instant;
+use voice_ua_agent::provider::MAX_FRAME_BYTES;
 use voice_ua_agent::{AudioFrame, CallInput, Digit};
 use voice_ua_media::TransmitKind;
 use voice_ua_records::CallOutcome;
@@ -48,18 +50,16 @@ impl CallCore {
         let Some(leg) = self.leg.as_mut() else { return };
         // Caller → agent: one frame out of the jitter buffer.
         let delay = leg.jitter.stats().delay;
-        let law = leg.law;
+        let codec = leg.codec;
         let frame = leg.jitter.pop(now);
         // Our own playback's echo out before the VAD and the agent hear it (the
         // recording keeps the caller's audio as it came).
         let clean = self.echo.caller_frame(frame.samples);
-        let mut bytes = [0u8; FRAME];
-        let n = law.encode_slice(clean, &mut bytes);
+        let mut bytes = [0u8; MAX_FRAME_BYTES];
+        let n = to_agent(codec, clean, &mut bytes);
         self.turns.caller_frame(now, clean, delay);
         if let Some(h) = self.heard.as_deref_mut() {
-            let n = frame.samples.len().min(FRAME);
-            h.caller[..n].copy_from_slice(&frame.samples[..n]);
-            h.agent_len = 0;
+            h.caller_frame(frame.samples);
         }
         if !self.agent_failed {
             if let Ok(f) = AudioFrame::new(&bytes[..n]) {
@@ -72,16 +72,15 @@ impl CallCore {
             let pt = leg.plan.pt;
             let Some((tx, packet)) = leg.transmit(now) else { break };
             if tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
-                if let Some(payload) = packet.get(12..12 + FRAME) {
-                    self.echo.played(law, payload);
+                if let Some(payload) = packet.get(12..tx.len) {
+                    self.echo.played(codec, payload);
                 }
             }
             // What the caller hears this tick, for the recording.
             if let Some(h) = self.heard.as_deref_mut() {
-                if h.agent_len == 0 && tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
-                    if let Some(payload) = packet.get(12..12 + FRAME) {
-                        law.decode_slice(payload, &mut h.agent);
-                        h.agent_len = FRAME;
+                if tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
+                    if let Some(payload) = packet.get(12..tx.len) {
+                        h.sent_payload(payload);
                     }
                 }
             }

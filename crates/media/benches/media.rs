@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use voice_ua_media::endpoint::{EndpointSettings, Endpointer};
 use voice_ua_media::g711::{self, Law};
+use voice_ua_media::g722::{G722Decoder, G722Encoder, FRAME_BYTES, FRAME_SAMPLES};
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
 use voice_ua_media::resample::Resampler;
 use voice_ua_media::rtp::{RtpHeader, RtpPacket};
+use voice_ua_media::AudioCodec;
 
 fn g711_codec(c: &mut Criterion) {
     let pcm: Vec<i16> = (0..65536u32).map(|i| (i as i16).wrapping_mul(7)).collect();
@@ -25,6 +27,29 @@ fn g711_codec(c: &mut Criterion) {
     group.bench_function("ulaw_decode", |b| b.iter(|| g711::decode_ulaw(black_box(&codes), &mut back)));
     group.bench_function("alaw_decode", |b| b.iter(|| g711::decode_alaw(black_box(&codes), &mut back)));
     group.bench_function("ulaw_to_alaw", |b| b.iter(|| g711::ulaw_to_alaw_in_place(black_box(&mut codes))));
+    group.finish();
+}
+
+/// One 20 ms G.722 frame (320 samples ↔ 160 bytes) each way: the per-call codec cost.
+fn g722_codec(c: &mut Criterion) {
+    let pcm: Vec<i16> = (0..FRAME_SAMPLES)
+        .map(|i| (6000.0 * (i as f64 * 0.3).sin() + 2000.0 * (i as f64 * 2.1).sin()) as i16)
+        .collect();
+    let mut enc = G722Encoder::new();
+    let mut dec = G722Decoder::new();
+    let mut codes = [0u8; FRAME_BYTES];
+    let mut back = [0i16; FRAME_SAMPLES];
+    let mut group = c.benchmark_group("g722");
+    group.throughput(Throughput::Elements(FRAME_SAMPLES as u64));
+    group.bench_function("encode_20ms", |b| b.iter(|| enc.encode(black_box(&pcm), &mut codes)));
+    enc.encode(&pcm, &mut codes);
+    group.bench_function("decode_20ms", |b| b.iter(|| dec.decode(black_box(&codes), &mut back)));
+    group.bench_function("encode_decode_20ms", |b| {
+        b.iter(|| {
+            enc.encode(black_box(&pcm), &mut codes);
+            dec.decode(black_box(&codes), &mut back)
+        })
+    });
     group.finish();
 }
 
@@ -66,41 +91,54 @@ fn rtp_parse(c: &mut Criterion) {
 
 fn jitter_push_pop(c: &mut Criterion) {
     let t0 = Instant::now();
-    let mut jb = JitterBuffer::new(JitterConfig::default());
-    let payload = [0x55u8; 160];
-    let mut k: u32 = 0;
-    c.bench_function("jitter/push+pop per packet", |b| {
-        b.iter(|| {
-            let now = t0 + Duration::from_millis(20) * k;
-            let header = RtpHeader {
-                marker: false,
-                payload_type: 0,
-                sequence: k as u16,
-                timestamp: k.wrapping_mul(160),
-                ssrc: 1,
-            };
-            jb.push(now, &RtpPacket::new(header, &payload));
-            let frame = jb.pop(now + Duration::from_millis(1));
-            k = k.wrapping_add(1);
-            black_box(frame.samples[0])
-        })
-    });
+    let mut g722_codes = [0u8; FRAME_BYTES];
+    let tone: Vec<i16> = (0..FRAME_SAMPLES).map(|i| (6000.0 * (i as f64 * 0.3).sin()) as i16).collect();
+    G722Encoder::new().encode(&tone, &mut g722_codes);
+    for (name, codec, pt, payload) in [
+        ("jitter/push+pop per packet", AudioCodec::G711(Law::Ulaw), 0u8, [0x55u8; 160]),
+        ("jitter/push+pop per packet, G.722 (decode at pop)", AudioCodec::G722, 9, g722_codes),
+    ] {
+        let mut jb = JitterBuffer::with_codec(JitterConfig::default(), codec);
+        let mut k: u32 = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let now = t0 + Duration::from_millis(20) * k;
+                let header = RtpHeader {
+                    marker: false,
+                    payload_type: pt,
+                    sequence: k as u16,
+                    timestamp: k.wrapping_mul(160),
+                    ssrc: 1,
+                };
+                jb.push(now, &RtpPacket::new(header, &payload));
+                let frame = jb.pop(now + Duration::from_millis(1));
+                k = k.wrapping_add(1);
+                black_box(frame.samples[0])
+            })
+        });
+    }
 }
 
 fn pacer_tick(c: &mut Criterion) {
     let t0 = Instant::now();
-    let mut pacer = Pacer::new(PacerConfig::new(Law::Ulaw, 1, 0, 0), t0);
-    let pcm = [1000i16; 160];
-    let mut out = [0u8; PACKET_LEN];
-    let mut k: u32 = 0;
-    c.bench_function("pacer/push 20ms linear + tick", |b| {
-        b.iter(|| {
-            pacer.push_linear(black_box(&pcm));
-            let tx = pacer.poll_transmit(t0 + Duration::from_millis(20) * k, &mut out);
-            k = k.wrapping_add(1);
-            black_box(tx)
-        })
-    });
+    for (name, codec) in [
+        ("pacer/push 20ms linear + tick", AudioCodec::G711(Law::Ulaw)),
+        ("pacer/push 20ms linear + tick, G.722 (encode at tick)", AudioCodec::G722),
+    ] {
+        let mut pacer = Pacer::new(PacerConfig::for_codec(codec, 1, 0, 0), t0);
+        let pcm: Vec<i16> =
+            (0..codec.frame_samples()).map(|i| (6000.0 * (i as f64 * 0.3).sin()) as i16).collect();
+        let mut out = [0u8; PACKET_LEN];
+        let mut k: u32 = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                pacer.push_linear(black_box(&pcm));
+                let tx = pacer.poll_transmit(t0 + Duration::from_millis(20) * k, &mut out);
+                k = k.wrapping_add(1);
+                black_box(tx)
+            })
+        });
+    }
 }
 
 fn resample_frame(c: &mut Criterion) {
@@ -213,6 +251,7 @@ fn echo_cancel(c: &mut Criterion) {
 criterion_group!(
     benches,
     g711_codec,
+    g722_codec,
     rtp_parse,
     jitter_push_pop,
     pacer_tick,

@@ -1,9 +1,18 @@
-//! Adaptive jitter buffer for G.711 (PCMU/PCMA, 8 kHz): reorders packets, drops duplicates
-//! and late ones, conceals losses, follows SSRC changes and timestamp jumps, and adapts its
-//! delay between configured bounds. `pop` yields exactly one 20 ms frame per call.
+//! Adaptive jitter buffer for G.711 (PCMU/PCMA, 8 kHz) or G.722 (16 kHz audio on an
+//! 8 kHz RTP clock): reorders packets, drops duplicates and late ones, conceals losses,
+//! follows SSRC changes and timestamp jumps, and adapts its delay between configured
+//! bounds. `pop` yields exactly one 20 ms frame per call (160 or 320 samples).
 //!
-//! Audio is placed by RTP timestamp (any ptime works) into a sample ring sized once from
-//! the configured maximum delay; steady-state push and pop allocate nothing.
+//! Audio is placed by RTP timestamp (any ptime works) into a ring sized once from the
+//! configured maximum delay; steady-state push and pop allocate nothing. Positions are
+//! in RTP timestamp units, which are payload bytes for both codecs. G.711 is decoded as
+//! it arrives (it is stateless); G.722 is kept as codes and decoded at playout, in order,
+//! because its ADPCM decoder must see the codes in sequence: a reordered packet is
+//! decoded at its place, and a lost one is concealed while the decoder keeps its state
+//! and goes on with the next packet (a reset would restart its scale factors from the
+//! minimum and converge more slowly; see `g722`). A frame dropped to shrink the delay is
+//! still decoded (into nothing) to keep the decoder in step; a new SSRC resets it (a new
+//! source's encoder starts from its own reset state).
 //!
 //! Delay model: the frame at play position `p` leaves at the pop that consumes `p`. A packet
 //! arriving with `lead = position - play_position` samples leaves after `lead / 160 + 1`
@@ -14,7 +23,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::codec::{AudioCodec, MAX_FRAME_SAMPLES};
 use crate::g711::Law;
+use crate::g722::G722Decoder;
 use crate::plc::{Plc, FRAME_SAMPLES};
 use crate::rtp::{seq_diff, ts_diff, RtpPacket, MAX_PACKET_LEN};
 
@@ -71,7 +82,8 @@ pub enum Pushed {
     Duplicate,
     /// From the SSRC that was just replaced: dropped.
     StaleSource,
-    /// Not PCMU/PCMA or empty: not for this buffer (telephone-event, comfort noise, ...).
+    /// Not this buffer's codec (PCMU/PCMA, or G.722) or empty: not for this buffer
+    /// (telephone-event, comfort noise, ...).
     Ignored,
 }
 
@@ -88,10 +100,10 @@ pub enum FrameKind {
     Silence,
 }
 
-/// One 20 ms frame of 8 kHz linear audio.
+/// One 20 ms frame of linear audio at the codec's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
-    /// 160 samples.
+    /// 160 samples (8 kHz, G.711) or 320 (16 kHz, G.722).
     pub samples: &'a [i16],
     /// Where they came from.
     pub kind: FrameKind,
@@ -236,11 +248,18 @@ impl Source {
 #[derive(Debug)]
 pub struct JitterBuffer {
     config: JitterConfig,
+    codec: AudioCodec,
+    /// G.711: decoded samples, one per timestamp unit (empty for G.722).
     samples: Vec<i16>,
+    /// G.722: codes, one per timestamp unit (empty for G.711).
+    codes: Vec<u8>,
+    decoder: G722Decoder,
+    /// Mean absolute level of the last G.722 frame played (its codes say nothing of it).
+    last_level: u32,
     valid: Vec<bool>,
     /// Earliest arrival of any audio in each 20 ms slot (for the maximum-delay check).
     arrivals: Vec<Option<Instant>>,
-    out: [i16; FRAME_SAMPLES],
+    out: [i16; MAX_FRAME_SAMPLES],
     plc: Plc,
     source: Option<Source>,
     previous_ssrc: Option<(u32, Instant)>,
@@ -275,9 +294,16 @@ fn frames_of(d: Duration) -> i64 {
 const FRAME_TIME: Duration = Duration::from_millis(20);
 
 impl JitterBuffer {
-    /// A buffer with `config` (bounds are sanitised: 20 ms ≤ min ≤ start ≤ max ≤ 2 s; the
-    /// maximum is rounded down to 20 ms, the others to the nearest 20 ms).
+    /// A G.711 buffer with `config` (bounds are sanitised: 20 ms ≤ min ≤ start ≤ max ≤ 2 s;
+    /// the maximum is rounded down to 20 ms, the others to the nearest 20 ms). It takes
+    /// PCMU and PCMA packets alike, each decoded by its own law.
     pub fn new(config: JitterConfig) -> Self {
+        JitterBuffer::with_codec(config, AudioCodec::G711(Law::Ulaw))
+    }
+
+    /// A buffer for `codec`: G.711 (either law, as [`JitterBuffer::new`]) or G.722
+    /// (payload type 9, frames of 320 samples at 16 kHz).
+    pub fn with_codec(config: JitterConfig, codec: AudioCodec) -> Self {
         // The maximum rounds down: no frame may wait longer than configured.
         let max_frames = (config.max_delay.as_millis() as i64 / 20).clamp(1, 100);
         let min_frames = frames_of(config.min_delay).clamp(1, max_frames);
@@ -286,13 +312,18 @@ impl JitterBuffer {
         let capacity = (max_frames as usize + 1) * FRAME_SAMPLES + MAX_PACKET_LEN;
         let slots = capacity.div_ceil(FRAME_SAMPLES);
         let capacity = slots * FRAME_SAMPLES;
+        let g722 = codec == AudioCodec::G722;
         JitterBuffer {
             config,
-            samples: vec![0; capacity],
+            codec,
+            samples: vec![0; if g722 { 0 } else { capacity }],
+            codes: vec![0; if g722 { capacity } else { 0 }],
+            decoder: G722Decoder::new(),
+            last_level: 0,
             valid: vec![false; capacity],
             arrivals: vec![None; slots],
-            out: [0; FRAME_SAMPLES],
-            plc: Plc::new(),
+            out: [0; MAX_FRAME_SAMPLES],
+            plc: Plc::with_rate(codec.sample_rate()),
             source: None,
             previous_ssrc: None,
             play_pos: 0,
@@ -317,6 +348,11 @@ impl JitterBuffer {
         }
     }
 
+    /// The codec this buffer carries.
+    pub fn codec(&self) -> AudioCodec {
+        self.codec
+    }
+
     /// The settings this buffer was made with.
     pub fn config(&self) -> &JitterConfig {
         &self.config
@@ -336,10 +372,15 @@ impl JitterBuffer {
     pub fn push(&mut self, now: Instant, packet: &RtpPacket<'_>) -> Pushed {
         let header = packet.header;
         let payload = packet.payload();
-        let Some(law) = Law::from_payload_type(header.payload_type) else {
+        // G.711: the packet's own law; G.722: its payload type only.
+        let law = match self.codec {
+            AudioCodec::G711(_) => Law::from_payload_type(header.payload_type),
+            AudioCodec::G722 => None,
+        };
+        if law.is_none() && AudioCodec::from_payload_type(header.payload_type) != Some(self.codec) {
             self.stats.ignored += 1;
             return Pushed::Ignored;
-        };
+        }
         if payload.is_empty() {
             self.stats.ignored += 1;
             return Pushed::Ignored;
@@ -369,6 +410,7 @@ impl JitterBuffer {
         }
         if restart {
             self.source = Some(Source::new(header.ssrc, header.sequence));
+            self.decoder.reset();
         }
         let Some(source) = self.source.as_mut() else {
             return Pushed::Ignored;
@@ -445,8 +487,8 @@ impl JitterBuffer {
 
     /// Decode `payload` into the ring at absolute position `pos` (the part inside the
     /// window `[play_pos, play_pos + capacity)`), in at most two contiguous runs.
-    fn store(&mut self, law: Law, pos: i64, payload: &[u8], now: Instant) -> usize {
-        let capacity = self.samples.len() as i64;
+    fn store(&mut self, law: Option<Law>, pos: i64, payload: &[u8], now: Instant) -> usize {
+        let capacity = self.valid.len() as i64;
         let start = pos.max(self.play_pos);
         let end = (pos + payload.len() as i64).min(self.play_pos + capacity);
         let mut at = start;
@@ -455,12 +497,16 @@ impl JitterBuffer {
             let index = self.index(at);
             let run = (end - at).min(capacity - index as i64) as usize;
             let from = (at - pos) as usize;
-            if let (Some(src), Some(dst), Some(valid)) = (
-                payload.get(from..from + run),
-                self.samples.get_mut(index..index + run),
-                self.valid.get_mut(index..index + run),
-            ) {
-                law.decode_slice(src, dst);
+            let stored = match (law, payload.get(from..from + run)) {
+                (Some(law), Some(src)) => {
+                    self.samples.get_mut(index..index + run).map(|dst| law.decode_slice(src, dst))
+                }
+                (None, Some(src)) => {
+                    self.codes.get_mut(index..index + run).map(|dst| dst.copy_from_slice(src)).map(|()| run)
+                }
+                (_, None) => None,
+            };
+            if let (Some(_), Some(valid)) = (stored, self.valid.get_mut(index..index + run)) {
                 valid.fill(true);
                 written += run;
             }
@@ -480,9 +526,10 @@ impl JitterBuffer {
 
     /// Take the next 20 ms frame. Call exactly once per 20 ms, with the current time.
     pub fn pop(&mut self, now: Instant) -> Frame<'_> {
+        let n = self.codec.frame_samples().min(MAX_FRAME_SAMPLES);
         if !self.started || self.stalled {
-            self.out = [0; FRAME_SAMPLES];
-            return Frame { samples: &self.out, kind: FrameKind::Silence, timestamp: self.play_ts };
+            self.out.fill(0);
+            return Frame { samples: &self.out[..n], kind: FrameKind::Silence, timestamp: self.play_ts };
         }
         // Shrink: prefer a missing or quiet frame, but do not wait forever.
         while self.pending_shrink > 0 && self.play_pos + FRAME <= self.end_pos {
@@ -501,28 +548,32 @@ impl JitterBuffer {
             if self.may_stretch(now) {
                 // Grow: conceal without consuming the frame at the play position.
                 self.pending_stretch -= 1;
-                self.plc.conceal(&mut self.out);
+                self.plc.conceal(&mut self.out[..n]);
                 self.stats.stretched += 1;
-                return Frame { samples: &self.out, kind: FrameKind::Stretched, timestamp: self.play_ts };
+                return Frame {
+                    samples: &self.out[..n],
+                    kind: FrameKind::Stretched,
+                    timestamp: self.play_ts,
+                };
             }
             self.pending_stretch = 0;
         }
         let filled = self.filled(self.play_pos);
         let kind = if filled == FRAME_SAMPLES {
             self.copy_frame();
-            self.plc.good_frame(&mut self.out);
+            self.plc.good_frame(&mut self.out[..n]);
             self.concealed_run = 0;
             self.preroll = false;
             FrameKind::Audio
         } else if filled == 0 && self.preroll {
-            self.out = [0; FRAME_SAMPLES];
+            self.out.fill(0);
             FrameKind::Silence
         } else if self.play_pos >= self.end_pos && self.concealed_run >= STALL_FRAMES {
             self.stalled = true;
-            self.out = [0; FRAME_SAMPLES];
+            self.out.fill(0);
             FrameKind::Silence
         } else {
-            self.plc.conceal(&mut self.out);
+            self.plc.conceal(&mut self.out[..n]);
             if filled > 0 {
                 // Partly received (odd packet sizes): keep the real samples.
                 self.overlay_valid();
@@ -531,9 +582,13 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             FrameKind::Concealed
         };
+        if self.codec == AudioCodec::G722 {
+            let sum: u32 = self.out[..n].iter().map(|x| u32::from(x.unsigned_abs())).sum();
+            self.last_level = sum / n as u32;
+        }
         let timestamp = self.play_ts;
         self.advance();
-        Frame { samples: &self.out, kind, timestamp }
+        Frame { samples: &self.out[..n], kind, timestamp }
     }
 
     /// Whether inserting a frame now keeps every buffered frame within the maximum delay:
@@ -620,7 +675,7 @@ impl JitterBuffer {
     }
 
     fn index(&self, pos: i64) -> usize {
-        pos.rem_euclid(self.samples.len() as i64) as usize
+        pos.rem_euclid(self.valid.len() as i64) as usize
     }
 
     fn slot(&self, pos: i64) -> usize {
@@ -633,6 +688,11 @@ impl JitterBuffer {
     }
 
     fn level(&self, pos: i64) -> u32 {
+        if self.codec == AudioCodec::G722 {
+            // Codes cannot be measured before they are decoded; a pause lasts longer than
+            // a frame, so the frame after a quiet one is taken as quiet.
+            return self.last_level;
+        }
         let start = self.index(pos);
         let sum: u32 = self
             .samples
@@ -643,19 +703,45 @@ impl JitterBuffer {
 
     fn copy_frame(&mut self) {
         let start = self.index(self.play_pos);
-        if let Some(src) = self.samples.get(start..start + FRAME_SAMPLES) {
-            self.out.copy_from_slice(src);
+        match self.codec {
+            AudioCodec::G711(_) => {
+                if let (Some(src), Some(dst)) =
+                    (self.samples.get(start..start + FRAME_SAMPLES), self.out.get_mut(..FRAME_SAMPLES))
+                {
+                    dst.copy_from_slice(src);
+                }
+            }
+            AudioCodec::G722 => {
+                if let Some(src) = self.codes.get(start..start + FRAME_SAMPLES) {
+                    self.decoder.decode(src, &mut self.out);
+                }
+            }
         }
     }
 
+    /// Over a concealed frame, the samples that did arrive (G.722: decoded in order, the
+    /// decoder skipping the missing codes).
     fn overlay_valid(&mut self) {
         let start = self.index(self.play_pos);
-        if let (Some(s), Some(v)) =
-            (self.samples.get(start..start + FRAME_SAMPLES), self.valid.get(start..start + FRAME_SAMPLES))
-        {
-            for ((o, &x), &ok) in self.out.iter_mut().zip(s).zip(v) {
-                if ok {
-                    *o = x;
+        let Some(v) = self.valid.get(start..start + FRAME_SAMPLES) else { return };
+        match self.codec {
+            AudioCodec::G711(_) => {
+                if let Some(s) = self.samples.get(start..start + FRAME_SAMPLES) {
+                    for ((o, &x), &ok) in self.out.iter_mut().zip(s).zip(v) {
+                        if ok {
+                            *o = x;
+                        }
+                    }
+                }
+            }
+            AudioCodec::G722 => {
+                if let Some(c) = self.codes.get(start..start + FRAME_SAMPLES) {
+                    for ((pair, &code), &ok) in self.out.chunks_exact_mut(2).zip(c).zip(v) {
+                        if ok {
+                            let (a, b) = self.decoder.decode_code(code);
+                            pair.copy_from_slice(&[a, b]);
+                        }
+                    }
                 }
             }
         }
@@ -665,7 +751,13 @@ impl JitterBuffer {
     fn drop_frame(&mut self) {
         match self.filled(self.play_pos) {
             0 => self.stats.skipped += 1,
-            _ => self.stats.discarded += 1,
+            _ => {
+                self.stats.discarded += 1;
+                if self.codec == AudioCodec::G722 {
+                    // Decoded into nothing: the decoder must see every code it can.
+                    self.overlay_valid();
+                }
+            }
         }
         self.advance();
     }

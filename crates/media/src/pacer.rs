@@ -1,5 +1,5 @@
 //! Outbound pacer: audio from the agent in any chunk size, faster than real time, out as
-//! exactly one 20 ms G.711 RTP packet per frame period on the injected clock.
+//! exactly one 20 ms RTP packet (G.711, or G.722) per frame period on the injected clock.
 //!
 //! Sequence numbers and timestamps run on without gaps; when the queue is empty the pacer
 //! sends encoded silence (never an RTP gap) and sets the marker bit on the first packet of
@@ -7,24 +7,30 @@
 //! is silence. Frames are due at `start + n × 20 ms`; a late tick sends every frame that is
 //! due (up to a burst limit), so the stream never drifts from the clock.
 //!
-//! The queue is a ring of encoded bytes allocated once; pushing and polling allocate nothing.
+//! The queue is a ring allocated once (it grows on demand up to `max_queue`); pushing and
+//! polling allocate nothing in steady state. G.711 is queued encoded (it is stateless);
+//! G.722 is queued as 16 kHz linear audio and encoded as each packet leaves, silence
+//! included, so the encoder's ADPCM state follows exactly what the far end decodes: a
+//! flush drops audio that was never encoded, and the far end's decoder stays in step.
+//! RTP timestamps advance by 160 per packet for both (G.722's 8 kHz RTP clock).
 
 use std::time::{Duration, Instant};
 
+use crate::codec::{AudioCodec, FRAME_UNITS};
 use crate::dtmf::DtmfSender;
 use crate::g711::Law;
+use crate::g722::G722Encoder;
 use crate::hold_tone::HoldTone;
-use crate::plc::FRAME_SAMPLES;
 use crate::rtp::{RtpHeader, HEADER_LEN};
 use crate::MediaError;
 
 const FRAME_TIME: Duration = Duration::from_millis(20);
 
-/// Bytes of one outgoing packet: header + 20 ms of G.711.
-pub const PACKET_LEN: usize = HEADER_LEN + FRAME_SAMPLES;
+/// Bytes of one outgoing packet: header + 20 ms of G.711 or G.722 (160 bytes each).
+pub const PACKET_LEN: usize = HEADER_LEN + FRAME_UNITS;
 
 /// The queue's first size: 2 s of audio.
-const INITIAL_QUEUE_SAMPLES: usize = 16_000;
+const INITIAL_QUEUE: Duration = Duration::from_secs(2);
 
 /// What happens to audio pushed into a full queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,9 +45,9 @@ pub enum Overflow {
 /// Pacer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacerConfig {
-    /// PCMU or PCMA.
-    pub law: Law,
-    /// RTP payload type (normally the law's static one).
+    /// PCMU, PCMA or G.722.
+    pub codec: AudioCodec,
+    /// RTP payload type (normally the codec's static one).
     pub payload_type: u8,
     /// Our SSRC.
     pub ssrc: u32,
@@ -61,11 +67,16 @@ pub struct PacerConfig {
 }
 
 impl PacerConfig {
-    /// Defaults for `law` with the given SSRC and random starting points.
+    /// Defaults for G.711 `law` with the given SSRC and random starting points.
     pub fn new(law: Law, ssrc: u32, initial_sequence: u16, initial_timestamp: u32) -> Self {
+        PacerConfig::for_codec(AudioCodec::G711(law), ssrc, initial_sequence, initial_timestamp)
+    }
+
+    /// Defaults for `codec` with the given SSRC and random starting points.
+    pub fn for_codec(codec: AudioCodec, ssrc: u32, initial_sequence: u16, initial_timestamp: u32) -> Self {
         PacerConfig {
-            law,
-            payload_type: law.payload_type(),
+            codec,
+            payload_type: codec.payload_type(),
             ssrc,
             initial_sequence,
             initial_timestamp,
@@ -120,12 +131,120 @@ pub struct PacerStats {
     /// Samples dropped by `flush`.
     pub flushed_samples: u64,
     /// Queued samples that went out in packets (the audio the far end has been sent,
-    /// silence padding not counted).
+    /// silence padding not counted), at the codec's rate (16 kHz for G.722).
     pub audio_samples: u64,
     /// Frame periods skipped after a tick later than the burst limit.
     pub skipped_frames: u64,
     /// Packets that carried the hold tone.
     pub hold_tone: u64,
+}
+
+/// A ring of queued audio units (G.711 codes or G.722's linear samples): allocated small,
+/// grown on demand up to a limit.
+#[derive(Debug)]
+struct Ring<T> {
+    buf: Vec<T>,
+    head: usize,
+    len: usize,
+    /// What a fresh slot holds.
+    fill: T,
+}
+
+impl<T: Copy> Ring<T> {
+    fn new(size: usize, fill: T) -> Self {
+        Ring { buf: vec![fill; size], head: 0, len: 0, fill }
+    }
+
+    /// Re-allocate with `size` slots, queued audio first.
+    fn grow(&mut self, size: usize) {
+        let mut bigger = vec![self.fill; size];
+        let capacity = self.buf.len();
+        for (i, slot) in bigger.iter_mut().take(self.len).enumerate() {
+            if let Some(b) = self.buf.get((self.head + i) % capacity) {
+                *slot = *b;
+            }
+        }
+        self.buf = bigger;
+        self.head = 0;
+    }
+
+    /// Apply the overflow policy for `wanted` new units (the ring grows up to `max`):
+    /// how many of them to skip from the front and how many to take.
+    fn make_room(
+        &mut self,
+        wanted: usize,
+        max: usize,
+        overflow: Overflow,
+        stats: &mut PacerStats,
+    ) -> (usize, usize) {
+        if wanted > self.buf.len() - self.len && self.buf.len() < max {
+            self.grow((self.len + wanted).max(self.buf.len() * 2).min(max));
+        }
+        let capacity = self.buf.len();
+        let free = capacity - self.len;
+        if wanted <= free {
+            return (0, wanted);
+        }
+        match overflow {
+            Overflow::Reject => {
+                stats.overflow_samples += (wanted - free) as u64;
+                (0, free)
+            }
+            Overflow::DropOldest => {
+                let take = wanted.min(capacity);
+                let skip = wanted - take;
+                let drop = (take - free).min(self.len);
+                self.head = (self.head + drop) % capacity.max(1);
+                self.len -= drop;
+                stats.overflow_samples += (skip + drop) as u64;
+                (skip, take)
+            }
+        }
+    }
+
+    /// Append `units` through `convert` (which fills a slice from the front of the input
+    /// and returns how many it took), in at most two contiguous runs.
+    fn append<U>(&mut self, mut rest: &[U], convert: impl Fn(&[U], &mut [T]) -> usize) {
+        while !rest.is_empty() {
+            let capacity = self.buf.len();
+            if capacity == 0 {
+                break;
+            }
+            let tail = (self.head + self.len) % capacity;
+            let run = (capacity - self.len).min(capacity - tail);
+            let dst = self.buf.get_mut(tail..tail + run).unwrap_or(&mut []);
+            let n = convert(rest, dst);
+            self.len += n;
+            rest = rest.get(n..).unwrap_or(&[]);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Move up to `dst.len()` units out, oldest first; returns how many.
+    fn take_into(&mut self, dst: &mut [T]) -> usize {
+        let available = self.len.min(dst.len());
+        let mut filled = 0;
+        while filled < available {
+            let capacity = self.buf.len();
+            let run = (available - filled).min(capacity - self.head);
+            if let (Some(d), Some(src)) =
+                (dst.get_mut(filled..filled + run), self.buf.get(self.head..self.head + run))
+            {
+                d.copy_from_slice(src);
+            }
+            self.head = (self.head + run) % capacity;
+            self.len -= run;
+            filled += run;
+        }
+        available
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
 }
 
 /// The outbound pacer for one call.
@@ -134,10 +253,11 @@ pub struct Pacer {
     config: PacerConfig,
     /// The most samples the queue may hold (`max_queue`).
     max_samples: usize,
-    /// Ring buffer; its length grows from `INITIAL_QUEUE_SAMPLES` up to `max_samples`.
-    queue: Vec<u8>,
-    head: usize,
-    len: usize,
+    /// G.711: encoded audio (empty for G.722).
+    coded: Ring<u8>,
+    /// G.722: linear 16 kHz audio, encoded as it leaves (empty for G.711).
+    linear: Ring<i16>,
+    encoder: G722Encoder,
     sequence: u16,
     timestamp: u32,
     next_due: Instant,
@@ -155,16 +275,22 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer whose first frame is due at `start`.
     pub fn new(config: PacerConfig, start: Instant) -> Self {
-        let max_samples = (config.max_queue.as_millis() as usize * 8).max(FRAME_SAMPLES);
+        let per_ms = config.codec.sample_rate() as usize / 1000;
+        let frame = config.codec.frame_samples();
+        let max_samples = (config.max_queue.as_millis() as usize * per_ms).max(frame);
         // Start small and grow on demand up to `max_queue`: most calls never queue more
         // than a few seconds, and growth is rare, so steady state still allocates nothing.
-        let initial = max_samples.min(INITIAL_QUEUE_SAMPLES);
+        let initial = max_samples.min(INITIAL_QUEUE.as_millis() as usize * per_ms);
+        let (coded, linear) = match config.codec {
+            AudioCodec::G711(law) => (Ring::new(initial, law.silence()), Ring::new(0, 0)),
+            AudioCodec::G722 => (Ring::new(0, 0), Ring::new(initial, 0)),
+        };
         Pacer {
             config,
             max_samples,
-            queue: vec![config.law.silence(); initial],
-            head: 0,
-            len: 0,
+            coded,
+            linear,
+            encoder: G722Encoder::new(),
             sequence: config.initial_sequence,
             timestamp: config.initial_timestamp,
             next_due: start,
@@ -178,6 +304,11 @@ impl Pacer {
         }
     }
 
+    /// The codec this pacer sends.
+    pub fn codec(&self) -> AudioCodec {
+        self.config.codec
+    }
+
     /// Counters.
     pub fn stats(&self) -> &PacerStats {
         &self.stats
@@ -185,12 +316,13 @@ impl Pacer {
 
     /// Audio waiting to be sent.
     pub fn queued(&self) -> Duration {
-        Duration::from_micros(self.len as u64 * 125)
+        let rate = u64::from(self.config.codec.sample_rate());
+        Duration::from_micros(self.queued_samples() as u64 * 1_000_000 / rate)
     }
 
-    /// Queued samples.
+    /// Queued samples (at the codec's rate).
     pub fn queued_samples(&self) -> usize {
-        self.len
+        self.coded.len + self.linear.len
     }
 
     /// When the next frame is due: sleep until then, then call [`poll_transmit`](Self::poll_transmit).
@@ -198,40 +330,37 @@ impl Pacer {
         self.next_due
     }
 
-    /// Queue 8 kHz linear audio; returns the samples taken (all, unless the queue is full
-    /// under [`Overflow::Reject`]; under [`Overflow::DropOldest`] the newest are kept).
+    /// Queue linear audio at the codec's rate (8 kHz G.711, 16 kHz G.722); returns the
+    /// samples taken (all, unless the queue is full under [`Overflow::Reject`]; under
+    /// [`Overflow::DropOldest`] the newest are kept).
     pub fn push_linear(&mut self, pcm: &[i16]) -> usize {
-        let law = self.config.law;
-        let (skip, take) = self.make_room(pcm.len());
-        let mut rest = pcm.get(skip..skip + take).unwrap_or(&[]);
-        while !rest.is_empty() {
-            let (dst, _) = self.free_run();
-            let run = law.encode_slice(rest, dst);
-            self.len += run;
-            rest = rest.get(run..).unwrap_or(&[]);
-            if run == 0 {
-                break;
+        let (max, overflow) = (self.max_samples, self.config.overflow);
+        match self.config.codec {
+            AudioCodec::G711(law) => {
+                let (skip, take) = self.coded.make_room(pcm.len(), max, overflow, &mut self.stats);
+                let rest = pcm.get(skip..skip + take).unwrap_or(&[]);
+                self.coded.append(rest, |src, dst| law.encode_slice(src, dst));
+                take
+            }
+            AudioCodec::G722 => {
+                let (skip, take) = self.linear.make_room(pcm.len(), max, overflow, &mut self.stats);
+                let rest = pcm.get(skip..skip + take).unwrap_or(&[]);
+                self.linear.append(rest, copy_run);
+                take
             }
         }
-        take
     }
 
-    /// Queue audio already encoded in this pacer's law; returns the samples taken.
+    /// Queue audio already encoded in this pacer's G.711 law; returns the samples taken.
+    /// A G.722 pacer takes no encoded audio (its encoder must see all it sends): 0.
     pub fn push_encoded(&mut self, codes: &[u8]) -> usize {
-        let (skip, take) = self.make_room(codes.len());
-        let mut rest = codes.get(skip..skip + take).unwrap_or(&[]);
-        while !rest.is_empty() {
-            let (dst, _) = self.free_run();
-            let run = rest.len().min(dst.len());
-            if let (Some(d), Some(src)) = (dst.get_mut(..run), rest.get(..run)) {
-                d.copy_from_slice(src);
-            }
-            self.len += run;
-            rest = rest.get(run..).unwrap_or(&[]);
-            if run == 0 {
-                break;
-            }
+        if self.config.codec == AudioCodec::G722 {
+            return 0;
         }
+        let (skip, take) =
+            self.coded.make_room(codes.len(), self.max_samples, self.config.overflow, &mut self.stats);
+        let rest = codes.get(skip..skip + take).unwrap_or(&[]);
+        self.coded.append(rest, copy_run);
         take
     }
 
@@ -258,7 +387,7 @@ impl Pacer {
     /// first. Turning it on when it is off starts with a beep.
     pub fn set_hold_tone(&mut self, on: bool) {
         match (on, self.hold_tone.is_some()) {
-            (true, false) => self.hold_tone = Some(HoldTone::new(8000)),
+            (true, false) => self.hold_tone = Some(HoldTone::new(self.config.codec.sample_rate())),
             (false, true) => self.hold_tone = None,
             _ => {}
         }
@@ -271,9 +400,9 @@ impl Pacer {
 
     /// Barge-in: drop all queued audio. The next packet is silence.
     pub fn flush(&mut self) {
-        self.stats.flushed_samples += self.len as u64;
-        self.head = 0;
-        self.len = 0;
+        self.stats.flushed_samples += self.queued_samples() as u64;
+        self.coded.clear();
+        self.linear.clear();
         self.talking = false;
     }
 
@@ -290,7 +419,7 @@ impl Pacer {
             // clock but do not flood the network.
             let skip = (behind + 1 - limit) as u32;
             self.next_due += FRAME_TIME * skip;
-            self.timestamp = self.timestamp.wrapping_add(skip.wrapping_mul(FRAME_SAMPLES as u32));
+            self.timestamp = self.timestamp.wrapping_add(skip.wrapping_mul(FRAME_UNITS as u32));
             self.stats.skipped_frames += u64::from(skip);
             self.talking = false;
         }
@@ -298,28 +427,40 @@ impl Pacer {
             return Some(tx);
         }
         let (header_bytes, payload) = out.split_at_mut(HEADER_LEN);
-        let payload = payload.get_mut(..FRAME_SAMPLES)?;
-        let available = self.len.min(FRAME_SAMPLES);
-        let mut filled = 0;
-        while filled < available {
-            let capacity = self.queue.len();
-            let run = (available - filled).min(capacity - self.head);
-            if let (Some(dst), Some(src)) =
-                (payload.get_mut(filled..filled + run), self.queue.get(self.head..self.head + run))
-            {
-                dst.copy_from_slice(src);
+        let payload = payload.get_mut(..FRAME_UNITS)?;
+        let frame = self.config.codec.frame_samples();
+        // With nothing queued, the hold tone (when on) fills the frame instead of silence.
+        let mut held = false;
+        let mut pcm = [0i16; crate::codec::MAX_FRAME_SAMPLES];
+        let pcm = pcm.get_mut(..frame).unwrap_or(&mut []);
+        let available = match self.config.codec {
+            AudioCodec::G711(law) => {
+                let available = self.coded.take_into(payload);
+                match self.hold_tone.as_mut() {
+                    Some(tone) if available == 0 => {
+                        tone.next_frame(pcm);
+                        law.encode_slice(pcm, payload);
+                        held = true;
+                    }
+                    _ => payload.iter_mut().skip(available).for_each(|s| *s = law.silence()),
+                }
+                available
             }
-            self.head = (self.head + run) % capacity;
-            self.len -= run;
-            filled += run;
-        }
-        payload.iter_mut().skip(available).for_each(|s| *s = self.config.law.silence());
+            AudioCodec::G722 => {
+                // The frame's audio, padded with silence (or the hold tone), through the
+                // encoder.
+                let available = self.linear.take_into(pcm);
+                if let (0, Some(tone)) = (available, self.hold_tone.as_mut()) {
+                    tone.next_frame(pcm);
+                    held = true;
+                }
+                self.encoder.encode(pcm, payload);
+                available
+            }
+        };
         let marker = available > 0 && !self.talking;
         let mut kind = if available == 0 { TransmitKind::Silence } else { TransmitKind::Audio };
-        if let (0, Some(tone)) = (available, self.hold_tone.as_mut()) {
-            let mut pcm = [0i16; FRAME_SAMPLES];
-            tone.next_frame(&mut pcm);
-            self.config.law.encode_slice(&pcm, payload);
+        if held {
             kind = TransmitKind::HoldTone;
             self.stats.hold_tone += 1;
         }
@@ -327,7 +468,7 @@ impl Pacer {
             self.talking = false;
             self.stats.silence += 1;
         } else {
-            if available < FRAME_SAMPLES {
+            if available < frame {
                 self.stats.underruns += 1;
             }
             self.stats.audio_samples += available as u64;
@@ -342,7 +483,7 @@ impl Pacer {
         };
         header.write_packet(&[], header_bytes).ok()?;
         self.sequence = self.sequence.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_UNITS as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
         Some(Transmit { len: PACKET_LEN, marker, payload_type: header.payload_type, kind })
@@ -375,59 +516,18 @@ impl Pacer {
         }
         self.talking = false;
         self.sequence = self.sequence.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_UNITS as u32);
         self.next_due += FRAME_TIME;
         self.stats.packets += 1;
         Some(Transmit { len, marker, payload_type, kind: TransmitKind::Dtmf })
     }
+}
 
-    /// Re-allocate the ring with `size` slots, queued audio first.
-    fn grow(&mut self, size: usize) {
-        let mut bigger = vec![self.config.law.silence(); size];
-        let capacity = self.queue.len();
-        for (i, slot) in bigger.iter_mut().take(self.len).enumerate() {
-            if let Some(b) = self.queue.get((self.head + i) % capacity) {
-                *slot = *b;
-            }
-        }
-        self.queue = bigger;
-        self.head = 0;
+/// Copy as much of `src` as fits into `dst`; returns the count.
+fn copy_run<T: Copy>(src: &[T], dst: &mut [T]) -> usize {
+    let n = src.len().min(dst.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
     }
-
-    /// Apply the overflow policy for `wanted` new samples: returns how many of them to
-    /// skip from the front and how many to take.
-    fn make_room(&mut self, wanted: usize) -> (usize, usize) {
-        if wanted > self.queue.len() - self.len && self.queue.len() < self.max_samples {
-            self.grow((self.len + wanted).max(self.queue.len() * 2).min(self.max_samples));
-        }
-        let capacity = self.queue.len();
-        let free = capacity - self.len;
-        if wanted <= free {
-            return (0, wanted);
-        }
-        match self.config.overflow {
-            Overflow::Reject => {
-                self.stats.overflow_samples += (wanted - free) as u64;
-                (0, free)
-            }
-            Overflow::DropOldest => {
-                let take = wanted.min(capacity);
-                let skip = wanted - take;
-                let drop = (take - free).min(self.len);
-                self.head = (self.head + drop) % capacity;
-                self.len -= drop;
-                self.stats.overflow_samples += (skip + drop) as u64;
-                (skip, take)
-            }
-        }
-    }
-
-    /// The contiguous free run after the queued audio (may be shorter than all free space).
-    fn free_run(&mut self) -> (&mut [u8], usize) {
-        let capacity = self.queue.len();
-        let tail = (self.head + self.len) % capacity;
-        let free = capacity - self.len;
-        let run = free.min(capacity - tail);
-        (self.queue.get_mut(tail..tail + run).unwrap_or(&mut []), run)
-    }
+    n
 }

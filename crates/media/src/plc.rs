@@ -1,8 +1,11 @@
-//! Packet-loss concealment for 8 kHz speech, in the manner of G.711 Appendix I: repeat the
-//! last pitch period, fade 20 % per 10 ms after the first 10 ms (silent after 60 ms), and
-//! cross-fade back into real audio when packets return.
+//! Packet-loss concealment for 8 or 16 kHz speech, in the manner of G.711 Appendix I:
+//! repeat the last pitch period, fade 20 % per 10 ms after the first 10 ms (silent after
+//! 60 ms), and cross-fade back into real audio when packets return.
 //!
-//! Fixed-size state, no allocation: one [`Plc`] per stream, fed every frame.
+//! Every length below is given at 8 kHz and doubled at 16 kHz (G.722), so the times
+//! (pitch 66.7–200 Hz, 20 ms of correlation, 10 ms hold, 50 ms fade, 5 ms cross-fade) are
+//! the same at both rates. Fixed-size state, no allocation: one [`Plc`] per stream, fed
+//! every frame.
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -11,6 +14,8 @@ const MIN_PITCH: usize = 40; // 200 Hz
 const MAX_PITCH: usize = 120; // 66.7 Hz
 const CORRELATION_LEN: usize = 160;
 const HISTORY: usize = MAX_PITCH + CORRELATION_LEN;
+/// History room at the highest rate (16 kHz).
+const HISTORY_MAX: usize = 2 * HISTORY;
 /// Samples concealed at full level before fading starts (10 ms).
 const HOLD: usize = 80;
 /// Samples over which the level falls to zero after [`HOLD`] (50 ms: 20 % per 10 ms).
@@ -21,10 +26,13 @@ const CROSSFADE: usize = 40;
 /// Pitch-repetition concealment state for one stream.
 #[derive(Debug, Clone)]
 pub struct Plc {
-    /// Recent audio, a ring written at `write`; linearised into `pitch_buffer` on loss.
-    ring: [i16; HISTORY],
+    /// 1 at 8 kHz, 2 at 16 kHz: every length is multiplied by it.
+    scale: usize,
+    /// Recent audio, a ring of `HISTORY × scale` written at `write`; linearised into
+    /// `history` on loss.
+    ring: [i16; HISTORY_MAX],
     write: usize,
-    history: [f32; HISTORY],
+    history: [f32; HISTORY_MAX],
     pitch: usize,
     phase: usize,
     lost_samples: usize,
@@ -37,13 +45,20 @@ impl Default for Plc {
 }
 
 impl Plc {
-    /// Fresh state with silent history.
+    /// Fresh state with silent history, for 8 kHz.
     pub fn new() -> Self {
+        Plc::with_rate(8000)
+    }
+
+    /// Fresh state for `rate_hz`: 16000 and above conceal at 16 kHz, anything else at 8 kHz.
+    pub fn with_rate(rate_hz: u32) -> Self {
+        let scale = if rate_hz >= 16_000 { 2 } else { 1 };
         Plc {
-            ring: [0; HISTORY],
+            scale,
+            ring: [0; HISTORY_MAX],
             write: 0,
-            history: [0.0; HISTORY],
-            pitch: MIN_PITCH,
+            history: [0.0; HISTORY_MAX],
+            pitch: MIN_PITCH * scale,
             phase: 0,
             lost_samples: 0,
         }
@@ -51,7 +66,12 @@ impl Plc {
 
     /// Forget the history (new stream).
     pub fn reset(&mut self) {
-        *self = Plc::new();
+        *self = Plc::with_rate(if self.scale == 2 { 16_000 } else { 8000 });
+    }
+
+    /// Samples of history at this rate.
+    fn history_len(&self) -> usize {
+        HISTORY * self.scale
     }
 
     /// Whether the last frame was concealed.
@@ -63,7 +83,7 @@ impl Plc {
     /// remember it. Modifies `frame` only in the first 5 ms after a loss.
     pub fn good_frame(&mut self, frame: &mut [i16]) {
         if self.lost_samples > 0 {
-            let n = CROSSFADE.min(frame.len());
+            let n = (CROSSFADE * self.scale).min(frame.len());
             for (i, sample) in frame.iter_mut().take(n).enumerate() {
                 let synthetic = self.next_synthetic();
                 let w = (i as f32 + 0.5) / n as f32;
@@ -87,12 +107,13 @@ impl Plc {
     }
 
     fn next_synthetic(&mut self) -> f32 {
-        let gain = if self.lost_samples < HOLD {
+        let (hold, fade) = (HOLD * self.scale, FADE * self.scale);
+        let gain = if self.lost_samples < hold {
             1.0
         } else {
-            1.0 - ((self.lost_samples - HOLD) as f32 / FADE as f32).min(1.0)
+            1.0 - ((self.lost_samples - hold) as f32 / fade as f32).min(1.0)
         };
-        let index = HISTORY - self.pitch + self.phase;
+        let index = self.history_len() - self.pitch + self.phase;
         let value = self.history.get(index).copied().unwrap_or(0.0) * gain;
         self.phase = (self.phase + 1) % self.pitch.max(1);
         self.lost_samples = self.lost_samples.saturating_add(1);
@@ -100,22 +121,24 @@ impl Plc {
     }
 
     fn remember(&mut self, frame: &[i16]) {
-        let skip = frame.len().saturating_sub(HISTORY);
+        let len = self.history_len();
+        let skip = frame.len().saturating_sub(len);
         let mut rest = frame.get(skip..).unwrap_or(&[]);
         while !rest.is_empty() {
-            let run = rest.len().min(HISTORY - self.write);
+            let run = rest.len().min(len - self.write);
             let (now, later) = rest.split_at(run);
             if let Some(dst) = self.ring.get_mut(self.write..self.write + run) {
                 dst.copy_from_slice(now);
             }
-            self.write = (self.write + run) % HISTORY;
+            self.write = (self.write + run) % len;
             rest = later;
         }
     }
 
     /// Copy the ring, oldest first, into `history` for pitch search and repetition.
     fn linearise(&mut self) {
-        let (newer, older) = self.ring.split_at(self.write);
+        let len = self.history_len();
+        let (newer, older) = self.ring[..len].split_at(self.write);
         for (h, &s) in self.history.iter_mut().zip(older.iter().chain(newer)) {
             *h = f32::from(s);
         }
@@ -124,10 +147,11 @@ impl Plc {
     /// Period (in samples) maximising the normalised correlation of the newest 20 ms with
     /// the history one period earlier.
     fn find_pitch(&self) -> usize {
-        let recent = &self.history[HISTORY - CORRELATION_LEN..];
-        let mut best = (MIN_PITCH, f32::MIN);
-        for period in MIN_PITCH..=MAX_PITCH {
-            let earlier = &self.history[HISTORY - CORRELATION_LEN - period..HISTORY - period];
+        let (len, corr) = (self.history_len(), CORRELATION_LEN * self.scale);
+        let recent = &self.history[len - corr..len];
+        let mut best = (MIN_PITCH * self.scale, f32::MIN);
+        for period in MIN_PITCH * self.scale..=MAX_PITCH * self.scale {
+            let earlier = &self.history[len - corr - period..len - period];
             let (mut cross, mut energy) = (0.0f32, 0.0f32);
             for (&a, &b) in recent.iter().zip(earlier) {
                 cross += a * b;
@@ -200,6 +224,32 @@ mod tests {
         plc.good_frame(&mut frame);
         assert!(!plc.is_concealing());
         assert_eq!(&frame[CROSSFADE..], &original[CROSSFADE..]);
+    }
+
+    #[test]
+    fn conceals_at_16_khz_with_the_same_timing() {
+        let mut plc = Plc::with_rate(16_000);
+        let mut frame = [0i16; 2 * FRAME_SAMPLES];
+        for k in 0..5 {
+            // 100 Hz at 16 kHz: a period of 160 samples, inside the 16 kHz pitch range.
+            tone(k * 2 * FRAME_SAMPLES, 160, &mut frame);
+            plc.good_frame(&mut frame);
+        }
+        plc.linearise();
+        assert_eq!(plc.find_pitch() % 160, 0);
+        let mut out = [0i16; 2 * FRAME_SAMPLES];
+        plc.conceal(&mut out);
+        let mut expected = [0i16; 2 * FRAME_SAMPLES];
+        tone(5 * 2 * FRAME_SAMPLES, 160, &mut expected);
+        // 10 ms (160 samples) at full level.
+        for i in 0..160 {
+            assert!((i32::from(out[i]) - i32::from(expected[i])).abs() < 200, "sample {i}");
+        }
+        plc.conceal(&mut out);
+        plc.conceal(&mut out);
+        assert!(out[2 * FRAME_SAMPLES - 1].unsigned_abs() < 10, "silent at 60 ms");
+        plc.reset();
+        assert_eq!(plc.history_len(), 2 * HISTORY);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use voice_ua_media::dtmf::{DtmfReceiver, TelephoneEvent};
 use voice_ua_media::jitter::{JitterBuffer, JitterConfig};
 use voice_ua_media::pacer::{Pacer, PacerConfig, PACKET_LEN};
 use voice_ua_media::rtp::{Extension, RtpHeader, RtpPacket, HEADER_LEN, MAX_PACKET_LEN};
-use voice_ua_media::Law;
+use voice_ua_media::{AudioCodec, Law};
 
 fn header() -> impl Strategy<Value = RtpHeader> {
     (any::<bool>(), 0u8..128, any::<u16>(), any::<u32>(), any::<u32>()).prop_map(
@@ -110,7 +110,7 @@ enum Step {
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     let packet = (
         header(),
-        prop::sample::select(vec![0u8, 8, 13, 101]),
+        prop::sample::select(vec![0u8, 8, 9, 13, 101]),
         0u32..3,
         prop_oneof![Just(160usize), 0usize..1489],
         prop_oneof![0u64..40, 0u64..5000],
@@ -134,14 +134,21 @@ proptest! {
         min_ms in 0u64..400,
         max_ms in 0u64..3000,
         near in any::<bool>(),
+        g722 in any::<bool>(),
     ) {
+        let codec = if g722 { AudioCodec::G722 } else { AudioCodec::G711(Law::Ulaw) };
+        let frame = codec.frame_samples();
         let config = JitterConfig {
             start_delay: Duration::from_millis(start_ms),
             min_delay: Duration::from_millis(min_ms),
             max_delay: Duration::from_millis(max_ms),
         };
-        let mut jb = JitterBuffer::new(config);
-        let payload = [0x55u8; 1488];
+        let mut jb = JitterBuffer::with_codec(config, codec);
+        let mut payload = [0x55u8; 1488];
+        // Varied codes, so G.722's decoder sees more than one value.
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151);
+        }
         let mut now = Instant::now();
         let (mut seq, mut ts) = (0u16, 0u32);
         for step in &steps {
@@ -160,11 +167,11 @@ proptest! {
                 }
                 Step::Pop { after_ms } => {
                     now += Duration::from_millis(*after_ms);
-                    prop_assert_eq!(jb.pop(now).samples.len(), 160);
+                    prop_assert_eq!(jb.pop(now).samples.len(), frame);
                 }
             }
         }
-        prop_assert_eq!(jb.pop(now).samples.len(), 160);
+        prop_assert_eq!(jb.pop(now).samples.len(), frame);
     }
 }
 
@@ -192,9 +199,11 @@ proptest! {
         seq0 in any::<u16>(),
         ts0 in any::<u32>(),
         max_queue_ms in 0u64..60_000,
+        g722 in any::<bool>(),
     ) {
         let start = Instant::now();
-        let mut config = PacerConfig::new(Law::Ulaw, 7, seq0, ts0);
+        let codec = if g722 { AudioCodec::G722 } else { AudioCodec::G711(Law::Ulaw) };
+        let mut config = PacerConfig::for_codec(codec, 7, seq0, ts0);
         config.max_queue = Duration::from_millis(max_queue_ms);
         let mut pacer = Pacer::new(config, start);
         let pcm = vec![1000i16; 20_000];

@@ -59,18 +59,12 @@ pub fn settings(c: &CallsSection) -> Result<CallSettings, ConfigError> {
     let mut codecs = Vec::new();
     for name in c.codecs.clone().unwrap_or_else(|| vec!["PCMU".into(), "PCMA".into()]) {
         match Codec::parse(&name) {
-            Some(Codec::G722) | None => {
-                return Err(invalid(
-                    "calls.codecs",
-                    &name,
-                    "voice-ua carries PCMU and PCMA (G.722 is not built yet)",
-                ))
-            }
+            None => return Err(invalid("calls.codecs", &name, "voice-ua carries PCMU, PCMA and G722")),
             Some(codec) => codecs.push(codec),
         }
     }
     if codecs.is_empty() {
-        return Err(invalid("calls.codecs", "[]", "list at least one of PCMU, PCMA"));
+        return Err(invalid("calls.codecs", "[]", "list at least one of PCMU, PCMA, G722"));
     }
     let ports = c.rtp_ports.clone().unwrap_or_else(|| "10000-10500".into());
     let rtp_ports = ports
@@ -167,6 +161,8 @@ mod tests {
         let cfg = parse("[calls]\necho_cancel = false\nbarge_in_min_ms = 300\nduck_ms = 200\n").expect("ok");
         let c = calls(&cfg).expect("valid");
         assert_eq!((c.echo_cancel, c.barge_in_min_ms, c.duck_ms), (false, 300, 200));
+        let cfg = parse("[calls]\ncodecs = [\"g722\", \"PCMU\"]\n").expect("ok");
+        assert_eq!(calls(&cfg).expect("G.722 is carried").codecs, vec![Codec::G722, Codec::Pcmu]);
         for (key, bad) in [
             ("allow", "[\"pbx.lan\"]"),
             ("codecs", "[\"G729\"]"),

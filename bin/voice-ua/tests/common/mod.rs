@@ -42,6 +42,11 @@ pub fn ulaw(x: i16) -> u8 {
     !(sign | (exp << 4) as u8 | mantissa as u8)
 }
 
+/// The PCMU offer's formats (the m-line's tail, then its rtpmap).
+const PCMU_FORMATS: &str = "0 101\r\na=rtpmap:0 PCMU/8000";
+/// The G.722 offer's formats.
+const G722_FORMATS: &str = "9 101\r\na=rtpmap:9 G722/8000";
+
 pub fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
     p.extend_from_slice(&seq.to_be_bytes());
@@ -100,6 +105,15 @@ impl Call {
     ) -> Call {
         let mut call = Call::launch(name, config, env);
         call.invite(invite_headers);
+        call
+    }
+
+    /// [`start`](Self::start) with a G.722-only offer (payload type 9, `G722/8000`), for a
+    /// `config` whose `calls.codecs` lists G722.
+    #[allow(dead_code)]
+    pub fn start_g722(name: &str, config: &str) -> Call {
+        let mut call = Call::launch(name, config, &[]);
+        call.invite_with("", G722_FORMATS, "RTP/AVP 9 101");
         call
     }
 
@@ -219,10 +233,16 @@ impl Call {
 
     /// The PCMU INVITE for this call, with `extra` header lines.
     pub fn invite_request(&self, extra: &str) -> String {
+        self.invite_request_with(extra, PCMU_FORMATS)
+    }
+
+    /// The INVITE for this call offering `formats` (the m-line's formats and their
+    /// rtpmap lines), with `extra` header lines.
+    fn invite_request_with(&self, extra: &str, formats: &str) -> String {
         let media_port = self.media.local_addr().expect("a").port();
         let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
-             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP {formats}\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
         );
         let (pbx, ua) = (self.pbx_addr, self.ua_sip);
         format!(
@@ -236,7 +256,12 @@ impl Call {
     }
 
     fn invite(&mut self, extra: &str) {
-        self.send(&self.invite_request(extra));
+        self.invite_with(extra, PCMU_FORMATS, "RTP/AVP 0 101");
+    }
+
+    /// Send the INVITE offering `formats`; the answer's m-line must end in `expected`.
+    fn invite_with(&mut self, extra: &str, formats: &str, expected: &str) {
+        self.send(&self.invite_request_with(extra, formats));
         let deadline = Instant::now() + Duration::from_secs(5);
         let ok = loop {
             assert!(Instant::now() < deadline, "no 200 OK to the INVITE");
@@ -248,7 +273,7 @@ impl Call {
         };
         let answer = ok.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         let m_line = answer.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
-        assert!(m_line.ends_with("RTP/AVP 0 101"), "{m_line}");
+        assert!(m_line.ends_with(expected), "{m_line}");
         let port: u16 = m_line.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("port");
         assert!((self.rtp_ports.0..=self.rtp_ports.1).contains(&port) && port.is_multiple_of(2), "{port}");
         self.ua_rtp = format!("127.0.0.1:{port}").parse().expect("addr");

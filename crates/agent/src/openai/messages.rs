@@ -40,13 +40,20 @@ pub enum AudioFormatSpec {
     },
 }
 
+/// OpenAI's PCM rate.
+pub const PCM_RATE: u32 = 24_000;
+
 impl AudioFormatSpec {
-    /// The call's own G.711 law, so nothing is transcoded; `None` for linear16 calls
-    /// (OpenAI takes PCM at 24 kHz only).
+    /// The call's own G.711 law, so nothing is transcoded; PCM at 24 kHz (the only PCM
+    /// rate OpenAI takes) for a linear16 call at 8 or 16 kHz, which the session resamples
+    /// both ways; `None` for other rates.
     pub fn for_call(format: AudioFormat) -> Option<Self> {
         match format {
             AudioFormat::Ulaw8k => Some(AudioFormatSpec::Pcmu),
             AudioFormat::Alaw8k => Some(AudioFormatSpec::Pcma),
+            AudioFormat::Linear16 { rate_hz: 8000 | 16_000 } => {
+                Some(AudioFormatSpec::Pcm { rate: Some(PCM_RATE) })
+            }
             AudioFormat::Linear16 { .. } => None,
         }
     }

@@ -88,8 +88,8 @@ impl AgentProvider for OpenAiProvider {
 
     async fn open(&self, call: CallFacts) -> Result<AgentSession, AgentError> {
         call.format.validate()?;
-        // OpenAI takes G.711 as it is, and PCM only at 24 kHz: a linear16 call would need
-        // resampling both ways, which this bridge does not do.
+        // OpenAI takes G.711 as it is, and PCM only at 24 kHz: a linear16 call (a G.722
+        // call's 16 kHz) is resampled both ways by the session.
         if AudioFormatSpec::for_call(call.format).is_none() {
             return Err(AgentError::UnsupportedFormat { format: call.format });
         }

@@ -71,9 +71,53 @@ pub const RENEW_QUIET: Duration = Duration::from_millis(1500);
 pub const RENEW_RETRY: Duration = Duration::from_secs(20);
 /// The `event_id` of the `session.update`: an error naming it refuses the configuration.
 pub const SESSION_UPDATE_ID: &str = "voice-ua-session-update";
-/// The most caller bytes one append carries: [`super::config::MAX_APPEND_FRAMES`] G.711
-/// frames.
-pub const MAX_APPEND_BYTES: usize = super::config::MAX_APPEND_FRAMES * 160;
+/// The most caller bytes one append carries: [`super::config::MAX_APPEND_FRAMES`] frames
+/// of 20 ms of PCM at 24 kHz (960 bytes; a G.711 frame is 160).
+pub const MAX_APPEND_BYTES: usize = super::config::MAX_APPEND_FRAMES * 960;
+
+/// A linear16 call's audio resampled to OpenAI's 24 kHz PCM and back (buffers reused).
+#[derive(Debug)]
+struct Pcm24 {
+    up: voice_ua_media::Resampler,
+    down: voice_ua_media::Resampler,
+    samples: Vec<i16>,
+    resampled: Vec<i16>,
+    bytes: Vec<u8>,
+    /// The call's samples per 8 kHz sample (1 or 2): the playback counts at 8 kHz.
+    per_8k: u64,
+}
+
+impl Pcm24 {
+    fn new(format: AudioFormat) -> Option<Box<Pcm24>> {
+        let AudioFormat::Linear16 { rate_hz } = format else { return None };
+        let up = voice_ua_media::Resampler::new(rate_hz, super::messages::PCM_RATE).ok()?;
+        let down = voice_ua_media::Resampler::new(super::messages::PCM_RATE, rate_hz).ok()?;
+        Some(Box::new(Pcm24 {
+            up,
+            down,
+            samples: Vec::with_capacity(4096),
+            resampled: Vec::with_capacity(4096),
+            bytes: Vec::with_capacity(8192),
+            per_8k: u64::from(rate_hz / 8000).max(1),
+        }))
+    }
+
+    /// Little-endian PCM `bytes` at `from` Hz through `resampler` into `self.bytes`.
+    fn convert(&mut self, bytes: &[u8], to_openai: bool) -> &[u8] {
+        self.samples.clear();
+        self.samples.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+        let (resampler, ratio) = if to_openai { (&mut self.up, 3) } else { (&mut self.down, 1) };
+        // Room for every output: 16→24 kHz makes 3 of 2, 24→16 kHz 2 of 3 (8 kHz: 3×, ⅓).
+        self.resampled.clear();
+        self.resampled.resize(self.samples.len() * ratio + 2, 0);
+        let n = resampler.process(&self.samples, &mut self.resampled);
+        self.bytes.clear();
+        for x in self.resampled.iter().take(n) {
+            self.bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        &self.bytes
+    }
+}
 
 /// The provider name in errors.
 pub(crate) const PROVIDER: &str = "openai";
@@ -203,6 +247,8 @@ pub struct OpenAiSession {
     batch_frames: usize,
     /// Agent audio, decoded (reused).
     decoded: Vec<u8>,
+    /// A linear16 call's resampling to and from OpenAI's 24 kHz.
+    pcm24: Option<Box<Pcm24>>,
     playback: Playback,
     /// When the call will have played all agent audio sent, had it started at once.
     play_until: Option<Instant>,
@@ -245,7 +291,8 @@ fn policy(config: &OpenAiConfig) -> Policy {
 }
 
 impl OpenAiSession {
-    /// A session for a call in `format` (G.711 only), queueing its `session.update`.
+    /// A session for a call in `format` (G.711, or linear16 at 8 or 16 kHz, resampled to
+    /// and from 24 kHz), queueing its `session.update`.
     /// `seed`: the conversation so far, when this session continues a call
     /// ([`OpenAiSession::renewal_seed`]); it is created as message items once the session
     /// is confirmed, and there is no greeting then.
@@ -278,6 +325,7 @@ impl OpenAiSession {
             batch: AppendBatch::EMPTY,
             batch_frames: 0,
             decoded: Vec::new(),
+            pcm24: Pcm24::new(format),
             playback: Playback::default(),
             play_until: None,
             user_speaking: false,
@@ -386,7 +434,10 @@ impl OpenAiSession {
             return;
         }
         self.counts.frames_sent += 1;
-        self.batch.push(frame.as_bytes());
+        match self.pcm24.as_deref_mut() {
+            Some(pcm) => self.batch.push(pcm.convert(frame.as_bytes(), true)),
+            None => self.batch.push(frame.as_bytes()),
+        }
         self.batch_frames += 1;
         if self.batch_frames >= self.append_frames {
             self.counts.appends += 1;
@@ -513,8 +564,15 @@ impl OpenAiSession {
         if n == 0 {
             return;
         }
-        let samples = (n / self.format.bytes_per_sample()) as u64;
-        self.playback.audio(&delta.item_id, samples);
+        // PCM at 24 kHz for a linear16 call: back to its rate.
+        let audio: &[u8] = match self.pcm24.as_deref_mut() {
+            Some(pcm) => pcm.convert(self.decoded.get(..n).unwrap_or(&[]), false),
+            None => self.decoded.get(..n).unwrap_or(&[]),
+        };
+        let samples = (audio.len() / self.format.bytes_per_sample()) as u64;
+        let per_8k = self.pcm24.as_ref().map_or(1, |p| p.per_8k);
+        // The playback counts 8 kHz samples (its milliseconds are 8 of them).
+        self.playback.audio(&delta.item_id, samples / per_8k);
         let duration = Duration::from_micros(samples * 1_000_000 / u64::from(self.format.sample_rate()));
         self.play_until = Some(self.play_until.map_or(now, |t| t.max(now)) + duration);
         if let Some(start) = self.turn_start.take() {
@@ -525,7 +583,11 @@ impl OpenAiSession {
             );
         }
         // 20 ms chunks, queued for the call's pacer.
-        for frame in AudioFrame::chunks(&self.decoded[..n], self.format.frame_bytes()) {
+        let audio: &[u8] = match self.pcm24.as_deref() {
+            Some(pcm) => &pcm.bytes,
+            None => self.decoded.get(..n).unwrap_or(&[]),
+        };
+        for frame in AudioFrame::chunks(audio, self.format.frame_bytes()) {
             self.out.push_back(Output::Event(AgentEvent::Audio(frame)));
         }
     }
@@ -549,7 +611,8 @@ impl OpenAiSession {
     /// The call's answer to a [`AgentEvent::FlushPlayback`]: the caller had heard
     /// `played_samples` of agent audio. The reply that was playing is truncated there.
     pub fn handle_playback_flushed(&mut self, _now: Instant, played_samples: u64) {
-        let cuts = self.playback.flushed(played_samples);
+        let per_8k = self.pcm24.as_ref().map_or(1, |p| p.per_8k);
+        let cuts = self.playback.flushed(played_samples / per_8k);
         if self.state != State::Streaming || self.closed_for_renewal || self.reconnecting() {
             return;
         }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use voice_ua_media::vad::CallerVad;
 
-use super::audio::{convert, PCM16_8K};
+use super::audio::{Bridge, PCM16_8K};
 use super::session::{valid_transfer_target, Closed, Common, DialectCore, FailureCode, Transmit};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, CallFacts, CallInput, ReplyFigures, Role};
 
@@ -134,8 +134,11 @@ pub struct AspCore {
     /// Marks sent after bursts of agent audio and not yet answered.
     marks_out: u32,
     next_mark: u32,
+    /// The call's format ↔ the wire's PCM16 8 kHz.
+    bridge: Bridge,
     converted: Vec<u8>,
-    pcm: [i16; 160],
+    /// One caller frame, decoded for the VAD (at the call's rate).
+    pcm: [i16; 320],
     frames_sent: u64,
     frames_dropped: u64,
     foreign_frames: u64,
@@ -172,8 +175,9 @@ impl AspCore {
             last_response_activity: now,
             marks_out: 0,
             next_mark: 1,
+            bridge: Bridge::new(call.format, WIRE),
             converted: Vec::with_capacity(4096),
-            pcm: [0; 160],
+            pcm: [0; 320],
             frames_sent: 0,
             frames_dropped: 0,
             foreign_frames: 0,
@@ -526,7 +530,7 @@ impl AspCore {
                 out.push(DIRECTION_INBOUND);
                 out.extend_from_slice(&self.hash);
                 out.extend_from_slice(&[0, 0]);
-                convert(self.format, WIRE, frame.as_bytes(), out);
+                self.bridge.to_wire(frame.as_bytes(), out);
                 return Transmit::Binary;
             }
             Pending::AudioEnd => {
@@ -604,7 +608,7 @@ impl DialectCore for AspCore {
         }
         self.last_response_activity = now;
         self.converted.clear();
-        convert(WIRE, self.format, pcm, &mut self.converted);
+        self.bridge.from_wire(pcm, &mut self.converted);
         for frame in AudioFrame::chunks(&self.converted, self.format.frame_bytes()) {
             self.common.event(AgentEvent::Audio(frame));
         }

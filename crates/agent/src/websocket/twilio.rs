@@ -26,7 +26,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::audio::convert;
+use super::audio::Bridge;
 use super::session::{valid_transfer_target, Closed, Common, DialectCore, FailureCode, Transmit};
 use crate::provider::{AgentEvent, AudioFormat, AudioFrame, CallFacts, CallInput, Digit, TransferOutcome};
 
@@ -123,6 +123,8 @@ pub struct TwilioCore {
     transfers: VecDeque<String>,
     /// `stop` (or the close) is queued: nothing else is.
     closing: bool,
+    /// The call's format ↔ the wire's μ-law 8 kHz.
+    bridge: Bridge,
     wire: Vec<u8>,
     b64: String,
     decoded: Vec<u8>,
@@ -148,6 +150,7 @@ impl TwilioCore {
             next_mark: 1,
             transfers: VecDeque::new(),
             closing: false,
+            bridge: Bridge::new(format, AudioFormat::Ulaw8k),
             wire: Vec::with_capacity(crate::provider::MAX_FRAME_BYTES),
             b64: String::with_capacity(1024),
             decoded: Vec::with_capacity(4096),
@@ -195,7 +198,7 @@ impl TwilioCore {
         };
         self.common.parsed();
         self.converted.clear();
-        convert(AudioFormat::Ulaw8k, self.format, &self.decoded[..n], &mut self.converted);
+        self.bridge.from_wire(&self.decoded[..n], &mut self.converted);
         for frame in AudioFrame::chunks(&self.converted, self.format.frame_bytes()) {
             self.common.event(AgentEvent::Audio(frame));
         }
@@ -265,7 +268,7 @@ impl TwilioCore {
                 self.seq += 1;
                 self.chunks += 1;
                 self.wire.clear();
-                convert(self.format, AudioFormat::Ulaw8k, frame.as_bytes(), &mut self.wire);
+                self.bridge.to_wire(frame.as_bytes(), &mut self.wire);
                 self.b64.clear();
                 B64.encode_string(&self.wire, &mut self.b64);
                 let media = MediaOut {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use voice_ua_agent::{AgentError, AgentEvent, AudioFrame, CallInput};
 use voice_ua_call::{Action, CallCore, CallSettings, CallSetup, Fallback, Invite, Observation, Signal};
-use voice_ua_media::{JitterConfig, Law, RtpHeader, RtpPacket};
+use voice_ua_media::{G722Encoder, JitterConfig, Law, RtpHeader, RtpPacket};
 use voice_ua_sip::negotiate::Codec;
 use voice_ua_sip::session_timer::TimerRequest;
 use voice_ua_sip::Reason;
@@ -69,6 +69,8 @@ pub enum Sound {
     Silence,
     /// A 1 kHz tone at -10 dBFS (loud enough to be speech for the VAD).
     Tone,
+    /// 1 kHz and 5 kHz tones at 16 kHz (a G.722 stream only; 5 kHz is beyond G.711).
+    Wideband,
 }
 
 /// An input scheduled for an instant.
@@ -144,6 +146,10 @@ pub struct Pbx {
     refreshes: usize,
     /// Where the PBX's RTP comes from (None: [`PBX_RTP`]); set it to move the stream.
     pub rtp_from: Option<SocketAddr>,
+    /// Send G.722 (payload type 9, 16 kHz audio) instead of PCMU.
+    pub g722: Option<G722Encoder>,
+    /// 16 kHz samples sent so far (for the G.722 stream's tones).
+    wide_samples: usize,
 }
 
 #[derive(Debug, Default)]
@@ -283,7 +289,24 @@ impl Pair {
             return;
         };
         let mut payload = [0xFFu8; 160];
-        if sound == Sound::Tone {
+        let mut payload_type = 0;
+        if let Some(enc) = self.pbx.g722.as_mut() {
+            let mut pcm = [0i16; 320];
+            for (i, x) in pcm.iter_mut().enumerate() {
+                let t = (self.pbx.wide_samples + i) as f64 / 16_000.0;
+                let tau = 2.0 * std::f64::consts::PI;
+                *x = match sound {
+                    Sound::Silence => 0,
+                    Sound::Tone => ((tau * 1000.0 * t).sin() * 10_000.0) as i16,
+                    Sound::Wideband => {
+                        ((tau * 1000.0 * t).sin() * 6000.0 + (tau * 5000.0 * t).sin() * 6000.0) as i16
+                    }
+                };
+            }
+            self.pbx.wide_samples += 320;
+            enc.encode(&pcm, &mut payload);
+            payload_type = 9;
+        } else if sound != Sound::Silence {
             for (i, b) in payload.iter_mut().enumerate() {
                 let x = (i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 10_000.0;
                 *b = Law::Ulaw.encode(x as i16);
@@ -291,7 +314,7 @@ impl Pair {
         }
         let header = RtpHeader {
             marker: false,
-            payload_type: 0,
+            payload_type,
             sequence: self.pbx.seq,
             timestamp: self.pbx.ts,
             ssrc: 0x1234_5678,
