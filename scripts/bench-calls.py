@@ -247,7 +247,7 @@ def stripped_size(path, strip_tool):
 
 # -------------------------------------------------------------------- voice-ua
 
-def write_ua_config(run, max_calls, http_port, agent, ring_ms=None, codec="pcma"):
+def write_ua_config(run, max_calls, http_port, agent, ring_ms=None, codec="pcma", echo_cancel=True):
     cfg = os.path.join(run, "voice-ua.toml")
     with open(cfg, "w") as f:
         f.write(f'[http]\nlisten = "127.0.0.1:{http_port}"\n\n')
@@ -258,6 +258,8 @@ def write_ua_config(run, max_calls, http_port, agent, ring_ms=None, codec="pcma"
             f.write('codecs = ["G722", "PCMA"]\n')
         if ring_ms is not None:
             f.write(f"ring_ms = {ring_ms}\n")
+        if not echo_cancel:
+            f.write("echo_cancel = false\n")
         f.write("\n[agent]\n")
         if agent is None:
             f.write('provider = "echo"\n')
@@ -703,7 +705,8 @@ def concurrent(binary, kam, agent_name, fake, n, a):
     with open(os.path.join(run, "uac_pcap_proxy.xml"), "w") as f:
         f.write(scenario(plays, a.codec))
     sip_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
-    cfg = write_ua_config(run, min(1000, n + 10), http_port, fake, codec=a.codec)
+    cfg = write_ua_config(run, min(1000, n + 10), http_port, fake, codec=a.codec,
+                          echo_cancel=not a.no_echo_cancel)
     ua_log = os.path.join(run, "voice-ua.log")
     ua = spawn([binary, "--config", cfg, "register", "--ext", "9000", "--pbx", f"127.0.0.1:{kam.port}",
                 "--bind", f"127.0.0.1:{sip_port}", "--log-format", "json", "--log", a.log],
@@ -918,6 +921,9 @@ def main():
     p.add_argument("--codec", choices=["pcma", "g722"], default="pcma",
                    help="what the calls offer and send: PCMA (g711a.pcap as it is), or G.722 (the same "
                         "speech re-encoded by our codec; voice-ua then prefers G.722)")
+    p.add_argument("--no-echo-cancel", action="store_true",
+                   help="calls.echo_cancel = false: the same calls without the echo canceller and "
+                        "the barge-in gate (the before figure for echo cancellation's cost)")
     p.add_argument("--no-build", action="store_true", help="use the binaries already built")
     p.add_argument("--no-invite", action="store_true", help="skip the INVITE -> 200 OK latency")
     p.add_argument("--keep", action="store_true", help="keep each round's run directory (logs)")

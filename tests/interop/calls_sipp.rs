@@ -363,7 +363,8 @@ fn sipp_pcma_call_plays_g711a_pcap() {
 /// logged once, in order.
 #[test]
 fn sipp_rfc4733_digits_from_pcaps() {
-    let Some(ring) = ring("call_dtmf", false, "") else {
+    // Which key was pressed is logged only with transcripts on (privacy default).
+    let Some(ring) = ring("call_dtmf", false, "[log]\ntranscripts = true") else {
         return;
     };
     let pcaps = [

@@ -521,8 +521,13 @@ async fn a_slow_tool_gets_its_filler_phrase_spoken_by_the_tts_and_kept_out_of_th
     let provider = PipelineProvider::new(cfg).expect("provider");
     let mut call = Call::open(&provider).await;
     call.say(700).await;
-    call.until(500, |c| c.transcripts(Role::Agent).iter().any(|t| t.starts_with("Done")) && !c.playing())
-        .await;
+    // Until the answer has played and its TTS request is in the fake's book (the book is
+    // written as the request ends, which may be after the call saw the audio).
+    let spoken = |t: &str| fake.speeches().iter().any(|s| s.input().is_some_and(|i| i.starts_with(t)));
+    call.until(500, |c| {
+        c.transcripts(Role::Agent).iter().any(|t| t.starts_with("Done")) && !c.playing() && spoken("Done")
+    })
+    .await;
     let inputs: Vec<String> = fake.speeches().iter().filter_map(|s| s.input().map(str::to_owned)).collect();
     assert_eq!(inputs.iter().filter(|t| *t == phrase).count(), 1, "the phrase once: {inputs:?}");
     let done = inputs.iter().position(|t| t.starts_with("Done")).expect("the answer was spoken");
