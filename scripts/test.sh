@@ -14,7 +14,7 @@ command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 # The G.722 reference implementations (tests/interop/g722.rs): ffmpeg's codec, and
 # libspandsp's (the one baresip's g722 module uses) through a harness compiled with cc.
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-[ -f /usr/include/spandsp.h ] || missing+=(libspandsp-dev)
+{ [ -f /usr/include/spandsp.h ] || ls /usr/include/*/spandsp.h >/dev/null 2>&1; } || missing+=(libspandsp-dev)
 # Pipecat's venv (below) needs python3 with venv and pip.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
