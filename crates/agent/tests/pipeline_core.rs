@@ -475,3 +475,34 @@ fn keys_use_the_shared_wording() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_barge_in_the_call_never_carries_out_keeps_what_played_in_the_history() {
+    // As in the barge-in test above, but the call's echo gate drops the flush: no
+    // `PlaybackFlushed` ever comes, and the sentences already sent play to their end.
+    let mut r = Rig::new(config());
+    let turn = r.utterance(600);
+    r.transcript(turn, "tell me");
+    r.step(turn, 1, ChatStep::Text("One two three four. Five six seven eight.".into()));
+    r.step(turn, 1, ChatStep::Done);
+    r.take();
+    r.speak(turn, 0, 1000);
+    r.speak(turn, 1, 1000);
+    r.frames(20, voice());
+    let out = r.take();
+    assert!(events(&out).iter().any(|e| **e == AgentEvent::FlushPlayback), "{out:?}");
+    assert_eq!(r.core.history().messages().len(), 2, "nothing heard is known yet");
+    // Both marks play (not cleared); then the caller's next utterance starts a new turn.
+    r.core.mark_played(0);
+    r.core.mark_played(1);
+    r.drain();
+    r.frames(10, AudioFrame::silence(FORMAT));
+    let next = r.utterance(600);
+    assert!(next > turn);
+    let history = r.core.history().messages();
+    let contents: Vec<&str> = history.iter().map(|m| m.content()).collect();
+    assert!(
+        contents.contains(&"One two three four. Five six seven eight. …"),
+        "what played is in the history, marked as broken off: {contents:?}"
+    );
+}

@@ -414,6 +414,12 @@ impl PipelineCore {
                 // Played (its marks were reached) but its LLM never finished: keep what played.
                 self.history.push_assistant(&reply.spoken_text());
             }
+            if reply.interrupted && !reply.in_history && reply.audio_started {
+                // Our barge-in was never carried out (no `PlaybackFlushed` came: the call's
+                // echo gate heard no caller speech over the playback and dropped the flush):
+                // the sentences already sent played to their end; the rest was cancelled.
+                self.history.push_assistant_heard(&reply.spoken_text(), true);
+            }
         }
         self.splitter = SentenceSplitter::new();
     }
