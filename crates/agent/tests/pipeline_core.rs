@@ -109,6 +109,19 @@ impl Rig {
         self.drain();
     }
 
+    /// A turn answered "One two three four. Five six seven eight.", each sentence's 1 s
+    /// of audio sent and not yet played; returns the turn.
+    fn two_second_reply(&mut self) -> u32 {
+        let turn = self.utterance(600);
+        self.transcript(turn, "tell me");
+        self.step(turn, 1, ChatStep::Text("One two three four. Five six seven eight.".into()));
+        self.step(turn, 1, ChatStep::Done);
+        self.take();
+        self.speak(turn, 0, 1000);
+        self.speak(turn, 1, 1000);
+        turn
+    }
+
     /// `ms` of TTS audio for sentence `seq`, then its end.
     fn speak(&mut self, turn: u32, seq: u32, ms: u32) {
         let bytes = vec![0x10u8; (16 * ms) as usize];
@@ -165,13 +178,7 @@ fn a_turns_stages_are_timed_exactly_and_announced_before_its_audio() {
 #[test]
 fn the_reply_joins_the_history_once_heard_and_a_barge_in_keeps_only_what_was_heard() {
     let mut r = Rig::new(config());
-    let turn = r.utterance(600);
-    r.transcript(turn, "tell me");
-    r.step(turn, 1, ChatStep::Text("One two three four. Five six seven eight.".into()));
-    r.step(turn, 1, ChatStep::Done);
-    r.take();
-    r.speak(turn, 0, 1000);
-    r.speak(turn, 1, 1000);
+    r.two_second_reply();
     assert!(r.core.playing());
     // Not yet heard: not yet in the history.
     assert_eq!(r.core.history().messages().len(), 2);
@@ -481,13 +488,7 @@ fn a_barge_in_the_call_never_carries_out_keeps_what_played_in_the_history() {
     // As in the barge-in test above, but the call's echo gate drops the flush: no
     // `PlaybackFlushed` ever comes, and the sentences already sent play to their end.
     let mut r = Rig::new(config());
-    let turn = r.utterance(600);
-    r.transcript(turn, "tell me");
-    r.step(turn, 1, ChatStep::Text("One two three four. Five six seven eight.".into()));
-    r.step(turn, 1, ChatStep::Done);
-    r.take();
-    r.speak(turn, 0, 1000);
-    r.speak(turn, 1, 1000);
+    let turn = r.two_second_reply();
     r.frames(20, voice());
     let out = r.take();
     assert!(events(&out).iter().any(|e| **e == AgentEvent::FlushPlayback), "{out:?}");
