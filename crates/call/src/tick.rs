@@ -71,17 +71,12 @@ impl CallCore {
         while let Some(leg) = self.leg.as_mut() {
             let pt = leg.plan.pt;
             let Some((tx, packet)) = leg.transmit(now) else { break };
-            if tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
-                if let Some(payload) = packet.get(12..tx.len) {
-                    self.echo.played(codec, payload);
-                }
-            }
-            // What the caller hears this tick, for the recording.
-            if let Some(h) = self.heard.as_deref_mut() {
-                if tx.payload_type == pt && tx.kind != TransmitKind::Dtmf {
-                    if let Some(payload) = packet.get(12..tx.len) {
-                        h.sent_payload(payload);
-                    }
+            // What the caller hears: the echo canceller's reference, and the recording's.
+            let audio = tx.payload_type == pt && tx.kind != TransmitKind::Dtmf;
+            if let Some(payload) = packet.get(12..tx.len).filter(|_| audio) {
+                self.echo.played(codec, payload);
+                if let Some(h) = self.heard.as_deref_mut() {
+                    h.sent_payload(payload);
                 }
             }
             // A marked audio packet starts the agent's answer: the turn is over.
